@@ -1,4 +1,4 @@
-"""The `repro` command: each area of the package adds its own subcommands here."""
+"""The `repro` command. Each area of the package registers its own subcommands here."""
 
 import argparse
 import importlib
@@ -6,19 +6,43 @@ import sys
 
 from repro import ReproError, __version__
 
-# Each module defines add_commands(subparsers); every subcommand sets `func` to the function to run.
+# Each module defines add_commands(commands: Commands); every leaf parser sets `func` (args -> int|None).
 COMMAND_MODULES = [
     "repro.train",
     "repro.translate",
 ]
 
+GROUP_HELP = {
+    "data": "download, import and prepare datasets",
+    "evaluate": "score translated images against Cityscapes ground truth",
+    "segmenter": "get, import, train and calibrate the FCN-8s evaluator",
+}
+
+
+class Commands:
+    """Where modules add subcommands: top level with `add`, or inside a group such as
+    `repro data ...` with `group("data").add_parser(...)`, so several modules can share a group."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+        self.groups = {}
+
+    def add(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self.subparsers.add_parser(name, **kwargs)
+
+    def group(self, name: str):
+        if name not in self.groups:
+            parser = self.subparsers.add_parser(name, help=GROUP_HELP.get(name, ""))
+            self.groups[name] = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+        return self.groups[name]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repro", description=__doc__)
     parser.add_argument("--version", action="version", version=f"repro {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(sub)
+        importlib.import_module(name).add_commands(commands)
     return parser
 
 
@@ -30,7 +54,7 @@ def main(argv=None) -> int:
         print(f"repro {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"repro {args.command}: interrupted; the last checkpoint on disk is intact.", file=sys.stderr)
+        print(f"repro {args.command}: interrupted; files already written are complete.", file=sys.stderr)
         return 130
     return int(result or 0)
 
