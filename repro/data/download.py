@@ -1,0 +1,462 @@
+"""`repro data get NAME`: download (or import) one registry archive, verify it, extract it safely.
+
+The order of operations is what makes this safe to interrupt at any point:
+  1. the archive streams into ROOT/.downloads/ARCHIVE.part; a rerun resumes it with an HTTP Range request;
+  2. only a complete file is renamed to ROOT/.downloads/ARCHIVE;
+  3. its size and sha256 are checked against the registry before anything is extracted
+     (a mismatched file is renamed aside, never extracted);
+  4. every member path is checked (no absolute paths, no `..`, no links leaving the folder);
+  5. extraction goes into a hidden temporary folder that is renamed to ROOT/NAME only when complete,
+     with a small .repro-download.json (source, sha256, file count) that later calls check.
+So ROOT/NAME either does not exist or is a complete dataset, and a second call returns at once.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+import requests
+from tqdm import tqdm
+
+from repro import ReproError, __version__
+from repro.data.registry import Entry, lookup
+
+DEFAULT_ROOT = Path("datasets")
+MARKER = ".repro-download.json"
+CHUNK = 1 << 16
+TIMEOUT = (10.0, 60.0)  # seconds: (connect, read between bytes)
+
+
+def get(
+    name: str,
+    root: str | Path = DEFAULT_ROOT,
+    url: str | None = None,
+    from_file: str | Path | None = None,
+    *,
+    sha256: str | None = None,
+    registry: dict[str, Entry] | None = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    keep_archive: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Make ROOT/NAME hold the extracted dataset and return that folder.
+
+    url replaces the registry's hosts (a mirror, or a local server in tests); from_file imports an
+    archive obtained elsewhere instead of downloading; sha256 replaces the registry's published hash.
+    """
+    entry = lookup(name, registry)
+    expected = _Expected(sha256.lower(), None) if sha256 else _Expected(entry.sha256, entry.size_bytes)
+    root = Path(root)
+    target = root / entry.name
+    if target.exists():
+        return _check_existing(target, entry, expected)
+    root.mkdir(parents=True, exist_ok=True)
+
+    if from_file is not None:
+        archive = Path(from_file)
+        if not archive.is_file():
+            raise ReproError(f"--from {archive}: no such file. Give the path of the downloaded {entry.archive}.")
+        digest = _verify(archive, entry, expected, keep_aside=False, progress=progress)
+        source = str(archive.resolve())
+    else:
+        urls = [url] if url else entry.urls
+        if not urls:
+            raise ReproError(_retired_message(entry))
+        archive = root / ".downloads" / entry.archive
+        if not archive.exists():
+            _download(urls, archive, entry, retries=retries, backoff=backoff, progress=progress)
+        digest = _verify(archive, entry, expected, keep_aside=True, progress=progress)
+        source = urls[0]
+
+    marker = {
+        "name": entry.name,
+        "kind": entry.kind,
+        "archive": entry.archive,
+        "source": source,
+        "sha256": digest,
+        "verified": expected.sha256 is not None,
+        "expected_sha256": expected.sha256,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "repro": __version__,
+    }
+    _extract(archive, target, marker, progress=progress)
+    if from_file is None and not keep_archive:
+        archive.unlink()
+    return target
+
+
+@dataclass(frozen=True)
+class _Expected:
+    sha256: str | None
+    size_bytes: int | None
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _retired_message(entry: Entry) -> str:
+    if entry.name.endswith("cityscapes"):
+        return (
+            f"{entry.archive} ({entry.name}) is no longer served by Berkeley: the Cityscapes licence forbids "
+            f"redistributing it. If you already hold a copy, import and verify it with "
+            f"`repro data get {entry.name} --from PATH/{entry.archive}`. Otherwise download gtFine_trainvaltest.zip "
+            f"and leftImg8bit_trainvaltest.zip from https://www.cityscapes-dataset.com (free account; "
+            f"`repro data cityscapes --download` fetches them for you) and build the same layout, with the "
+            f"Cityscapes names kept, by `repro data cityscapes --gtfine GTFINE --leftimg LEFTIMG --out DIR`."
+        )
+    return (
+        f"{entry.name} is no longer served by any known host. Import a copy you hold with "
+        f"`repro data get {entry.name} --from FILE`, or give a mirror with --url."
+    )
+
+
+# ---------------------------------------------------------------- download with resume and retries
+
+
+class _Failed(Exception):
+    """One host failed for good (404, refused, retries exhausted); the next mirror may still work."""
+
+
+class _Retry(Exception):
+    """A transient failure: connection cut, short body, server error. Resume after a pause."""
+
+
+def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, backoff: float, progress: bool) -> None:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    part = archive.with_name(archive.name + ".part")
+    failures = []
+    for url in urls:
+        try:
+            _download_one(url, part, retries=retries, backoff=backoff, progress=progress)
+            part.replace(archive)
+            return
+        except _Failed as err:
+            failures.append(f"{url}: {err}")
+            if len(urls) > 1:
+                _say(f"{url} failed ({err}); trying the next host.")
+    kept = (
+        f" The {part.stat().st_size:,} bytes already received are kept in {part} and the next run resumes from them."
+        if part.exists() and part.stat().st_size
+        else ""
+    )
+    raise ReproError(
+        f"could not download {entry.archive}. Tried: {'; '.join(failures)}. "
+        f"A 404 means the host no longer serves this file under that name; a connection error means this machine "
+        f"is offline, behind a proxy (set HTTPS_PROXY/HTTP_PROXY), or the host is down. Retry later, give a working "
+        f"mirror with --url URL, or fetch {entry.archive} by other means and import it with "
+        f"`repro data get {entry.name} --from FILE`.{kept}"
+    )
+
+
+def _download_one(url: str, part: Path, *, retries: int, backoff: float, progress: bool) -> None:
+    """Stream url into part, resuming what part already holds; returns when part is complete."""
+    attempt = 0
+    while True:
+        have = part.stat().st_size if part.exists() else 0
+        try:
+            _fetch(url, part, have, progress)
+            return
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as err:
+            raise ReproError(f"{url} is not a usable URL ({err}); give a full http(s):// address.") from err
+        except (_Retry, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            gained = (part.stat().st_size if part.exists() else 0) > have
+            attempt = 1 if gained else attempt + 1  # count only failures that made no progress
+            if attempt > retries:
+                raise _Failed(_reason(err)) from err
+            pause = backoff * 2 ** (attempt - 1)
+            _say(f"download interrupted ({_reason(err)}); resuming in {pause:.0f} s (try {attempt} of {retries}).")
+            time.sleep(pause)
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke in the middle of the file"
+    if isinstance(err, requests.Timeout):
+        return "the host stopped answering (timeout)"
+    if isinstance(err, requests.ConnectionError):
+        host = urlparse(err.request.url).netloc if err.request is not None else "the host"
+        return f"could not connect to {host}"
+    return str(err) or type(err).__name__
+
+
+def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT) as response:
+        status = response.status_code
+        if status == 416 and have:  # we already hold at least the whole file
+            total = _content_range_total(response.headers.get("Content-Range", ""))
+            if total == have:
+                return
+            part.unlink()
+            raise _Retry("the partial file is longer than the file on the server; starting over")
+        if status >= 500:
+            raise _Retry(f"HTTP {status} {response.reason}")
+        if status >= 400:
+            raise _Failed(f"HTTP {status} {response.reason}")
+        if status == 206:
+            start = _content_range_start(response.headers.get("Content-Range", ""))
+            if start != have:
+                part.unlink()
+                raise _Retry("the server resumed at the wrong offset; starting over")
+            total = _content_range_total(response.headers.get("Content-Range", ""))
+        else:  # 200: the server ignored Range (or there was none): start from zero
+            start = 0
+            length = response.headers.get("Content-Length")
+            total = int(length) if length is not None else None
+        if total is not None:
+            _check_space(part.parent, total - start, f"downloading {part.name}")
+        with open(part, "ab" if start else "wb") as f, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=part.name.removesuffix(".part"), disable=not progress, file=sys.stderr,
+        ) as bar:
+            for chunk in response.iter_content(CHUNK):
+                _write(f, chunk, part)
+                bar.update(len(chunk))
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise _Retry(f"connection closed after {size:,} of {total:,} bytes")
+
+
+def _content_range_start(value: str) -> int | None:
+    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", value)
+    return int(match.group(1)) if match else None
+
+
+def _content_range_total(value: str) -> int | None:
+    match = re.search(r"/(\d+)$", value)
+    return int(match.group(1)) if match else None
+
+
+def _write(f, chunk: bytes, path: Path) -> None:
+    try:
+        f.write(chunk)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise ReproError(_disk_full_message(path.parent, f"writing {path}")) from err
+        raise
+
+
+def _check_space(folder: Path, needed: int, doing: str) -> None:
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise ReproError(_disk_full_message(folder, doing, needed=needed, free=free))
+
+
+def _disk_full_message(folder: Path, doing: str, needed: int | None = None, free: int | None = None) -> str:
+    amounts = f" {needed / 2**20:,.0f} MiB are needed and {free / 2**20:,.0f} MiB are free." if needed else ""
+    return (
+        f"the disk holding {folder} is full ({doing}).{amounts} Free some space there or choose another --root, "
+        f"then run the same command again: a partial download is kept and resumed, and nothing half-extracted "
+        f"is left behind."
+    )
+
+
+# ---------------------------------------------------------------- verification
+
+
+def sha256_file(path: Path, progress: bool = False) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f, tqdm(
+        total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+        desc=f"sha256 {path.name}", disable=not progress, file=sys.stderr, leave=False,
+    ) as bar:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            bar.update(len(block))
+    return digest.hexdigest()
+
+
+def _verify(archive: Path, entry: Entry, expected: _Expected, *, keep_aside: bool, progress: bool) -> str:
+    """The archive's sha256, after checking it against the published size and hash (if any)."""
+    size = archive.stat().st_size
+    digest = sha256_file(archive, progress)
+    if expected.sha256 is None:
+        _say(
+            f"NOTE: no sha256 has been published for {entry.name}, so {archive} CANNOT BE VERIFIED. "
+            f"Its sha256 is {digest}; it is recorded in {entry.name}/{MARKER} so later runs notice a change."
+        )
+        return digest
+    size_ok = expected.size_bytes is None or size == expected.size_bytes
+    if size_ok and digest == expected.sha256:
+        return digest
+    what = (
+        f"is {size:,} bytes, but the published file is {expected.size_bytes:,} bytes (a truncated or different file)"
+        if not size_ok
+        else f"has sha256 {digest}, but the published sha256 is {expected.sha256}"
+    )
+    if keep_aside:
+        aside = archive.with_name(archive.name + ".sha256-mismatch")
+        archive.replace(aside)
+        return_hint = (
+            f"It was NOT extracted and is kept aside as {aside} for inspection. Delete it and run the same command "
+            f"to download again; if the mismatch persists the host now serves a different file: pass --sha256 HASH "
+            f"only if you trust that file, or import a verified copy with --from FILE."
+        )
+        raise ReproError(f"the downloaded {entry.archive} {what}. {return_hint}")
+    raise ReproError(
+        f"{archive} {what}. It was NOT extracted. It is not the published {entry.archive}: download it again or "
+        f"import the right file; pass --sha256 HASH only if you trust this one."
+    )
+
+
+# ---------------------------------------------------------------- safe extraction
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    size: int
+    link: str | None  # where a symbolic/hard link points, else None
+
+
+def _members(archive: Path) -> tuple[str, list[_Member]]:
+    """('zip' | 'tar', members), or an error for a file that is no (complete) archive."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                members = []
+                for info in zf.infolist():
+                    is_link = stat.S_ISLNK(info.external_attr >> 16)
+                    link = zf.read(info).decode("utf-8", "replace") if is_link else None
+                    members.append(_Member(info.filename, info.file_size, link))
+                return "zip", members
+        if tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                members = []
+                for m in tf.getmembers():
+                    if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+                        _refuse(archive, m.name, "is a device or other special file")
+                    members.append(_Member(m.name, m.size, m.linkname if (m.issym() or m.islnk()) else None))
+                return "tar", members
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+        raise ReproError(_damaged_message(archive, err)) from err
+    raise ReproError(_damaged_message(archive, "neither a zip nor a tar archive"))
+
+
+def _damaged_message(archive: Path, err) -> str:
+    return (
+        f"{archive} cannot be read as an archive ({err}); it is probably truncated or damaged, and nothing was "
+        f"extracted. Delete it and run the command again to download a fresh copy."
+    )
+
+
+def _refuse(archive: Path, member: str, why: str):
+    raise ReproError(
+        f"{archive} contains the member {member!r}, which {why}. Nothing was extracted: a genuine dataset archive "
+        f"never does this, so the file has been tampered with or is not what it claims. Delete it and download "
+        f"it again from the registry's host."
+    )
+
+
+def _parts(name: str) -> list[str]:
+    return [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")]
+
+
+def _check_members(archive: Path, members: list[_Member]) -> None:
+    """Refuse absolute paths, `..`, and links pointing outside the extraction folder."""
+    for m in members:
+        if m.name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", m.name):
+            _refuse(archive, m.name, "has an absolute path")
+        if ".." in _parts(m.name):
+            _refuse(archive, m.name, "climbs out of the dataset folder with '..'")
+        if m.link is not None:
+            if m.link.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", m.link):
+                _refuse(archive, m.name, f"is a link to the absolute path {m.link!r}")
+            resolved = []
+            for p in _parts(str(PurePosixPath(m.name).parent)) + _parts(m.link):
+                if p == "..":
+                    if not resolved:
+                        _refuse(archive, m.name, f"is a link to {m.link!r}, outside the dataset folder")
+                    resolved.pop()
+                else:
+                    resolved.append(p)
+
+
+def _extract(archive: Path, target: Path, marker: dict, progress: bool) -> None:
+    kind, members = _members(archive)
+    _check_members(archive, members)
+    for stale in target.parent.glob(f".{target.name}.*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by an extraction that crashed
+    _check_space(target.parent, sum(m.size for m in members), f"extracting {archive.name}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        bar = tqdm(total=len(members), unit="file", desc=f"extract {archive.name}", disable=not progress, file=sys.stderr)
+        with bar:
+            try:
+                if kind == "zip":
+                    with zipfile.ZipFile(archive) as zf:
+                        for info in zf.infolist():
+                            zf.extract(info, tmp)
+                            bar.update()
+                else:
+                    with tarfile.open(archive) as tf:
+                        for member in tf:
+                            tf.extract(member, tmp, filter="data")
+                            bar.update()
+            except OSError as err:
+                if err.errno == errno.ENOSPC:
+                    raise ReproError(_disk_full_message(target.parent, f"extracting {archive.name}")) from err
+                raise ReproError(_damaged_message(archive, err)) from err
+            except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+                raise ReproError(_damaged_message(archive, err)) from err
+        top = [p for p in tmp.iterdir()]
+        dataset = top[0] if len(top) == 1 and top[0].is_dir() else tmp  # archives hold one NAME/ folder
+        files, size = _count(dataset)
+        marker = {**marker, "files": files, "bytes": size}
+        (dataset / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        os.replace(dataset, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _say(f"{target}: {files} files ({'sha256 verified' if marker['verified'] else 'UNVERIFIED: no published hash'}).")
+
+
+def _count(folder: Path) -> tuple[int, int]:
+    """(number of files, total bytes) under folder, not counting the marker."""
+    files = size = 0
+    for dirpath, _, names in os.walk(folder):
+        for n in names:
+            if n != MARKER or Path(dirpath) != folder:
+                files += 1
+                size += os.lstat(os.path.join(dirpath, n)).st_size
+    return files, size
+
+
+def _check_existing(target: Path, entry: Entry, expected: _Expected) -> Path:
+    """A second call: make sure ROOT/NAME is the complete dataset this registry entry describes."""
+    marker_path = target / MARKER
+    if not marker_path.is_file():
+        raise ReproError(
+            f"{target} exists but has no {MARKER}, so it was not made by `repro data get` and may be incomplete. "
+            f"If it is a complete copy you made yourself, use it as it is; otherwise delete or move it and run "
+            f"the command again."
+        )
+    marker = json.loads(marker_path.read_text())
+    if expected.sha256 is not None and marker.get("sha256") != expected.sha256:
+        raise ReproError(
+            f"{target} was extracted from an archive with sha256 {marker.get('sha256')}, not the expected "
+            f"{expected.sha256}. Delete {target} and run the command again."
+        )
+    files, size = _count(target)
+    if (files, size) != (marker.get("files"), marker.get("bytes")):
+        raise ReproError(
+            f"{target} is incomplete or was modified: {files} files / {size:,} bytes now, "
+            f"{marker.get('files')} files / {marker.get('bytes'):,} bytes when extracted. "
+            f"Delete {target} and run the command again."
+        )
+    _say(f"{target} is already complete ({files} files, sha256 {marker['sha256'][:12]}...); nothing to do.")
+    return target

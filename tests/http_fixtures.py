@@ -1,0 +1,78 @@
+"""A real HTTP server on 127.0.0.1 for the download tests: serves in-memory files, honours Range
+requests, and can be told to cut the connection in the middle of a file."""
+
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class ArchiveServer:
+    def __init__(self):
+        self.files: dict[str, bytes] = {}  # "/name.zip" -> body
+        self.cuts: dict[str, int] = {}  # path -> how many more responses to cut halfway
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header) in arrival order
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start = 0
+                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if match:
+                    start = int(match.group(1))
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                rest = body[start:]
+                if server.cuts.get(self.path, 0) > 0:
+                    server.cuts[self.path] -= 1
+                    self.wfile.write(rest[: len(rest) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True  # the client sees a short body: a connection cut mid-file
+                    return
+                self.wfile.write(rest)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def closed_port_url(path: str = "/x.zip") -> str:
+    """A URL on 127.0.0.1 where nothing listens (the port was just released): the 'offline' case."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"

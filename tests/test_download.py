@@ -1,0 +1,309 @@
+"""`repro data get`: downloads from a real HTTP server on 127.0.0.1 serving archives built here."""
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from http_fixtures import ArchiveServer, closed_port_url
+from repro import ReproError
+from repro.data import download, registry
+from repro.data.download import MARKER, get
+
+TOY_FILES = {f"toy/trainA/{i}.jpg": os.urandom(3000 + i) for i in range(6)} | {"toy/testB/0.jpg": b"label"}
+
+
+def make_zip(members: dict[str, bytes], symlinks: dict[str, str] = {}) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in symlinks.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)  # S_IFLNK: a symbolic link
+            zf.writestr(info, target)
+    return buf.getvalue()
+
+
+def make_tar_gz(members: dict[str, bytes], symlinks: dict[str, str] = {}) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, target in symlinks.items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+def toy_registry(tmp_path: Path, rows: list[tuple]) -> dict[str, registry.Entry]:
+    """A registry TSV of test entries: (name, kind, archive, size, sha256, served)."""
+    lines = ["# test registry", "name\tkind\tarchive\turl\tlegacy_url\tsize_bytes\tsha256\tserved"]
+    for name, kind, archive, size, sha, served in rows:
+        lines.append(f"{name}\t{kind}\t{archive}\t\t\t{size or ''}\t{sha or ''}\t{served}")
+    path = tmp_path / "registry.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return registry.load(path)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def server():
+    with ArchiveServer() as s:
+        yield s
+
+
+@pytest.fixture
+def toy(tmp_path, server):
+    """The toy archive served at /toy.zip and a registry entry publishing its size and hash."""
+    body = make_zip(TOY_FILES)
+    server.files["/toy.zip"] = body
+    reg = toy_registry(tmp_path, [("toy", "cyclegan", "toy.zip", len(body), sha(body), "yes")])
+    return body, reg
+
+
+def assert_extracted(folder: Path) -> None:
+    for name, data in TOY_FILES.items():
+        assert (folder / name.removeprefix("toy/")).read_bytes() == data
+
+
+def no_leftovers(root: Path) -> list[str]:
+    """Hidden partial folders, or archives still in .downloads, under root."""
+    partial = [p.name for p in root.iterdir() if p.name.endswith(".partial")]
+    downloads = [p.name for p in (root / ".downloads").glob("*")]
+    return partial + downloads
+
+
+def test_full_download_verifies_extracts_and_records(tmp_path, server, toy):
+    body, reg = toy
+    root = tmp_path / "datasets"
+    folder = get("toy", root, url=server.url("/toy.zip"), registry=reg, progress=False)
+    assert folder == root / "toy"
+    assert_extracted(folder)
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["sha256"] == sha(body) and marker["verified"] is True
+    assert marker["files"] == len(TOY_FILES)
+    assert no_leftovers(root) == []  # archive removed after extraction, no temporary folders
+
+
+def test_resume_after_connection_cut_mid_file(tmp_path, server, toy, monkeypatch):
+    body, reg = toy
+    monkeypatch.setattr(download, "CHUNK", 1024)  # the bytes of an unfinished chunk are lost with the connection
+    server.cuts["/toy.zip"] = 2  # the first two responses stop halfway
+    folder = get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, backoff=0, progress=False)
+    assert_extracted(folder)
+    ranges = [r for p, r in server.requests]
+    assert len(ranges) == 3 and ranges[0] is None
+    first, second = (int(r.removeprefix("bytes=").removesuffix("-")) for r in ranges[1:])
+    assert len(body) // 2 - 1024 < first <= len(body) // 2  # resumed where the cut left it, not from zero
+    assert first < second < len(body)
+
+
+def test_partial_file_of_an_earlier_run_is_resumed(tmp_path, server, toy):
+    body, reg = toy
+    (tmp_path / ".downloads").mkdir()
+    (tmp_path / ".downloads" / "toy.zip.part").write_bytes(body[:1000])
+    folder = get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    assert_extracted(folder)
+    assert server.requests == [("/toy.zip", "bytes=1000-")]
+
+
+def test_second_call_is_a_noop_and_detects_tampering(tmp_path, server, toy):
+    _, reg = toy
+    first = get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    n_requests = len(server.requests)
+    assert get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False) == first
+    assert len(server.requests) == n_requests  # nothing downloaded again
+    (first / "trainA" / "0.jpg").unlink()
+    with pytest.raises(ReproError, match="incomplete or was modified"):
+        get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+
+
+def test_404_says_what_to_do(tmp_path, server, toy):
+    _, reg = toy
+    with pytest.raises(ReproError, match=r"HTTP 404.*--from FILE"):
+        get("toy", tmp_path, url=server.url("/gone.zip"), registry=reg, progress=False)
+    assert not (tmp_path / "toy").exists()
+
+
+def test_offline_gives_one_paragraph_error(tmp_path, toy):
+    _, reg = toy
+    with pytest.raises(ReproError, match=r"could not connect to 127\.0\.0\.1.*offline") as err:
+        get("toy", tmp_path, url=closed_port_url("/toy.zip"), registry=reg, retries=1, backoff=0, progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_wrong_hash_is_kept_aside_and_never_extracted(tmp_path, server):
+    body = make_zip(TOY_FILES)
+    server.files["/toy.zip"] = body
+    reg = toy_registry(tmp_path, [("toy", "cyclegan", "toy.zip", len(body), "0" * 64, "yes")])
+    with pytest.raises(ReproError, match=f"has sha256 {sha(body)}.*NOT extracted"):
+        get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    assert (tmp_path / ".downloads" / "toy.zip.sha256-mismatch").read_bytes() == body
+    assert not (tmp_path / "toy").exists()
+    assert not list(tmp_path.glob(".toy*"))
+
+
+def test_truncated_archive_with_published_size(tmp_path, server):
+    body = make_zip(TOY_FILES)
+    server.files["/toy.zip"] = body[: len(body) - 500]  # the host serves a short file, completely
+    reg = toy_registry(tmp_path, [("toy", "cyclegan", "toy.zip", len(body), sha(body), "yes")])
+    with pytest.raises(ReproError, match="truncated"):
+        get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    assert not (tmp_path / "toy").exists()
+
+
+def test_truncated_archive_without_published_hash(tmp_path, server):
+    body = make_tar_gz({"toy/train/1.jpg": os.urandom(20000)})
+    server.files["/toy.tar.gz"] = body[: len(body) // 2]
+    reg = toy_registry(tmp_path, [("toy", "pix2pix", "toy.tar.gz", None, None, "yes")])
+    with pytest.raises(ReproError, match="truncated or damaged"):
+        get("toy", tmp_path, url=server.url("/toy.tar.gz"), registry=reg, progress=False)
+    assert not (tmp_path / "toy").exists()
+    assert not list(tmp_path.glob(".toy*"))
+
+
+@pytest.mark.parametrize(
+    "kind, body, why",
+    [
+        ("zip", make_zip({"toy/a.jpg": b"a", "toy/../../evil.txt": b"x"}), "'..'"),
+        ("zip", make_zip({"/tmp/evil.txt": b"x"}), "absolute path"),
+        ("zip", make_zip({"toy/a.jpg": b"a"}, symlinks={"toy/link": "../../evil"}), "outside the dataset folder"),
+        ("tar.gz", make_tar_gz({"toy/a.jpg": b"a"}, symlinks={"toy/link": "/etc/passwd"}), "absolute path"),
+        ("tar.gz", make_tar_gz({"toy/../evil.txt": b"x"}), "'..'"),
+    ],
+)
+def test_path_traversal_members_are_refused(tmp_path, server, kind, body, why):
+    server.files[f"/toy.{kind}"] = body
+    reg = toy_registry(tmp_path, [("toy", "cyclegan", f"toy.{kind}", len(body), sha(body), "yes")])
+    root = tmp_path / "root" / "datasets"
+    with pytest.raises(ReproError, match=f"which .*{why}.*Nothing was extracted"):
+        get("toy", root, url=server.url(f"/toy.{kind}"), registry=reg, progress=False)
+    assert sorted(p.name for p in root.iterdir()) == [".downloads"]  # no dataset folder, no temporary one
+    assert not list(tmp_path.rglob("evil*"))
+
+
+def test_links_inside_the_dataset_are_allowed(tmp_path, server):
+    body = make_tar_gz({"toy/train/1.jpg": b"one"}, symlinks={"toy/latest.jpg": "train/1.jpg"})
+    server.files["/toy.tar.gz"] = body
+    reg = toy_registry(tmp_path, [("toy", "pix2pix", "toy.tar.gz", None, sha(body), "yes")])
+    folder = get("toy", tmp_path, url=server.url("/toy.tar.gz"), registry=reg, progress=False)
+    assert (folder / "latest.jpg").read_bytes() == b"one"
+
+
+def test_pix2pix_tar_gz_is_renamed_to_the_registry_name(tmp_path, server):
+    body = make_tar_gz({"facades/train/1.jpg": b"one", "facades/val/2.jpg": b"two"})
+    server.files["/facades.tar.gz"] = body
+    reg = toy_registry(tmp_path, [("pix2pix_facades", "pix2pix", "facades.tar.gz", len(body), sha(body), "yes")])
+    folder = get("pix2pix_facades", tmp_path, url=server.url("/facades.tar.gz"), registry=reg, progress=False)
+    assert folder == tmp_path / "pix2pix_facades"
+    assert (folder / "val" / "2.jpg").read_bytes() == b"two"
+
+
+def test_unverifiable_download_is_loud_and_recorded(tmp_path, server, capsys):
+    body = make_zip(TOY_FILES)
+    server.files["/toy.zip"] = body
+    reg = toy_registry(tmp_path, [("toy", "cyclegan", "toy.zip", None, None, "yes")])
+    folder = get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    assert "CANNOT BE VERIFIED" in capsys.readouterr().err
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["verified"] is False and marker["sha256"] == sha(body)
+
+
+def test_from_file_imports_and_verifies(tmp_path, toy):
+    body, reg = toy
+    archive = tmp_path / "elsewhere.zip"
+    archive.write_bytes(body)
+    folder = get("toy", tmp_path / "d", from_file=archive, registry=reg, progress=False)
+    assert_extracted(folder)
+    assert archive.read_bytes() == body  # the user's file is left alone
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(body[:-1] + b"!")
+    with pytest.raises(ReproError, match="NOT extracted"):
+        get("toy", tmp_path / "e", from_file=bad, registry=reg, progress=False)
+    assert bad.exists() and not (tmp_path / "e" / "toy").exists()
+
+
+def test_retired_cityscapes_explains_the_alternative(tmp_path):
+    with pytest.raises(ReproError, match=r"no longer served.*--from.*repro data cityscapes"):
+        get("cityscapes", tmp_path, progress=False)
+
+
+def test_disk_full_before_download(tmp_path, server, toy, monkeypatch):
+    _, reg = toy
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: _Usage(free=10))
+    with pytest.raises(ReproError, match="disk holding .* is full.*run the same command again"):
+        get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    assert not (tmp_path / "toy").exists()
+
+
+class _Usage:
+    def __init__(self, free):
+        self.free = free
+
+
+def test_unknown_name_suggests_close_match():
+    with pytest.raises(ReproError, match="Did you mean horse2zebra"):
+        registry.lookup("horse2zebr")
+
+
+def test_registry_lists_every_berkeley_archive():
+    reg = registry.load()
+    cyclegan = ["apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
+                "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower",
+                "ae_photos", "mini", "mini_pix2pix", "mini_colorization"]
+    pix2pix = ["facades", "maps", "edges2shoes", "edges2handbags", "night2day", "cityscapes"]
+    assert set(reg) == set(cyclegan) | {f"pix2pix_{n}" for n in pix2pix}
+    for n in cyclegan:
+        e = reg[n]
+        assert e.kind == "cyclegan" and e.archive == f"{n}.zip"
+        if e.served:
+            assert e.url == f"http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{n}.zip"
+            assert e.legacy_url == f"https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/{n}.zip"
+    for n in pix2pix:
+        e = reg[f"pix2pix_{n}"]
+        assert e.kind == "pix2pix" and e.archive == f"{n}.tar.gz"
+        assert e.served == (n != "cityscapes")
+    assert not reg["cityscapes"].served and reg["cityscapes"].sha256 is not None
+    hashed = {n for n, e in reg.items() if e.sha256}
+    assert hashed == set(cyclegan) - {"ae_photos", "mini", "mini_pix2pix", "mini_colorization"}
+    assert all(len(reg[n].sha256) == 64 and reg[n].size_bytes > 0 for n in hashed)
+
+
+def test_registry_matches_the_published_hash_table():
+    candidates = [Path(__file__).resolve().parents[2] / "shared", Path(__file__).resolve().parents[1] / "shared"]
+    table = next((c / "reference" / "cyclegan_datasets.tsv" for c in candidates
+                  if (c / "reference" / "cyclegan_datasets.tsv").exists()), None)
+    if table is None:
+        pytest.skip("shared/reference/cyclegan_datasets.tsv is not beside this checkout")
+    reg = registry.load()
+    rows = [l.split("\t") for l in table.read_text().splitlines() if l and not l.startswith(("#", "name"))]
+    assert rows
+    for name, size, digest in rows:
+        assert (reg[name].size_bytes, reg[name].sha256) == (int(size), digest)
+
+
+def test_cli_get_downloads_and_prints_the_folder(tmp_path, server, capsys):
+    from repro.cli import Commands
+    from repro.data import cli
+
+    server.files["/mini.zip"] = make_zip({"mini/trainA/0.jpg": b"x"})
+    parser = argparse.ArgumentParser()
+    cli.add_commands(Commands(parser.add_subparsers(dest="command")))
+    args = parser.parse_args(["data", "get", "mini", "--root", str(tmp_path), "--url", server.url("/mini.zip")])
+    assert args.func(args) in (None, 0)
+    assert capsys.readouterr().out.strip() == str(tmp_path / "mini")
+    assert (tmp_path / "mini" / "trainA" / "0.jpg").read_bytes() == b"x"
