@@ -10,6 +10,7 @@ from repro import ReproError, __version__
 COMMAND_MODULES = [
     "repro.train",
     "repro.translate",
+    "repro.data.cli",
 ]
 
 GROUP_HELP = {
