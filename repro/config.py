@@ -1,0 +1,169 @@
+"""Training configuration: one flat dataclass, read from TOML.
+
+Every place where the Lua code the paper used differs from the official PyTorch port is a named field.
+A config's `profile` ("paper" or "pytorch") only chooses the defaults of those fields; anything the
+TOML file sets wins. README's fidelity table lists the same fields.
+"""
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro import ReproError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class Config:
+    name: str = "cyclegan"
+    profile: str = "paper"
+    # Data. Domain X = label maps, Y = photos; the folders follow the official layout (A = photos, B = labels).
+    x_train: str = "trainB"
+    y_train: str = "trainA"
+    x_test: str = "testB"
+    y_test: str = "testA"
+    load_size: int = 143
+    crop_size: int = 128
+    flip: bool = True
+    resize_filter: str = "bilinear"
+    # Networks.
+    generator: str = "resnet_6blocks"
+    ngf: int = 64
+    ndf: int = 64
+    d_layers: int = 3
+    norm: str = "instance_affine"
+    d_padding: int = 2
+    dropout: bool = False
+    # Losses. Each ablation of Tables 4/5 is a zero weight here.
+    gan_loss: str = "lsgan"
+    lambda_gan: float = 1.0
+    lambda_forward: float = 10.0   # x -> G -> F -> x  (the Lua lambda_B, the port's lambda_B)
+    lambda_backward: float = 10.0  # y -> F -> G -> y  (lambda_A)
+    lambda_identity: float = 0.0   # identity weight = lambda_identity x the lambda of the output domain's cycle
+    # Optimisation.
+    lr: float = 0.0002
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs_constant: int = 100
+    epochs_decay: int = 100
+    lr_rule: str = "lua"
+    update_order: str = "sequential"
+    zero_conv_bias: bool = True
+    pool_size: int = 50
+    batch_size: int = 1
+    iters_per_epoch: int = 0  # 0: max(|X|, |Y|), one pass over the larger domain
+    seed: int = 0
+    # Bookkeeping.
+    log_every: int = 50
+    checkpoint_every: int = 0  # iterations between mid-epoch checkpoints; 0: end of each epoch only
+    fid_every: int = 0  # epochs between FID evaluations on a fixed val subset; 0: never
+    fid_images: int = 50
+
+    @property
+    def epochs(self) -> int:
+        return self.epochs_constant + self.epochs_decay
+
+
+# What each profile sets; fields not named here have the same default in both.
+PROFILES = {
+    # The Lua code the paper's Cityscapes numbers came from (PAPER.md section 3).
+    "paper": dict(load_size=143, crop_size=128, generator="resnet_6blocks", norm="instance_affine", d_padding=2,
+                  lambda_identity=0.0, lr_rule="lua", update_order="sequential", zero_conv_bias=True,
+                  resize_filter="bilinear"),
+    # The official PyTorch port's defaults.
+    "pytorch": dict(load_size=286, crop_size=256, generator="resnet_9blocks", norm="instance", d_padding=1,
+                    lambda_identity=0.5, lr_rule="pytorch", update_order="joint", zero_conv_bias=False,
+                    resize_filter="bicubic"),
+}
+
+CHOICES = {
+    "profile": tuple(PROFILES), "norm": ("instance", "instance_affine", "batch", "none"),
+    "generator": ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256"), "gan_loss": ("lsgan", "vanilla"),
+    "lr_rule": ("lua", "pytorch"), "update_order": ("sequential", "joint"),
+    "resize_filter": ("nearest", "bilinear", "bicubic", "lanczos"),
+}
+
+
+def make_config(profile: str = "paper", **overrides) -> Config:
+    if profile not in PROFILES:
+        raise ReproError(f"unknown profile {profile!r}; choose one of {tuple(PROFILES)}")
+    return validate(Config(profile=profile, **(PROFILES[profile] | overrides)), "the overrides")
+
+
+def validate(cfg: Config, source: str) -> Config:
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise ReproError(f"{source}: {name} = {getattr(cfg, name)!r} is not one of {allowed}")
+    if cfg.crop_size > cfg.load_size:
+        raise ReproError(f"{source}: crop_size {cfg.crop_size} is larger than load_size {cfg.load_size}")
+    return cfg
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A path to a TOML file, or the name of a shipped config (e.g. `cityscapes`, `smoke/gan_alone`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{name_or_path.removesuffix('.toml')}.toml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.toml"))
+    raise ReproError(f"no config file {name_or_path!r}: give a path to a TOML file or one of the shipped configs: {', '.join(names)}")
+
+
+def read_toml(path: Path) -> dict:
+    """A TOML file's keys; `base = "other.toml"` (relative to the file) is read first and overlaid,
+    so an ablation or a smaller scale is a few lines on top of the full config."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ReproError(f"{path} is not valid TOML: {err}") from None
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise ReproError(f"{path}: base = {base!r} does not exist (looked for {base_path})")
+    return read_toml(base_path) | data
+
+
+def load_config(name_or_path: str, **overrides) -> Config:
+    """Reads a TOML config: `profile` picks the defaults, then every key in the file, then `overrides`."""
+    path = resolve_config_path(name_or_path)
+    data = read_toml(path)
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ReproError(f"{path}: unknown key(s) {unknown}; the fields are documented in repro/config.py")
+    profile = data.pop("profile", "paper")
+    if profile not in PROFILES:
+        raise ReproError(f"{path}: unknown profile {profile!r}; choose one of {tuple(PROFILES)}")
+    values = PROFILES[profile] | data | {k: v for k, v in overrides.items() if v is not None}
+    try:
+        cfg = Config(profile=profile, **values)
+    except TypeError as err:
+        raise ReproError(f"{path}: {err}") from None
+    for f in dataclasses.fields(Config):
+        expected = type(f.default)
+        value = getattr(cfg, f.name)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            setattr(cfg, f.name, float(value))
+        elif not isinstance(getattr(cfg, f.name), expected):
+            raise ReproError(f"{path}: {f.name} should be a {expected.__name__}, got {value!r}")
+    return validate(cfg, str(path))
+
+
+def config_to_toml(cfg: Config) -> str:
+    """Every field, written out, so a run directory records exactly what it trained with."""
+    lines = []
+    for key, value in dataclasses.asdict(cfg).items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = f'"{value}"'
+        else:
+            text = repr(value)
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,153 @@
+"""Image folders decoded once into uint8 tensors, and the paper's augmentation applied on the device.
+
+Resizing to the load size is deterministic, so it happens once at load time; what changes every
+iteration (crop offset, flip) is a cheap index on a tensor that can live on the GPU. The random
+choices come from an explicit torch.Generator, so a seeded run, and a resumed one, sees the same data.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from repro import ReproError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+
+
+def list_images(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReproError(f"image folder {folder} does not exist. Check --data, or prepare the dataset "
+                         f"(`repro data get NAME` or `repro data cityscapes ...`).")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise ReproError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def read_rgb(path: Path) -> Image.Image:
+    """An 8-bit RGB image. Grayscale and palette images are converted, RGBA loses its alpha (Cityscapes
+    colour maps are RGBA with alpha 255); 16-bit and unreadable files are refused with the file named."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except Exception as err:  # PIL raises many types for broken files
+        raise ReproError(f"cannot read image {path}: {err}. Re-extract or delete the file.") from None
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F") or image.mode.startswith("I;16"):
+        raise ReproError(f"{path} is a {image.mode} (16-bit or float) image; convert it to 8-bit RGB first "
+                         f"(e.g. `PIL.Image.open(f).point(lambda v: v / 256).convert('RGB')`).")
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image
+
+
+def load_image(path: Path, size: int | None = None, resize_filter: str = "bicubic") -> torch.Tensor:
+    """uint8 tensor (3, H, W), resized to size x size when `size` is given."""
+    image = read_rgb(path)
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), FILTERS[resize_filter])
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def load_folder(folder: Path, size: int | None = None, resize_filter: str = "bicubic", desc: str | None = None,
+                workers: int = 4) -> tuple[torch.Tensor, list[str]]:
+    """All images of a folder, resized to size x size, as one uint8 tensor (N, 3, size, size), with names."""
+    files = list_images(folder)
+    with ThreadPoolExecutor(workers) as pool:  # PIL decodes outside the GIL
+        images = list(tqdm(pool.map(lambda p: load_image(p, size, resize_filter), files), total=len(files),
+                           desc=desc or f"loading {Path(folder).name}", unit="img", leave=False))
+    shapes = {tuple(im.shape) for im in images}
+    if len(shapes) > 1:
+        raise ReproError(f"images in {folder} differ in size ({sorted(shapes)[:3]}...); give a load size to resize them")
+    return torch.stack(images), [p.name for p in files]
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], as both original codes normalise."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8, truncating like the port's tensor2im ((x + 1) / 2 * 255, then astype)."""
+    return ((images.detach().float().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
+
+
+def random_crop_flip(images: torch.Tensor, crop: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """One random crop offset and one coin flip for the whole batch (batch size 1 in the paper);
+    aligned pairs pass both images stacked on the channel axis so they get the same crop and flip."""
+    _, _, h, w = images.shape
+    top = int(torch.randint(h - crop + 1, (), generator=generator))
+    left = int(torch.randint(w - crop + 1, (), generator=generator))
+    out = images[:, :, top:top + crop, left:left + crop]
+    if flip and torch.rand((), generator=generator).item() < 0.5:
+        out = out.flip(3)
+    return out
+
+
+class UnalignedData:
+    """The two domains of an unpaired dataset, in memory. An epoch visits a shuffled order of the larger
+    domain; the other domain's image is drawn uniformly at random, so pairs are never aligned."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, crop: int, flip: bool, device="cpu"):
+        self.x, self.y = x.to(device), y.to(device)
+        self.crop, self.flip = crop, flip
+
+    @classmethod
+    def from_folders(cls, x_dir: Path, y_dir: Path, load_size: int, crop: int, flip: bool,
+                     resize_filter: str, device="cpu") -> "UnalignedData":
+        x, _ = load_folder(x_dir, load_size, resize_filter, desc="loading X (labels)")
+        y, _ = load_folder(y_dir, load_size, resize_filter, desc="loading Y (photos)")
+        return cls(x, y, crop, flip, device)
+
+    def __len__(self) -> int:
+        return max(len(self.x), len(self.y))
+
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """(len, 2) indices into X and Y for one epoch."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator)
+        other = torch.randint(min(len(self.x), len(self.y)), (n,), generator=generator)
+        if len(self.x) >= len(self.y):
+            return torch.stack([order % len(self.x), other], 1)
+        return torch.stack([other, order % len(self.y)], 1)
+
+    def batch(self, pairs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crops and flips X and Y independently (the paper's augmentation), scaled to [-1, 1]."""
+        x = random_crop_flip(self.x[pairs[:, 0].to(self.x.device)], self.crop, self.flip, generator)
+        y = random_crop_flip(self.y[pairs[:, 1].to(self.y.device)], self.crop, self.flip, generator)
+        return to_model_range(x), to_model_range(y)
+
+
+def split_side_by_side(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """pix2pix archives store each pair as one image, A on the left and B on the right."""
+    w = images.shape[-1]
+    if w % 2:
+        raise ReproError(f"side-by-side pair images must have an even width, got {w}")
+    return images[..., : w // 2], images[..., w // 2:]
+
+
+def load_aligned(folder_a: Path, folder_b: Path | None, load_size: int, resize_filter: str = "bicubic"):
+    """Paired images: either two folders with the same file names, or (folder_b=None) one folder of
+    side-by-side pairs. Returns uint8 tensors (a, b) resized to load_size, and the names."""
+    if folder_b is None:
+        files = list_images(folder_a)
+        pairs = [load_image(p) for p in files]
+        a, b = zip(*(split_side_by_side(p) for p in pairs))
+        resize = lambda t: torch.from_numpy(np.asarray(Image.fromarray(t.permute(1, 2, 0).numpy()).resize(
+            (load_size, load_size), FILTERS[resize_filter])).copy()).permute(2, 0, 1)
+        return torch.stack([resize(t) for t in a]), torch.stack([resize(t) for t in b]), [p.name for p in files]
+    names_a = [p.name for p in list_images(folder_a)]
+    names_b = [p.name for p in list_images(folder_b)]
+    stem = lambda n: Path(n).stem
+    missing = sorted(set(map(stem, names_a)) ^ set(map(stem, names_b)))
+    if missing:
+        raise ReproError(f"{folder_a} and {folder_b} must hold the same file names for paired training; "
+                         f"unmatched: {missing[:5]}")
+    a, names = load_folder(folder_a, load_size, resize_filter)
+    b, _ = load_folder(folder_b, load_size, resize_filter)
+    return a, b, names
