@@ -11,6 +11,8 @@ COMMAND_MODULES = [
     "repro.train",
     "repro.translate",
     "repro.data.cli",
+    "repro.eval.segmenter",
+    "repro.eval.labels2photo",
 ]
 
 GROUP_HELP = {

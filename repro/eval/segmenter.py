@@ -1,0 +1,395 @@
+"""The FCN-8s evaluator itself: get the pix2pix authors' weights, import them, or train a stand-in;
+then calibrate it against the paper's ground-truth row.
+
+    repro segmenter get          [--out PT] [--url URL]          download + import the Caffe weights
+    repro segmenter import-caffe FILE.caffemodel OUT.pt           import a copy you already have
+    repro segmenter train        --cityscapes DIR --out PT ...    train FCN-8s the original's way
+    repro segmenter calibrate    --segmenter PT --cityscapes DIR  real val photos at 256 -> score
+
+A segmenter file is a torch .pt ({"state_dict", "n_classes", "width", "source", ...}, see fcn.py)
+with a PT.sha256 next to it; calibrate writes PT-stem.calibration.json next to it, which
+`repro evaluate labels2photo` reads to label its results comparable to the paper or not.
+
+Training choices (the original, Caffe SGD at lr 1e-10 on an unnormalised per-pixel loss sum with
+momentum 0.99, is silent on the rest):
+  * photos are shrunk to 256x256 (Pillow's default filter, bicubic, as the dataset preparation does)
+    and bilinearly upsampled to the label resolution, so the net learns on exactly what it will
+    score; `--label-size WxH` resizes labels (nearest) and photos to a smaller size to make training
+    affordable (evaluation is always at full resolution);
+  * cross-entropy averaged over labelled pixels (255 ignored); no augmentation;
+  * `--optimizer adam` (default, lr 1e-4): it trains a VGG-initialised net and a from-scratch small
+    net alike in a few thousand steps; `--optimizer sgd` is the original's recipe: momentum 0.99,
+    weight decay 5e-4, lr 1e-10 x pixels per image (the same step as Caffe's unnormalised sum);
+  * the VGG16 trunk comes from torchvision's ImageNet weights when vgg16-397923af.pth is in the
+    torch cache (converted to Caffe's BGR 0..255 input), otherwise the net starts from scratch and
+    says so loudly; score layers start at zero and the deconvolutions bilinear, as FCN does.
+"""
+
+import argparse
+import functools
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+import torch
+from PIL import Image
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from repro import ReproError
+from repro.eval.caffemodel import import_caffemodel
+from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
+from repro.eval.groundtruth import IGNORE, frame_id, ground_truth_files, load_train_ids
+from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, load_band, protocol_block,
+                                     protocol_description, resolve_device, score_frames)
+from repro.eval.metrics import scores
+from repro.eval.results import build_result, sha256_file, sha256_files, write_json
+
+KNOWN_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix_extra/fcn-8s-cityscapes.caffemodel"
+DEAD_URL = "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/fcn-8s-cityscapes/fcn-8s-cityscapes.caffemodel"
+DEFAULT_OUT = Path("segmenters/fcn8s-cityscapes.pt")
+
+VGG16_FILE = "vgg16-397923af.pth"
+VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # convs in torchvision's vgg16.features
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
+           "lanczos": Image.LANCZOS, "box": Image.BOX}
+
+
+# ------------------------------------------------------------------------------ get / import
+
+
+def download(url: str, dest: Path) -> Path:
+    """Streams url to dest (through dest.part, renamed when complete) with a progress bar."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    with requests.get(url, stream=True, timeout=(10, 60)) as response:
+        response.raise_for_status()
+        total = int(response.headers.get("content-length", 0)) or None
+        with open(part, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+            for chunk in response.iter_content(1 << 20):
+                f.write(chunk)
+                bar.update(len(chunk))
+    if total is not None and part.stat().st_size != total:
+        raise ReproError(f"{url} stopped after {part.stat().st_size} of {total} bytes; run the command again.")
+    os.replace(part, dest)
+    return dest
+
+
+def import_caffe(caffemodel: Path, out: Path) -> str:
+    """caffemodel -> segmenter .pt (+ .sha256); returns the .pt's sha256."""
+    model, note = import_caffemodel(caffemodel)
+    return save_segmenter(model, out, source="caffemodel", caffemodel=Path(caffemodel).name,
+                          caffemodel_sha256=sha256_file(caffemodel), **note)
+
+
+def get(out: Path = DEFAULT_OUT, url: str = KNOWN_URL, caffemodel: Path | None = None) -> str:
+    """Downloads the pix2pix authors' fcn-8s-cityscapes.caffemodel (unless already there) and imports it."""
+    caffemodel = Path(caffemodel) if caffemodel else Path(out).with_name("fcn-8s-cityscapes.caffemodel")
+    if not caffemodel.is_file():
+        try:
+            download(url, caffemodel)
+        except requests.RequestException as err:
+            raise ReproError(
+                f"could not download {url} ({err.__class__.__name__}: {err}).\n"
+                f"The FCN-8s Cityscapes weights (fcn-8s-cityscapes.caffemodel, ~537 MB) were last published at\n"
+                f"  {KNOWN_URL}\n(the older {DEAD_URL} has been dead since 2021).\n"
+                f"If you have a copy, import it with:\n"
+                f"  repro segmenter import-caffe PATH/fcn-8s-cityscapes.caffemodel {out}\n"
+                f"If you cannot get one, train a stand-in and calibrate it:\n"
+                f"  repro segmenter train --cityscapes DIR --out {out}"
+            ) from err
+    return import_caffe(caffemodel, out)
+
+
+# ------------------------------------------------------------------------------ training data
+
+
+def shrink_photo(image: Image.Image, size: int = 256, resample: int = Image.BICUBIC,
+                 jpeg_quality: int | None = None) -> Image.Image:
+    """A real photo as the dataset preparation stores it: size x size (Pillow's default filter is
+    bicubic), optionally through JPEG at the given quality (the prepared datasets use 100)."""
+    image = image.convert("RGB").resize((size, size), resample)
+    if jpeg_quality is not None:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=jpeg_quality)
+        buffer.seek(0)
+        image = Image.open(buffer).convert("RGB")
+    return image
+
+
+def photo_frames(cityscapes: Path, split: str) -> list[tuple[str, Path, Path]]:
+    """(frame id, leftImg8bit photo, gtFine labelIds) for every labelled frame of a split."""
+    truth = ground_truth_files(cityscapes, split)
+    root = Path(cityscapes) / "leftImg8bit" / split
+    photos = {frame_id(p.name): p for p in sorted(root.glob("*/*_leftImg8bit.png"))}
+    missing = sorted(set(truth) - set(photos))
+    if missing:
+        raise ReproError(
+            f"{len(missing)} labelled frame(s) of {split} have no photo under {root}/CITY/ (first: {missing[:3]}): "
+            f"extract leftImg8bit_trainvaltest.zip into {cityscapes}."
+        )
+    return [(fid, photos[fid], truth[fid]) for fid in sorted(truth)]
+
+
+class TrainingSet(torch.utils.data.Dataset):
+    """Photo at 256x256, bilinearly upsampled to the label size -> Caffe input; labels -> trainIds."""
+
+    def __init__(self, frames, label_size: tuple[int, int] | None = None):
+        self.frames, self.label_size = frames, label_size  # label_size is (W, H)
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, i):
+        _, photo_path, label_path = self.frames[i]
+        label = load_train_ids(label_path)
+        if self.label_size is not None:
+            label = np.asarray(Image.fromarray(label).resize(self.label_size, Image.NEAREST))
+        with Image.open(photo_path) as photo:
+            photo = shrink_photo(photo)
+        photo = np.asarray(photo.resize((label.shape[1], label.shape[0]), Image.BILINEAR), dtype=np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(photo[..., ::-1] - np.float32(MEAN_BGR))).permute(2, 0, 1)
+        return x, torch.from_numpy(label.astype(np.int64))
+
+
+# ------------------------------------------------------------------------------ VGG16 trunk
+
+
+def vgg16_checkpoint() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+
+
+def vgg16_to_fcn(vgg: dict) -> dict:
+    """torchvision vgg16 state_dict -> FCN-8s trunk parameters (conv1_1..conv5_3, fc6, fc7).
+    conv1_1 is rewritten for Caffe's input: torchvision expects RGB in [0, 1] normalised by the
+    ImageNet mean/std, FCN gets BGR 0..255 minus the Cityscapes mean; the two agree exactly wherever
+    the 3x3 window lies inside the image. fc6/fc7 are the classifier's Linear layers as convolutions."""
+    names = [name for block in VGG_BLOCKS for name, _ in block]
+    state = {}
+    for name, index in zip(names, VGG16_CONV_INDICES):
+        state[f"{name}.weight"] = vgg[f"features.{index}.weight"].float()
+        state[f"{name}.bias"] = vgg[f"features.{index}.bias"].float()
+    w, b = state["conv1_1.weight"], state["conv1_1.bias"]
+    std = torch.tensor(IMAGENET_STD) * 255
+    shift = (torch.tensor(MEAN_BGR[::-1]) - torch.tensor(IMAGENET_MEAN) * 255) / std  # per RGB channel
+    state["conv1_1.weight"] = (w / std.view(1, 3, 1, 1)).flip(1)
+    state["conv1_1.bias"] = b + (w * shift.view(1, 3, 1, 1)).sum(dim=(1, 2, 3))
+    fc6 = vgg["classifier.0.weight"].float()
+    channels = state["conv5_3.weight"].shape[0]
+    state["fc6.weight"] = fc6.view(fc6.shape[0], channels, 7, 7)
+    state["fc6.bias"] = vgg["classifier.0.bias"].float()
+    fc7 = vgg["classifier.3.weight"].float()
+    state["fc7.weight"] = fc7.view(*fc7.shape, 1, 1)
+    state["fc7.bias"] = vgg["classifier.3.bias"].float()
+    return state
+
+
+def loud(message: str) -> None:
+    bar = "!" * 78
+    print(f"\n{bar}\n{message}\n{bar}\n", file=sys.stderr)
+
+
+def init_trunk(model: FCN8s) -> str:
+    """Loads the ImageNet VGG16 trunk from the torch cache when it fits; returns "imagenet-vgg16" or
+    "scratch" (after a loud warning saying what to place where)."""
+    path = vgg16_checkpoint()
+    if not path.is_file():
+        loud(f"WARNING: {path} not found: FCN-8s is trained FROM SCRATCH (no ImageNet VGG16 trunk).\n"
+             f"A from-scratch segmenter is weaker than the original; calibrate it before trusting its scores.\n"
+             f"To use the ImageNet trunk, place torchvision's {VGG16_FILE} there (TORCH_HOME moves it).")
+        return "scratch"
+    try:
+        vgg = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = vgg16_to_fcn(vgg)
+    except (KeyError, RuntimeError, OSError) as err:
+        raise ReproError(f"{path} is not torchvision's vgg16 state_dict ({err}): delete it or replace it.") from err
+    own = model.state_dict()
+    wrong = [f"{k} {list(v.shape)} vs {list(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
+    if wrong:
+        loud(f"WARNING: {path} does not fit FCN-8s at width {model.width:g} ({wrong[0]}, ...): "
+             f"training FROM SCRATCH. The ImageNet trunk needs --width 1.")
+        return "scratch"
+    model.load_state_dict(state, strict=False)
+    return "imagenet-vgg16"
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = None, epochs: int | None = None,
+          batch_size: int = 1, optimizer: str = "adam", lr: float | None = None, device: str = "auto",
+          seed: int = 0, label_size: tuple[int, int] | None = None, workers: int = 0) -> str:
+    """Trains FCN-8s on the train split and writes the segmenter; returns its sha256."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    device = resolve_device(device)
+    frames = photo_frames(cityscapes, "train")
+    model = fcn8s(n_classes=20, width=width)
+    init_for_training(model)
+    trunk = init_trunk(model)
+    model.to(device).train()
+    data = TrainingSet(frames, label_size)
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=len(data) >= batch_size,
+                                         num_workers=workers, generator=generator)
+    if iters is None:
+        iters = (epochs or 1) * len(loader)
+    x0, _ = data[0]
+    if optimizer == "adam":
+        lr = 1e-4 if lr is None else lr
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    elif optimizer == "sgd":
+        lr = 1e-10 * x0.shape[1] * x0.shape[2] if lr is None else lr  # Caffe's 1e-10 on the unnormalised sum
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.99, weight_decay=5e-4)
+    else:
+        raise ReproError(f"--optimizer {optimizer}: choose adam or sgd.")
+    step, start, losses = 0, time.time(), []
+    with tqdm(total=iters, desc="train FCN-8s", unit="it") as bar:
+        while step < iters:
+            for x, y in loader:
+                loss = F.cross_entropy(model(x.to(device)), y.to(device), ignore_index=IGNORE)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+                if step >= iters:
+                    break
+    model.eval()
+    return save_segmenter(
+        model, out, source="trained",
+        trained_on={"cityscapes": str(cityscapes), "split": "train", "frames": len(frames),
+                    "frames_sha256": sha256_files([p for _, p, _ in frames])},
+        training={"trunk": trunk, "iters": iters, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+                  "seed": seed, "photo_size": 256, "label_size": list(label_size) if label_size else "full",
+                  "loss_first": float(np.mean(losses[:20])), "loss_last": float(np.mean(losses[-20:])),
+                  "seconds": round(time.time() - start, 1), "device": str(device)},
+    )
+
+
+# ------------------------------------------------------------------------------ calibrate
+
+
+def verdict(metrics: dict, band: dict) -> tuple[dict, bool]:
+    """Distance of each metric from the paper's row, and whether all lie inside the band."""
+    deltas = {k: metrics[k] - band["paper"][k] for k in ("pixel_acc", "class_acc", "iou")}
+    return deltas, all(abs(d) <= band["band"][k] + 1e-9 for k, d in deltas.items())
+
+
+def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_size: int = 4, workers: int = 0,
+              resize_filter: str = "bicubic", jpeg_quality: int | None = None, tf32: bool = False) -> dict:
+    """Scores the real val photos shrunk to 256x256 (pix2pix's "ground truth" row) and compares with
+    the paper's 0.80 / 0.26 / 0.21 under the pix2pix protocol."""
+    band = load_band()
+    if resize_filter not in FILTERS:
+        raise ReproError(f"--resize-filter {resize_filter}: choose one of {', '.join(FILTERS)}.")
+    frames = photo_frames(cityscapes, "val")
+    device = resolve_device(device)
+    model, info = load_segmenter(segmenter, device)
+    prepare = functools.partial(shrink_photo, size=256, resample=FILTERS[resize_filter], jpeg_quality=jpeg_quality)
+    tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate")
+    score = scores(tally.pix2pix)
+    deltas, comparable = verdict(score, band)
+    protocol = protocol_description("pix2pix", model.n_classes, tf32)
+    protocol.update(photos=f"real val photos resized to 256x256 ({resize_filter}), then evaluated like results",
+                    resize_filter=resize_filter, jpeg_quality=jpeg_quality)
+    return build_result(
+        "calibration", score, tally.pix2pix, protocol,
+        {"cityscapes": str(cityscapes), "frames": len(frames),
+         "photos_sha256": sha256_files([p for _, p, _ in frames]),
+         "labels_sha256": sha256_files([p for _, _, p in frames])},
+        paper=band["paper"], band=band["band"], deltas=deltas, comparable_to_paper=comparable,
+        other_protocols={n: {**protocol_block(n, tally), "protocol": protocol_description(n, model.n_classes, tf32)}
+                         for n in PROTOCOLS if n != "pix2pix"},
+        quirk=tally.quirk(), segmenter=info, device=str(device),
+    )
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x256") from None
+    return w, h
+
+
+def run_get(args):
+    digest = get(args.out, args.url, args.caffemodel)
+    print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
+
+
+def run_import(args):
+    digest = import_caffe(args.caffemodel, args.out)
+    print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
+
+
+def run_train(args):
+    digest = train(args.cityscapes, args.out, args.width, args.iters, args.epochs, args.batch_size, args.optimizer,
+                   args.lr, args.device, args.seed, args.label_size, args.workers)
+    print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
+
+
+def run_calibrate(args):
+    result = calibrate(args.segmenter, args.cityscapes, args.device, args.batch_size, args.workers,
+                       args.resize_filter, args.jpeg_quality, args.tf32)
+    out = args.out or calibration_file(args.segmenter)
+    write_json(out, result)
+    m, p = result["metrics"], result["paper"]
+    for key, label in (("pixel_acc", "per-pixel acc"), ("class_acc", "per-class acc"), ("iou", "class IoU")):
+        print(f"{label:14s} {m[key]:.4f}   paper {p[key]:.2f}   delta {m[key] - p[key]:+.4f}   (band +-{result['band'][key]})")
+    print(f"comparable to the paper: {'yes' if result['comparable_to_paper'] else 'NO'}\nwrote {out}")
+
+
+def add_commands(commands) -> None:
+    group = commands.group("segmenter")
+    p = group.add_parser("get", help="download the pix2pix authors' FCN-8s Caffe weights and import them")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"segmenter .pt to write (default {DEFAULT_OUT})")
+    p.add_argument("--url", default=KNOWN_URL, help="where to download the .caffemodel from")
+    p.add_argument("--caffemodel", type=Path, help="where to keep the .caffemodel (default: next to --out)")
+    p.set_defaults(func=run_get)
+
+    p = group.add_parser("import-caffe", help="import fcn-8s-cityscapes.caffemodel (current or legacy V1 layout)")
+    p.add_argument("caffemodel", type=Path)
+    p.add_argument("out", type=Path)
+    p.set_defaults(func=run_import)
+
+    p = group.add_parser("train", help="train FCN-8s on real photos at 256 upsampled to the label size",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root (gtFine/ and leftImg8bit/)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 = VGG16; the trunk needs 1)")
+    steps = p.add_mutually_exclusive_group()
+    steps.add_argument("--iters", type=int, help="optimizer steps")
+    steps.add_argument("--epochs", type=int, help="passes over the train split (default 1)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--lr", type=float, help="default: adam 1e-4, sgd 1e-10 x pixels per image")
+    p.add_argument("--label-size", type=parse_size, help="train at WxH instead of the full label resolution")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.set_defaults(func=run_train)
+
+    p = group.add_parser("calibrate", help="score real val photos at 256x256; compare with the paper's 0.80/0.26/0.21")
+    p.add_argument("--segmenter", type=Path, required=True)
+    p.add_argument("--cityscapes", type=Path, required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--resize-filter", choices=sorted(FILTERS), default="bicubic",
+                   help="filter shrinking the photos to 256 (default: Pillow's default, as the dataset preparation)")
+    p.add_argument("--jpeg-quality", type=int, help="pass the 256x256 photos through JPEG (prepared datasets: 100)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA")
+    p.add_argument("--out", type=Path, help="default: SEGMENTER-stem.calibration.json next to the segmenter")
+    p.set_defaults(func=run_calibrate)
