@@ -13,6 +13,8 @@ COMMAND_MODULES = [
     "repro.data.cli",
     "repro.eval.segmenter",
     "repro.eval.labels2photo",
+    "repro.eval.photo2labels",
+    "repro.eval.fid",
 ]
 
 GROUP_HELP = {

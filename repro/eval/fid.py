@@ -1,0 +1,238 @@
+"""FID and KID between two sets of images, through pytorch-fid's InceptionV3 (the TF-FID port).
+
+The Inception weights are never downloaded here: they come from `--weights PATH` or from the torch hub
+cache (torch.hub.get_dir()/checkpoints/pt_inception-2015-12-05-6726825d.pth, where pytorch-fid itself
+would put them). When neither has them the error names the file, the folder and the URL to fetch it from.
+
+FID: pytorch-fid's Frechet distance of the 2048-d pool features (its own formula and numerics).
+KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel (x.y/d + 1)^3, averaged over
+random subsets (default 100 subsets of min(1000, n_a, n_b) images, fixed seed), as torch-fidelity and
+clean-fid compute it. KID is unbiased, so two identical sets give a value near 0 that can be negative.
+
+Each image is read as RGB in [0, 1] and resized to 299x299 bilinearly (align_corners=False) one by one,
+which is exactly what InceptionV3(resize_input=True) does to a batch; doing it per image lets one folder
+mix image sizes. Note pytorch-fid's own CLI drops the last partial batch; here every image counts.
+"""
+
+import argparse
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pytorch_fid import inception as fid_inception
+from pytorch_fid.fid_score import IMAGE_EXTENSIONS, calculate_frechet_distance
+from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+from tqdm import tqdm
+
+from repro import ReproError
+from repro.eval.results import sha256_file, sha256_files, write_json
+
+WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
+DIMS = 2048
+SIZE = 299
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def weights_path(weights: Path | None = None) -> Path:
+    """The Inception weights file to use, or a ReproError saying where to place it."""
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise ReproError(f"--weights {path}: no such file. It must be pytorch-fid's {WEIGHTS_FILE} "
+                             f"(from {FID_WEIGHTS_URL}).")
+        return path
+    path = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+    if not path.is_file():
+        raise ReproError(
+            f"FID needs the Inception weights file {WEIGHTS_FILE}, and it is not at {path}. repro never "
+            f"downloads it: fetch it once from {FID_WEIGHTS_URL} (on any machine with internet) and place it "
+            f"at {path}, or pass --weights PATH (weights=PATH in Python).")
+    return path
+
+
+def load_inception(weights: Path | None = None, device: str = "cpu") -> InceptionV3:
+    """pytorch-fid's InceptionV3 (pool3, 2048-d) with the weights of `weights_path(weights)`.
+
+    pytorch-fid builds the network and fetches the weights from its URL in one function; we hand it the
+    local file instead (by replacing its download function for the duration of the call), so it can never
+    reach the network."""
+    path = weights_path(weights)
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ReproError(f"cannot read the Inception weights {path} ({err}); fetch {WEIGHTS_FILE} again from {FID_WEIGHTS_URL}.")
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
+        try:
+            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
+        except RuntimeError as err:  # wrong keys or shapes
+            raise ReproError(f"{path} is not pytorch-fid's {WEIGHTS_FILE}: {str(err)[:300]}")
+    return model.eval().to(device)
+
+
+def image_files(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReproError(f"{folder} is not a folder of images.")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
+    if len(files) < 2:
+        raise ReproError(f"{folder} holds {len(files)} image(s); FID/KID need at least 2 (and thousands for stable numbers).")
+    return files
+
+
+def load_image(path: Path) -> torch.Tensor:
+    """(3, H, W) float in [0, 1], like torchvision's ToTensor in pytorch-fid."""
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except OSError as err:
+        raise ReproError(f"cannot read the image {path} ({err}).")
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def _batches(images, batch_size: int):
+    """Yields lists of (3, H, W) [0, 1] tensors from files or tensors."""
+    batch = []
+    for image in images:
+        batch.append(load_image(image) if isinstance(image, (str, Path)) else image)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def features(model: InceptionV3, images, device: str = "cpu", batch_size: int = 50, progress: bool = False,
+             total: int | None = None) -> np.ndarray:
+    """(N, 2048) float64 pool features of `images`: an iterable of image paths or (3, H, W) tensors in [0, 1]."""
+    out = []
+    bar = tqdm(total=total, desc="inception", unit="img", disable=not progress)
+    for batch in _batches(images, batch_size):
+        x = torch.stack([F.interpolate(im[None].float().to(device), size=(SIZE, SIZE), mode="bilinear",
+                                       align_corners=False)[0] for im in batch])
+        out.append(model(x)[0].flatten(1).cpu().double().numpy())
+        bar.update(len(batch))
+    bar.close()
+    return np.concatenate(out) if out else np.zeros((0, DIMS))
+
+
+def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sigma_a, sigma_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    return float(calculate_frechet_distance(mu_a, sigma_a, mu_b, sigma_b))
+
+
+def kid_from_features(a: np.ndarray, b: np.ndarray, n_subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """Mean and standard deviation over subsets of the unbiased MMD^2, kernel (x.y/d + 1)^3."""
+    m = min(subset_size, len(a), len(b))
+    d = a.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        k_xx = (x @ x.T / d + 1) ** 3
+        k_yy = (y @ y.T / d + 1) ** 3
+        k_xy = (x @ y.T / d + 1) ** 3
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+        values.append(within - 2 * k_xy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _as_images(images, value_range):
+    """Folder / list of paths / (N, 3, H, W) tensor in `value_range` -> (iterable for `features`, count)."""
+    if isinstance(images, (str, Path)):
+        files = image_files(images)
+        return files, len(files)
+    if isinstance(images, torch.Tensor):
+        low, high = value_range
+        images = ((images.detach().float() - low) / (high - low)).clamp(0, 1)
+        return list(images), len(images)
+    images = list(images)
+    return images, len(images)
+
+
+class FIDScorer:
+    """FID/KID against a fixed reference set, for logging during training.
+
+    reference_images / score(images): a folder, a list of image paths, or an (N, 3, H, W) tensor with
+    values in `value_range` (default (-1, 1), what the generators output). The reference features are
+    computed once; `max_images` keeps the first N (sorted files or tensor order) so the subset is fixed.
+    """
+
+    def __init__(self, reference_images, device: str = "cpu", weights: Path | None = None, batch_size: int = 50,
+                 max_images: int | None = None, value_range=(-1.0, 1.0), kid_subsets: int = 100,
+                 kid_subset_size: int = 1000):
+        self.device, self.batch_size, self.max_images, self.value_range = device, batch_size, max_images, value_range
+        self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+        self.model = load_inception(weights, device)
+        self.reference = self.features(reference_images)
+
+    def features(self, images) -> np.ndarray:
+        images, n = _as_images(images, self.value_range)
+        if self.max_images is not None:
+            images, n = images[: self.max_images], min(n, self.max_images)
+        if n < 2:
+            raise ReproError(f"FID/KID need at least 2 images, got {n}.")
+        return features(self.model, images, self.device, self.batch_size)
+
+    def score(self, images) -> dict:
+        generated = self.features(images)
+        kid, kid_std = kid_from_features(generated, self.reference, self.kid_subsets, self.kid_subset_size)
+        return {"fid": fid_from_features(generated, self.reference), "kid": kid, "kid_std": kid_std,
+                "n_images": len(generated), "n_reference": len(self.reference)}
+
+
+def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, device: str = "cpu",
+                        batch_size: int = 50, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                        progress: bool = True) -> dict:
+    """FID and KID between two image folders, as a result dict (scores, inputs and their hashes, weights)."""
+    files_a, files_b = image_files(dir_a), image_files(dir_b)
+    model = load_inception(weights, device)
+    feats_a = features(model, files_a, device, batch_size, progress, total=len(files_a))
+    feats_b = features(model, files_b, device, batch_size, progress, total=len(files_b))
+    kid, kid_std = kid_from_features(feats_a, feats_b, kid_subsets, kid_subset_size)
+    path = weights_path(weights)
+    return {
+        "task": "fid",
+        "metrics": {"fid": fid_from_features(feats_a, feats_b), "kid": kid, "kid_std": kid_std},
+        "protocol": {"features": "pytorch-fid InceptionV3 pool3 (2048-d)", "resize": "bilinear to 299x299 per image",
+                     "kid_kernel": "(x.y/d + 1)^3", "kid_subsets": kid_subsets,
+                     "kid_subset_size": min(kid_subset_size, len(files_a), len(files_b)), "kid_seed": 0},
+        "inputs": {"a": str(dir_a), "a_images": len(files_a), "a_sha256": sha256_files(files_a),
+                   "b": str(dir_b), "b_images": len(files_b), "b_sha256": sha256_files(files_b)},
+        "weights": {"path": str(path), "sha256": sha256_file(path)},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    result = fid_between_folders(args.dir_a, args.dir_b, args.weights, args.device or default_device(),
+                                 args.batch_size, args.kid_subsets, args.kid_subset_size)
+    m = result["metrics"]
+    print(f"FID {m['fid']:.3f}   KID {m['kid']:.5f} +- {m['kid_std']:.5f}   "
+          f"({result['inputs']['a_images']} vs {result['inputs']['b_images']} images)")
+    if args.out:
+        print(f"wrote {write_json(args.out, result)}")
+    return 0
+
+
+def add_commands(commands) -> None:
+    p = commands.add("fid", help="FID and KID between two image folders (pytorch-fid Inception, local weights only)",
+                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dir_a", type=Path, metavar="DIR_A")
+    p.add_argument("dir_b", type=Path, metavar="DIR_B")
+    p.add_argument("--weights", type=Path, default=None,
+                   help=f"{WEIGHTS_FILE} (default: the torch hub cache, TORCH_HOME/hub/checkpoints/)")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when present)")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    p.set_defaults(func=run)
