@@ -31,7 +31,7 @@ def make_zip(members: dict[str, bytes], symlinks: dict[str, str] = {}) -> bytes:
     return buf.getvalue()
 
 
-def make_tar_gz(members: dict[str, bytes], symlinks: dict[str, str] = {}) -> bytes:
+def make_tar_gz(members: dict[str, bytes], symlinks: dict[str, str] = {}, hardlinks: dict[str, str] = {}) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         for name, data in members.items():
@@ -43,14 +43,19 @@ def make_tar_gz(members: dict[str, bytes], symlinks: dict[str, str] = {}) -> byt
             info.type = tarfile.SYMTYPE
             info.linkname = target
             tf.addfile(info)
+        for name, target in hardlinks.items():  # target relative to the archive root
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.LNKTYPE
+            info.linkname = target
+            tf.addfile(info)
     return buf.getvalue()
 
 
-def toy_registry(tmp_path: Path, rows: list[tuple]) -> dict[str, registry.Entry]:
+def toy_registry(tmp_path: Path, rows: list[tuple], url: str = "", legacy_url: str = "") -> dict[str, registry.Entry]:
     """A registry TSV of test entries: (name, kind, archive, size, sha256, served)."""
     lines = ["# test registry", "name\tkind\tarchive\turl\tlegacy_url\tsize_bytes\tsha256\tserved"]
     for name, kind, archive, size, sha, served in rows:
-        lines.append(f"{name}\t{kind}\t{archive}\t\t\t{size or ''}\t{sha or ''}\t{served}")
+        lines.append(f"{name}\t{kind}\t{archive}\t{url}\t{legacy_url}\t{size or ''}\t{sha or ''}\t{served}")
     path = tmp_path / "registry.tsv"
     path.write_text("\n".join(lines) + "\n")
     return registry.load(path)
@@ -139,6 +144,16 @@ def test_404_says_what_to_do(tmp_path, server, toy):
     assert not (tmp_path / "toy").exists()
 
 
+def test_legacy_mirror_is_tried_when_the_current_host_fails(tmp_path, server):
+    body = make_zip(TOY_FILES)
+    server.files["/legacy/toy.zip"] = body
+    reg = toy_registry(tmp_path, [("toy", "cyclegan", "toy.zip", len(body), sha(body), "yes")],
+                       url=server.url("/current/toy.zip"), legacy_url=server.url("/legacy/toy.zip"))
+    folder = get("toy", tmp_path, registry=reg, progress=False)  # no --url: the registry's hosts, in order
+    assert_extracted(folder)
+    assert [p for p, _ in server.requests] == ["/current/toy.zip", "/legacy/toy.zip"]
+
+
 def test_offline_gives_one_paragraph_error(tmp_path, toy):
     _, reg = toy
     with pytest.raises(ReproError, match=r"could not connect to 127\.0\.0\.1.*offline") as err:
@@ -184,6 +199,7 @@ def test_truncated_archive_without_published_hash(tmp_path, server):
         ("zip", make_zip({"toy/a.jpg": b"a"}, symlinks={"toy/link": "../../evil"}), "outside the dataset folder"),
         ("tar.gz", make_tar_gz({"toy/a.jpg": b"a"}, symlinks={"toy/link": "/etc/passwd"}), "absolute path"),
         ("tar.gz", make_tar_gz({"toy/../evil.txt": b"x"}), "'..'"),
+        ("tar.gz", make_tar_gz({"toy/sub/a.jpg": b"a"}, hardlinks={"toy/sub/h": "../evil"}), "outside the dataset folder"),
     ],
 )
 def test_path_traversal_members_are_refused(tmp_path, server, kind, body, why):

@@ -297,6 +297,8 @@ def prepare(
     tasks = pairs(gtfine, leftimg)
     counts = {split: len(t) for split, t in tasks.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         for folder in ("trainA", "trainB", "testA", "testB"):

@@ -48,7 +48,7 @@ def get(
     *,
     sha256: str | None = None,
     registry: dict[str, Entry] | None = None,
-    retries: int = 5,
+    retries: int = 4,
     backoff: float = 1.0,
     keep_archive: bool = False,
     progress: bool = True,
@@ -131,6 +131,10 @@ def _retired_message(entry: Entry) -> str:
 class _Failed(Exception):
     """One host failed for good (404, refused, retries exhausted); the next mirror may still work."""
 
+    def __init__(self, message: str, not_found: bool = False):
+        super().__init__(message)
+        self.not_found = not_found
+
 
 class _Retry(Exception):
     """A transient failure: connection cut, short body, server error. Resume after a pause."""
@@ -146,20 +150,24 @@ def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, bac
             part.replace(archive)
             return
         except _Failed as err:
-            failures.append(f"{url}: {err}")
+            failures.append((url, err))
             if len(urls) > 1:
                 _say(f"{url} failed ({err}); trying the next host.")
+    missing = [f for f in failures if f[1].not_found]
+    why = []  # one clause per kind of failure seen
+    if missing:
+        why.append("a 404 means the host no longer serves this file under that name")
+    if len(missing) < len(failures):
+        why.append("a connection error means this machine is offline, behind a proxy (set HTTPS_PROXY), or the host is down")
     kept = (
-        f" The {part.stat().st_size:,} bytes already received are kept in {part} and the next run resumes from them."
+        f" The {part.stat().st_size:,} bytes already received are kept in {part}; the next run resumes from them."
         if part.exists() and part.stat().st_size
         else ""
     )
     raise ReproError(
-        f"could not download {entry.archive}. Tried: {'; '.join(failures)}. "
-        f"A 404 means the host no longer serves this file under that name; a connection error means this machine "
-        f"is offline, behind a proxy (set HTTPS_PROXY/HTTP_PROXY), or the host is down. Retry later, give a working "
-        f"mirror with --url URL, or fetch {entry.archive} by other means and import it with "
-        f"`repro data get {entry.name} --from FILE`.{kept}"
+        f"could not download {entry.archive}: {'; '.join(f'{u}: {e}' for u, e in failures)}. "
+        f"{'; '.join(why)[:1].upper()}{'; '.join(why)[1:]}. Retry later, give a working mirror with --url URL, or fetch {entry.archive} "
+        f"by other means and import it with `repro data get {entry.name} --from FILE`.{kept}"
     )
 
 
@@ -179,7 +187,7 @@ def _download_one(url: str, part: Path, *, retries: int, backoff: float, progres
             if attempt > retries:
                 raise _Failed(_reason(err)) from err
             pause = backoff * 2 ** (attempt - 1)
-            _say(f"download interrupted ({_reason(err)}); resuming in {pause:.0f} s (try {attempt} of {retries}).")
+            _say(f"download failed ({_reason(err)}); trying again in {pause:.0f} s (retry {attempt} of {retries}).")
             time.sleep(pause)
 
 
@@ -207,7 +215,7 @@ def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
         if status >= 500:
             raise _Retry(f"HTTP {status} {response.reason}")
         if status >= 400:
-            raise _Failed(f"HTTP {status} {response.reason}")
+            raise _Failed(f"HTTP {status} {response.reason}", not_found=status in (404, 410))
         if status == 206:
             start = _content_range_start(response.headers.get("Content-Range", ""))
             if start != have:
@@ -322,6 +330,7 @@ class _Member:
     name: str
     size: int
     link: str | None  # where a symbolic/hard link points, else None
+    hard: bool = False  # a hard link's target is relative to the archive root, a symlink's to its folder
 
 
 def _members(archive: Path) -> tuple[str, list[_Member]]:
@@ -341,7 +350,7 @@ def _members(archive: Path) -> tuple[str, list[_Member]]:
                 for m in tf.getmembers():
                     if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
                         _refuse(archive, m.name, "is a device or other special file")
-                    members.append(_Member(m.name, m.size, m.linkname if (m.issym() or m.islnk()) else None))
+                    members.append(_Member(m.name, m.size, m.linkname if (m.issym() or m.islnk()) else None, m.islnk()))
                 return "tar", members
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
         raise ReproError(_damaged_message(archive, err)) from err
@@ -378,7 +387,8 @@ def _check_members(archive: Path, members: list[_Member]) -> None:
             if m.link.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", m.link):
                 _refuse(archive, m.name, f"is a link to the absolute path {m.link!r}")
             resolved = []
-            for p in _parts(str(PurePosixPath(m.name).parent)) + _parts(m.link):
+            start = [] if m.hard else _parts(str(PurePosixPath(m.name).parent))
+            for p in start + _parts(m.link):
                 if p == "..":
                     if not resolved:
                         _refuse(archive, m.name, f"is a link to {m.link!r}, outside the dataset folder")

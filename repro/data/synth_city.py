@@ -411,6 +411,8 @@ def generate(
             f"Choose another --out, or delete {out} first."
         )
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         readme = README.format(seed=seed, n_train=n_train, n_val=n_val, w=size[0], h=size[1])
