@@ -292,30 +292,30 @@ def sha256_file(path: Path, progress: bool = False) -> str:
 def _verify(archive: Path, entry: Entry, expected: _Expected, *, keep_aside: bool, progress: bool) -> str:
     """The archive's sha256, after checking it against the published size and hash (if any)."""
     size = archive.stat().st_size
+    if expected.size_bytes is not None and size != expected.size_bytes:  # no need to hash a file of the wrong size
+        _mismatch(archive, entry, keep_aside,
+                  f"is {size:,} bytes, but the published file is {expected.size_bytes:,} bytes (a truncated or different file)")
     digest = sha256_file(archive, progress)
     if expected.sha256 is None:
         _say(
             f"NOTE: no sha256 has been published for {entry.name}, so {archive} CANNOT BE VERIFIED. "
             f"Its sha256 is {digest}; it is recorded in {entry.name}/{MARKER} so later runs notice a change."
         )
-        return digest
-    size_ok = expected.size_bytes is None or size == expected.size_bytes
-    if size_ok and digest == expected.sha256:
-        return digest
-    what = (
-        f"is {size:,} bytes, but the published file is {expected.size_bytes:,} bytes (a truncated or different file)"
-        if not size_ok
-        else f"has sha256 {digest}, but the published sha256 is {expected.sha256}"
-    )
+    elif digest != expected.sha256:
+        _mismatch(archive, entry, keep_aside, f"has sha256 {digest}, but the published sha256 is {expected.sha256}")
+    return digest
+
+
+def _mismatch(archive: Path, entry: Entry, keep_aside: bool, what: str):
+    """Refuse an archive that is not the published one; a downloaded one is renamed aside, never extracted."""
     if keep_aside:
         aside = archive.with_name(archive.name + ".sha256-mismatch")
         archive.replace(aside)
-        return_hint = (
-            f"It was NOT extracted and is kept aside as {aside} for inspection. Delete it and run the same command "
-            f"to download again; if the mismatch persists the host now serves a different file: pass --sha256 HASH "
-            f"only if you trust that file, or import a verified copy with --from FILE."
+        raise ReproError(
+            f"the downloaded {entry.archive} {what}. It was NOT extracted and is kept aside as {aside} for inspection. "
+            f"Delete it and run the same command to download again; if the mismatch persists the host now serves a "
+            f"different file: pass --sha256 HASH only if you trust that file, or import a verified copy with --from FILE."
         )
-        raise ReproError(f"the downloaded {entry.archive} {what}. {return_hint}")
     raise ReproError(
         f"{archive} {what}. It was NOT extracted. It is not the published {entry.archive}: download it again or "
         f"import the right file; pass --sha256 HASH only if you trust this one."

@@ -142,16 +142,80 @@ def _jitter(rng, rgb, amount=18.0):
     return tuple(float(np.clip(c + rng.normal(0, amount), 0, 255)) for c in rgb)
 
 
+def _car(c: Canvas, rng, cx: float, bottom: float, s: float) -> None:
+    w, h = c.width * 0.28 * s, c.height * 0.3 * s
+    c.darken(cx, bottom, w * 0.6, h * 0.12 + 1, 0.5)
+    colour = rng.choice([(30, 30, 35), (200, 200, 205), (140, 20, 25), (30, 50, 120), (110, 110, 115)])
+    body = c.segment("car", Style(_jitter(rng, colour, 20), "metal"), instance=True)
+    glass = (ID["car"], c.segment("car", Style((50, 60, 75), "glass"))[1], body[2])  # same instance
+    wheel = (ID["car"], c.segment("car", Style((20, 20, 20)))[1], body[2])
+    c.rect(cx - w / 2, bottom - h * 0.6, cx + w / 2, bottom - h * 0.12, body)
+    c.rect(cx - w * 0.35, bottom - h, cx + w * 0.35, bottom - h * 0.55, glass)
+    for wx in (-0.32, 0.32):
+        c.ellipse(cx + wx * w, bottom - h * 0.12, w * 0.1, h * 0.13, wheel)
+
+
+def _bus(c: Canvas, rng, cx: float, bottom: float, s: float) -> None:
+    w, h = c.width * 0.35 * s, c.height * 0.65 * s
+    c.darken(cx, bottom, w * 0.6, h * 0.06 + 1, 0.5)
+    body = c.segment("bus", Style(_jitter(rng, (200, 170, 40), 25), "metal"), instance=True)
+    glass = (ID["bus"], c.segment("bus", Style((45, 55, 70), "glass"))[1], body[2])
+    c.rect(cx - w / 2, bottom - h, cx + w / 2, bottom, body)
+    c.rect(cx - w * 0.45, bottom - h * 0.9, cx + w * 0.45, bottom - h * 0.55, glass)
+
+
+def _person(c: Canvas, rng, cx: float, bottom: float, s: float) -> None:
+    h = c.height * 0.55 * s
+    w = h * 0.28
+    legs = c.segment("person", Style(_jitter(rng, (60, 60, 70), 40)), instance=True)
+    torso = (ID["person"], c.segment("person", Style(_jitter(rng, (150, 60, 60), 60)))[1], legs[2])
+    head = (ID["person"], c.segment("person", Style(_jitter(rng, (210, 170, 140), 15)))[1], legs[2])
+    c.rect(cx - w * 0.35, bottom - h * 0.5, cx + w * 0.35, bottom, legs)
+    c.ellipse(cx, bottom - h * 0.65, w * 0.5, h * 0.22, torso)
+    c.ellipse(cx, bottom - h * 0.9, w * 0.28, h * 0.1, head)
+
+
+def _pole(c: Canvas, rng, cx: float, bottom: float, s: float) -> None:
+    """A pole carrying a traffic sign or a traffic light."""
+    h = c.height * rng.uniform(0.6, 1.0) * s + 4
+    w = max(1.0, c.width * 0.012 * s)
+    c.rect(cx - w / 2, bottom - h, cx + w / 2, bottom, c.segment("pole", Style(_jitter(rng, (120, 120, 125), 10), "metal")))
+    if rng.random() < 0.6:
+        r = max(2.0, c.width * 0.03 * s)
+        sign = Style(_jitter(rng, rng.choice([(200, 30, 30), (30, 70, 190), (230, 190, 20)]), 15))
+        c.ellipse(cx, bottom - h - r * 0.6, r, r, c.segment("traffic sign", sign))
+    else:
+        lw, lh = max(2.0, c.width * 0.025 * s), max(4.0, c.height * 0.1 * s)
+        c.rect(cx - lw / 2, bottom - h - lh, cx + lw / 2, bottom - h, c.segment("traffic light", Style((35, 35, 35))))
+        lamp = Style(tuple(rng.choice([(255, 60, 40), (60, 255, 90), (255, 200, 40)])))
+        c.ellipse(cx, bottom - h - lh * rng.choice([0.2, 0.5, 0.8]), lw * 0.35, lw * 0.35, c.segment("traffic light", lamp))
+
+
+def _tree(c: Canvas, rng, cx: float, bottom: float, s: float) -> None:
+    h = c.height * rng.uniform(0.7, 1.1) * s + 4
+    crown = c.segment("vegetation", Style(_jitter(rng, (55, 95, 30), 15), "foliage"))
+    trunk = (ID["vegetation"], c.segment("vegetation", Style((70, 55, 40)))[1], crown[2])  # trunks are vegetation too
+    c.rect(cx - c.width * 0.008 * s - 0.5, bottom - h * 0.6, cx + c.width * 0.008 * s + 0.5, bottom, trunk)
+    for _ in range(3):
+        c.ellipse(cx + rng.normal(0, h * 0.12), bottom - h * rng.uniform(0.65, 0.85), h * 0.22, h * 0.2, crown)
+
+
+def _static(c: Canvas, rng, cx: float, bottom: float, s: float) -> None:
+    """A void object (a bench, a bin): label 'static', ignored by the evaluation."""
+    w, h = c.width * 0.05 * s + 1, c.height * 0.08 * s + 1
+    c.rect(cx - w / 2, bottom - h, cx + w / 2, bottom, c.segment("static", Style(_jitter(rng, (90, 70, 50), 20), "concrete")))
+
+
 def draw_scene(rng: np.random.Generator, width: int, height: int) -> Canvas:
     """One random street scene. Objects are drawn far to near, so nearer ones occlude."""
     c = Canvas(width, height)
     W, H = width, height
     horizon = H * rng.uniform(0.36, 0.5)
     vx = W * rng.uniform(0.35, 0.65)
-    depth = np.clip((c.yy - horizon) / (H - horizon), 0, None)  # 0 at the horizon, 1 at the bottom row
     slope = (c.xx - vx) / np.maximum(c.yy - horizon, 1e-3)  # constant along lines through the vanishing point
+    below = c.yy > horizon
 
-    # Sky, then building blocks (with gaps of sky or trees) standing along both sides of the street.
+    # Sky, then building blocks (with gaps showing a far hedge, or trees) along both sides of the street.
     c.paint(np.ones((H, W), bool), c.segment("sky", Style((rng.uniform(90, 150), rng.uniform(140, 185), 225), "sky")))
     x = 0.0
     while x < W:
@@ -165,116 +229,65 @@ def draw_scene(rng: np.random.Generator, width: int, height: int) -> Canvas:
             period = (int(rng.integers(4, 10)) * W // 256 + 3, int(rng.integers(4, 10)) * H // 128 + 3)
             c.paint(cols & (c.yy >= top), c.segment("building", Style(rgb, "facade", period)))
         elif kind == "trees":
-            part = c.segment("vegetation", Style(_jitter(rng, (60, 100, 35), 12), "foliage"))
+            crown = c.segment("vegetation", Style(_jitter(rng, (60, 100, 35), 12), "foliage"))
             for _ in range(3):
                 r = bw * rng.uniform(0.35, 0.6)
-                c.ellipse(x + bw * rng.uniform(0.2, 0.8), top + r * rng.uniform(0.2, 1.0), r, r * 1.1, part)
-            c.paint(cols & (c.yy >= top + bw * 0.4), part)
+                c.ellipse(x + bw * rng.uniform(0.2, 0.8), top + r * rng.uniform(0.2, 1.0), r, r * 1.1, crown)
+            c.paint(cols & (c.yy >= top + bw * 0.4), crown)
+        else:  # a gap: open sky over a distant hedge
+            hedge = c.segment("vegetation", Style(_jitter(rng, (70, 105, 40), 12), "foliage"))
+            c.paint(cols & (c.yy >= horizon - H * rng.uniform(0.02, 0.06)), hedge)
         x += bw
 
-    # The ground: road between two sidewalks; beyond them a terrain strip, a wall or a fence on some sides.
-    road_half = W * rng.uniform(0.22, 0.42) / (H - horizon)  # half-width of the road per row below the horizon
-    below = c.yy > horizon
+    # The ground: a road between two sidewalks; beyond them a terrain strip, a wall or a fence on some sides.
+    road_half = W * rng.uniform(0.22, 0.42) / (H - horizon)  # the road's half-width as a slope
     c.paint(below & (np.abs(slope) < road_half), c.segment("road", Style(_jitter(rng, (85, 82, 88), 10), "asphalt")))
     for side in (-1, 1):
         walk = road_half + W * rng.uniform(0.08, 0.22) / (H - horizon)
-        on_side = below & (side * slope >= road_half) & (side * slope < walk)
         tile = (int(rng.integers(6, 14)) * W // 256 + 2, int(rng.integers(3, 7)) * H // 128 + 2)
-        c.paint(on_side, c.segment("sidewalk", Style(_jitter(rng, (165, 150, 155), 14), "tiles", tile)))
+        c.paint(below & (side * slope >= road_half) & (side * slope < walk),
+                c.segment("sidewalk", Style(_jitter(rng, (165, 150, 155), 14), "tiles", tile)))
         edge = rng.choice(["terrain", "wall", "fence", "none"], p=[0.4, 0.2, 0.15, 0.25])
-        outer = walk + W * rng.uniform(0.05, 0.3) / (H - horizon)
-        strip = below & (side * slope >= walk) & (side * slope < outer)
         if edge == "terrain":
-            c.paint(strip, c.segment("terrain", Style(_jitter(rng, (125, 150, 70), 15), "grass")))
+            outer = walk + W * rng.uniform(0.05, 0.3) / (H - horizon)
+            c.paint(below & (side * slope >= walk) & (side * slope < outer),
+                    c.segment("terrain", Style(_jitter(rng, (125, 150, 70), 15), "grass")))
         elif edge in ("wall", "fence"):
-            # a low barrier standing on the sidewalk's outer edge, its height shrinking towards the horizon
+            # a low barrier standing on the sidewalk's outer edge, lower towards the horizon
             base = horizon + side * (c.xx - vx) / walk  # the row where the edge line crosses each column
             top = base - rng.uniform(0.15, 0.35) * (base - horizon)
-            mask = (side * (c.xx - vx) > 0) & (c.yy <= base) & (c.yy >= top)
             style = (Style(_jitter(rng, (150, 140, 125), 12), "concrete") if edge == "wall"
                      else Style(_jitter(rng, (120, 110, 95), 12), "facade", (3, 40)))
-            c.paint(mask, c.segment(edge, style))
+            c.paint((side * (c.xx - vx) > 0) & (c.yy <= base) & (c.yy >= top), c.segment(edge, style))
 
     # A dashed centre line painted on the road: it changes the photo, not the label (still road).
     dashes = below & (np.abs(slope) < road_half * 0.03) & ((2.0 * H / np.maximum(c.yy - horizon, 1)) % 1 < 0.5)
     c.paint(dashes & (c.labels == ID["road"]), c.segment("road", Style((215, 215, 205))))
 
-    def ground_x(t, y):  # x of the line of slope t at row y
-        return vx + t * (y - horizon)
+    # Objects standing on the ground: (bottom row, draw function, x at that row), drawn far to near.
+    def row(lo, hi):
+        return horizon + (H - horizon) * rng.uniform(lo, hi)
 
-    walk_edge = road_half * rng.uniform(1.15, 1.4)
-    objects = []  # (bottom row, kind, side): sorted far to near before drawing
-    for _ in range(rng.integers(1, 4)):
-        objects.append((horizon + (H - horizon) * rng.uniform(0.08, 0.7), "tree", rng.choice([-1, 1])))
-    for _ in range(rng.integers(1, 4)):
-        objects.append((horizon + (H - horizon) * rng.uniform(0.1, 0.75), "pole", rng.choice([-1, 1])))
-    for _ in range(rng.integers(0, 6)):
-        objects.append((horizon + (H - horizon) * rng.uniform(0.08, 0.85), "car", rng.uniform(-0.8, 0.8)))
-    for _ in range(rng.integers(0, 5)):
-        objects.append((horizon + (H - horizon) * rng.uniform(0.1, 0.9), "person", rng.choice([-1, 1])))
-    if rng.random() < 0.15:
-        objects.append((horizon + (H - horizon) * rng.uniform(0.15, 0.5), "bus", rng.uniform(-0.5, 0.5)))
-    if rng.random() < 0.3:
-        objects.append((horizon + (H - horizon) * rng.uniform(0.2, 0.8), "static", rng.choice([-1, 1])))
-    for bottom, kind, where in sorted(objects, key=lambda o: o[0]):
-        s = (bottom - horizon) / (H - horizon)  # perspective scale
-        if kind == "car":
-            cx = ground_x(where * road_half, bottom)
-            w, h = W * 0.28 * s, H * 0.3 * s
-            c.darken(cx, bottom, w * 0.6, h * 0.12 + 1, 0.5)
-            colour = rng.choice([(30, 30, 35), (200, 200, 205), (140, 20, 25), (30, 50, 120), (110, 110, 115)])
-            body = c.segment("car", Style(_jitter(rng, colour, 20), "metal"), instance=True)
-            glass = (ID["car"], c.segment("car", Style((50, 60, 75), "glass"))[1], body[2])  # same instance
-            wheel = (ID["car"], c.segment("car", Style((20, 20, 20)))[1], body[2])
-            c.rect(cx - w / 2, bottom - h * 0.6, cx + w / 2, bottom - h * 0.12, body)
-            c.rect(cx - w * 0.35, bottom - h, cx + w * 0.35, bottom - h * 0.55, glass)
-            for wx in (-0.32, 0.32):
-                c.ellipse(cx + wx * w, bottom - h * 0.12, w * 0.1, h * 0.13, wheel)
-        elif kind == "bus":
-            cx = ground_x(where * road_half, bottom)
-            w, h = W * 0.35 * s, H * 0.65 * s
-            c.darken(cx, bottom, w * 0.6, h * 0.06 + 1, 0.5)
-            part = c.segment("bus", Style(_jitter(rng, (200, 170, 40), 25), "metal"), instance=True)
-            c.rect(cx - w / 2, bottom - h, cx + w / 2, bottom, part)
-            c.rect(cx - w * 0.45, bottom - h * 0.9, cx + w * 0.45, bottom - h * 0.55,
-                   (ID["bus"], c.segment("bus", Style((45, 55, 70), "glass"))[1], part[2]))
-        elif kind == "person":
-            cx = ground_x(where * walk_edge * rng.uniform(1.02, 1.15), bottom)
-            h = H * 0.55 * s
-            w = h * 0.28
-            part = c.segment("person", Style(_jitter(rng, (60, 60, 70), 40)), instance=True)
-            c.rect(cx - w * 0.35, bottom - h * 0.5, cx + w * 0.35, bottom, part)  # legs
-            torso = (ID["person"], c.segment("person", Style(_jitter(rng, (150, 60, 60), 60)))[1], part[2])
-            c.ellipse(cx, bottom - h * 0.65, w * 0.5, h * 0.22, torso)
-            head = (ID["person"], c.segment("person", Style(_jitter(rng, (210, 170, 140), 15)))[1], part[2])
-            c.ellipse(cx, bottom - h * 0.9, w * 0.28, h * 0.1, head)
-        elif kind == "pole":
-            cx = ground_x(where * walk_edge * 1.05, bottom)
-            h = H * rng.uniform(0.6, 1.0) * s + 4
-            w = max(1.0, W * 0.012 * s)
-            c.rect(cx - w / 2, bottom - h, cx + w / 2, bottom, c.segment("pole", Style(_jitter(rng, (120, 120, 125), 10), "metal")))
-            if rng.random() < 0.6:
-                r = max(2.0, W * 0.03 * s)
-                sign = Style(_jitter(rng, rng.choice([(200, 30, 30), (30, 70, 190), (230, 190, 20)]), 15))
-                c.ellipse(cx, bottom - h - r * 0.6, r, r, c.segment("traffic sign", sign))
-            else:
-                lw, lh = max(2.0, W * 0.025 * s), max(4.0, H * 0.1 * s)
-                c.rect(cx - lw / 2, bottom - h - lh, cx + lw / 2, bottom - h, c.segment("traffic light", Style((35, 35, 35))))
-                lamp = Style(tuple(rng.choice([(255, 60, 40), (60, 255, 90), (255, 200, 40)])))
-                c.ellipse(cx, bottom - h - lh * rng.choice([0.2, 0.5, 0.8]), lw * 0.35, lw * 0.35,
-                          c.segment("traffic light", lamp))
-        elif kind == "tree":
-            cx = ground_x(where * walk_edge * 1.1, bottom)
-            h = H * rng.uniform(0.7, 1.1) * s + 4
-            part = c.segment("vegetation", Style(_jitter(rng, (55, 95, 30), 15), "foliage"))
-            c.rect(cx - W * 0.008 * s - 0.5, bottom - h * 0.6, cx + W * 0.008 * s + 0.5, bottom,
-                   (ID["vegetation"], c.segment("vegetation", Style((70, 55, 40)))[1], part[2]))
-            for _ in range(3):
-                c.ellipse(cx + rng.normal(0, h * 0.12), bottom - h * rng.uniform(0.65, 0.85), h * 0.22, h * 0.2, part)
-        elif kind == "static":  # a void object (bench, bin): ignored by the evaluation
-            cx = ground_x(where * walk_edge * 1.05, bottom)
-            w, h = W * 0.05 * s + 1, H * 0.08 * s + 1
-            c.rect(cx - w / 2, bottom - h, cx + w / 2, bottom, c.segment("static", Style(_jitter(rng, (90, 70, 50), 20), "concrete")))
+    def on_road(y):
+        return vx + rng.uniform(-0.8, 0.8) * road_half * (y - horizon)
+
+    def on_sidewalk(y, reach=1.1):
+        return vx + rng.choice([-1, 1]) * road_half * rng.uniform(1.1, 1.4) * reach * (y - horizon)
+
+    objects = []
+    for draw, count, (lo, hi), place in (
+        (_tree, rng.integers(1, 4), (0.08, 0.7), on_sidewalk),
+        (_pole, rng.integers(1, 4), (0.1, 0.75), on_sidewalk),
+        (_car, rng.integers(0, 6), (0.08, 0.85), on_road),
+        (_person, rng.integers(0, 5), (0.1, 0.9), on_sidewalk),
+        (_bus, int(rng.random() < 0.15), (0.15, 0.5), on_road),
+        (_static, int(rng.random() < 0.3), (0.2, 0.8), on_sidewalk),
+    ):
+        for _ in range(count):
+            bottom = row(lo, hi)
+            objects.append((bottom, draw, place(bottom)))
+    for bottom, draw, cx in sorted(objects, key=lambda o: o[0]):
+        draw(c, rng, cx, bottom, (bottom - horizon) / (H - horizon))
 
     # The ego vehicle's bonnet along the bottom edge (void, id 1), in most frames, as in the real data.
     if rng.random() < 0.8:
