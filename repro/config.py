@@ -19,6 +19,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 class Config:
     name: str = "cyclegan"
     profile: str = "paper"
+    method: str = "cyclegan"  # other methods (Tables 2/3 baselines) live in repro/baselines/{method}.py
     # Data. Domain X = label maps, Y = photos; the folders follow the official layout (A = photos, B = labels).
     x_train: str = "trainB"
     y_train: str = "trainA"

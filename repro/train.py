@@ -8,6 +8,7 @@ Two update orders (config `update_order`):
   joint       the PyTorch port: both generators from one summed loss, then both discriminators.
 """
 
+import importlib
 import json
 import math
 import os
@@ -209,6 +210,9 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
           stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
           progress: bool = True) -> Path:
     """Trains (or resumes) a run in folder `run`; returns the checkpoint path."""
+    if cfg.method != "cyclegan":  # a baseline of Tables 2/3 with its own loop
+        baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
+        return baseline.train(cfg, data, run, device=device, resume=resume, stop_after=stop_after, progress=progress)
     device = pick_device(device)
     run, data = Path(run), Path(data)
     ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"

@@ -5,6 +5,7 @@ Outputs keep the inputs' names; a Cityscapes frame (`frankfurt_000000_000294_*`)
 to the run's crop size (the paper's test setting loads and crops at 128), as the original test code does.
 """
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ def generator_from_run(run: Path, direction: str, device) -> tuple[torch.nn.Modu
     if not (run / "config.toml").exists() or not ckpt.exists():
         raise ReproError(f"{run} is not a training run (config.toml and checkpoint.pt expected); train with `repro train`")
     cfg = load_config(str(run / "config.toml"))
+    if cfg.method != "cyclegan":  # baselines build their own translator (an nn.Module from [-1, 1] to [-1, 1])
+        baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
+        return baseline.translator(run, cfg, direction, device), cfg.crop_size, cfg.resize_filter
     net = build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     net.load_state_dict(state["nets"][DIRECTIONS[direction]])

@@ -1,0 +1,45 @@
+"""The rows of the paper's Tables 2-5 and the config that trains each.
+
+Tables 2 and 4 score labels -> photo (G, by the FCN), Tables 3 and 5 photo -> labels (F, by nearest
+palette colour). A row is implemented at a scale when its config file exists:
+repro/configs/{cityscapes|smoke}/{key}.toml. Rows without one are reported as `not implemented`.
+"""
+
+from dataclasses import dataclass
+
+from repro.config import CONFIG_DIR
+
+SCALES = {"paper": "cityscapes", "smoke": "smoke"}  # scale -> config folder
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    tables: tuple[int, ...]
+
+
+ROWS = (
+    Row("cogan", "CoGAN", (2, 3)),
+    Row("bigan", "BiGAN/ALI", (2, 3)),
+    Row("simgan", "SimGAN", (2, 3)),
+    Row("feature_gan", "Feature loss + GAN", (2, 3)),
+    Row("cyclegan", "CycleGAN", (2, 3, 4, 5)),
+    Row("pix2pix", "pix2pix", (2, 3)),
+    Row("cycle_alone", "Cycle alone", (4, 5)),
+    Row("gan_alone", "GAN alone", (4, 5)),
+    Row("gan_forward", "GAN + forward cycle", (4, 5)),
+    Row("gan_backward", "GAN + backward cycle", (4, 5)),
+)
+TABLE_DIRECTION = {2: "labels2photo", 3: "photo2labels", 4: "labels2photo", 5: "photo2labels"}
+TABLE_ROWS = {t: [r for r in ROWS if t in r.tables] for t in (2, 3, 4, 5)}
+# Tables 4/5 list the ablations first and CycleGAN last, as the paper does.
+TABLE_ROWS[4] = TABLE_ROWS[5] = [r for r in ROWS if r.key != "cyclegan" and 4 in r.tables] + [ROWS[4]]
+
+
+def config_name(row: Row, scale: str) -> str:
+    return f"{SCALES[scale]}/{row.key}"
+
+
+def is_implemented(row: Row, scale: str) -> bool:
+    return (CONFIG_DIR / f"{config_name(row, scale)}.toml").is_file()
