@@ -159,23 +159,25 @@ def kid_from_features(a: np.ndarray, b: np.ndarray, n_subsets: int = 100, subset
 
 
 def _as_images(images, value_range):
-    """Folder / list of paths / (N, 3, H, W) tensor in `value_range` -> (iterable for `features`, count)."""
+    """Folder, or (N, 3, H, W) tensor / list of paths or (3, H, W) tensors, tensors in `value_range`
+    -> (list for `features`: paths and [0, 1] tensors, count)."""
     if isinstance(images, (str, Path)):
         files = image_files(images)
         return files, len(files)
+    low, high = value_range
+    scale = lambda t: ((t.detach().float() - low) / (high - low)).clamp(0, 1)
     if isinstance(images, torch.Tensor):
-        low, high = value_range
-        images = ((images.detach().float() - low) / (high - low)).clamp(0, 1)
-        return list(images), len(images)
-    images = list(images)
+        images = list(scale(images))
+    else:
+        images = [scale(im) if isinstance(im, torch.Tensor) else Path(im) for im in images]
     return images, len(images)
 
 
 class FIDScorer:
     """FID/KID against a fixed reference set, for logging during training.
 
-    reference_images / score(images): a folder, a list of image paths, or an (N, 3, H, W) tensor with
-    values in `value_range` (default (-1, 1), what the generators output). The reference features are
+    reference_images / score(images): a folder, an (N, 3, H, W) tensor, or a list of image paths or
+    (3, H, W) tensors; tensors hold values in `value_range` (default (-1, 1), what the generators output). The reference features are
     computed once; `max_images` keeps the first N (sorted files or tensor order) so the subset is fixed.
     """
 
