@@ -1,0 +1,164 @@
+"""`repro segmenter train` and `calibrate`: the VGG16 trunk mapping (with a fake torchvision checkpoint in a
+temporary TORCH_HOME), the loud from-scratch fallback, the written segmenter, the calibration verdict."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch.nn import functional as F
+
+from repro import ReproError
+from repro.data.synth_city import generate
+from repro.eval import segmenter as S
+from repro.eval.fcn import fcn8s, load_segmenter, save_segmenter
+from repro.eval.labels2photo import MEAN_BGR, calibration_file, calibration_status, load_band
+
+WIDTH = 1 / 16
+
+
+def fake_vgg16(width: float) -> dict:
+    """torchvision's vgg16 state_dict keys, with every channel count scaled by `width`."""
+    with torch.device("meta"):
+        keys = torchvision.models.vgg16().state_dict()
+    scale = lambda n: n if n in (3, 1000) else max(1, round(n * width))  # noqa: E731
+    generator = torch.Generator().manual_seed(0)
+    fake = {}
+    for key, value in keys.items():
+        shape = [scale(n) for n in value.shape]
+        if key == "classifier.0.weight":  # Linear over the flattened 512 x 7 x 7 pool5
+            shape = [scale(4096), scale(512) * 49]
+        fake[key] = torch.randn(shape, generator=generator) * 0.1
+    return fake
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
+
+
+def put_vgg16(torch_home, state):
+    path = torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth"
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    return path
+
+
+def test_vgg16_keys_land_on_the_fcn_trunk_at_full_size():
+    with torch.device("meta"):
+        mapped = S.vgg16_to_fcn(torchvision.models.vgg16().state_dict())
+        own = fcn8s().state_dict()
+    assert sorted(mapped) == sorted(k for k in own if not k.startswith(("score", "upscore")))
+    assert all(mapped[k].shape == own[k].shape for k in mapped)
+
+
+def test_trunk_from_the_torch_cache_computes_what_torchvision_computes(torch_home):
+    vgg = fake_vgg16(WIDTH)
+    put_vgg16(torch_home, vgg)
+    model = fcn8s(width=WIDTH)
+    assert S.init_trunk(model) == "imagenet-vgg16"
+    torch.testing.assert_close(model.conv3_2.weight, vgg["features.12.weight"])
+    torch.testing.assert_close(model.fc7.bias, vgg["classifier.3.bias"])
+
+    # conv1_1 on Caffe's input (BGR 0..255 minus the Cityscapes mean) == torchvision's conv1 on RGB/255
+    # normalised by the ImageNet mean/std, wherever the window lies inside the image
+    rgb = torch.rand(1, 3, 12, 12) * 255
+    normalised = (rgb / 255 - torch.tensor(S.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(S.IMAGENET_STD).view(1, 3, 1, 1)
+    caffe = rgb.flip(1) - torch.tensor(MEAN_BGR).view(1, 3, 1, 1)
+    ours = F.conv2d(caffe, model.conv1_1.weight, model.conv1_1.bias)
+    theirs = F.conv2d(normalised, vgg["features.0.weight"], vgg["features.0.bias"])
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+    # fc6 as a 7x7 convolution == the Linear layer on the flattened pool5
+    pool5 = torch.randn(1, model.conv5_3.weight.shape[0], 7, 7)
+    torch.testing.assert_close(model.fc6(pool5).flatten(),
+                               F.linear(pool5.flatten(1), vgg["classifier.0.weight"], vgg["classifier.0.bias"]).flatten(),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_no_or_unfitting_vgg16_means_scratch_said_loudly(torch_home, capsys):
+    model = fcn8s(width=WIDTH)
+    before = model.conv1_1.weight.clone()
+    assert S.init_trunk(model) == "scratch"
+    err = capsys.readouterr().err
+    assert "FROM SCRATCH" in err and str(torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth") in err
+    put_vgg16(torch_home, fake_vgg16(WIDTH))
+    narrower = fcn8s(width=WIDTH / 2)
+    assert S.init_trunk(narrower) == "scratch"
+    assert "FROM SCRATCH" in capsys.readouterr().err
+    assert torch.equal(model.conv1_1.weight, before)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("city") / "cs", n_train=6, n_val=3, size=(64, 32), progress=False)
+
+
+def test_training_data_is_the_photo_at_256_upsampled_to_the_labels(city):
+    frames = S.photo_frames(city, "train")
+    x, y = S.TrainingSet(frames)[0]
+    assert x.shape == (3, 32, 64) and y.shape == (32, 64) and y.dtype == torch.int64
+    from PIL import Image
+
+    photo = Image.open(frames[0][1]).convert("RGB").resize((256, 256), Image.BICUBIC).resize((64, 32), Image.BILINEAR)
+    expected = np.asarray(photo, np.float32)[..., ::-1] - np.array(MEAN_BGR, np.float32)
+    np.testing.assert_array_equal(x.permute(1, 2, 0).numpy(), expected)
+    x_small, y_small = S.TrainingSet(frames, label_size=(32, 16))[0]
+    assert x_small.shape == (3, 16, 32) and y_small.shape == (16, 32)
+
+
+def test_train_writes_a_loadable_segmenter(city, torch_home, tmp_path):
+    out = tmp_path / "seg.pt"
+    digest = S.train(city, out, width=1 / 32, iters=3, batch_size=2, device="cpu", seed=1)
+    model, info = load_segmenter(out)
+    assert info["sha256"] == digest and model.width == 1 / 32 and model.n_classes == 20
+    assert info["source"] == "trained" and info["training"]["trunk"] == "scratch"
+    assert info["training"]["iters"] == 3 and info["trained_on"]["frames"] == 6
+    assert info["training"]["optimizer"] == "adam" and info["training"]["lr"] == 1e-4
+    S.train(city, tmp_path / "sgd.pt", width=1 / 32, iters=1, optimizer="sgd", device="cpu")
+    _, sgd = load_segmenter(tmp_path / "sgd.pt")
+    assert sgd["training"]["lr"] == pytest.approx(1e-10 * 64 * 32)  # Caffe's 1e-10 on the pixel sum
+
+
+def test_verdict_uses_the_band_of_expected_calibration_toml():
+    band = load_band()
+    assert band["paper"]["pixel_acc"] == 0.80 and band["paper"]["class_acc"] == 0.26 and band["paper"]["iou"] == 0.21
+    inside = {"pixel_acc": 0.80 + band["band"]["pixel_acc"], "class_acc": 0.26, "iou": 0.21 - band["band"]["iou"]}
+    deltas, ok = S.verdict(inside, band)
+    assert ok and deltas["pixel_acc"] == pytest.approx(band["band"]["pixel_acc"])
+    outside = dict(inside, class_acc=0.26 - band["band"]["class_acc"] - 0.001)
+    assert S.verdict(outside, band)[1] is False
+
+
+def test_calibrate_scores_real_photos_at_256_and_labels_the_segmenter(city, tmp_path):
+    seg = tmp_path / "seg.pt"
+    torch.manual_seed(0)
+    digest = save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
+    result = S.calibrate(seg, city, device="cpu", batch_size=2)
+    assert result["paper"] == {k: v for k, v in load_band()["paper"].items()}
+    assert result["protocol"]["resize_filter"] == "bicubic" and result["inputs"]["frames"] == 3
+    deltas, ok = S.verdict(result["metrics"], load_band())
+    assert result["comparable_to_paper"] is ok is False  # a random net is far from 0.80 / 0.26 / 0.21
+    assert result["deltas"] == deltas and result["segmenter"]["sha256"] == digest
+    assert "strict" in result["other_protocols"]
+    # `run_calibrate` writes it next to the segmenter, where labels2photo looks for it
+    import argparse
+
+    S.run_calibrate(argparse.Namespace(segmenter=seg, cityscapes=city, device="cpu", batch_size=2, workers=0,
+                                       resize_filter="nearest", jpeg_quality=100, tf32=False, out=None))
+    written = json.loads(calibration_file(seg).read_text())
+    assert written["protocol"]["resize_filter"] == "nearest" and written["protocol"]["jpeg_quality"] == 100
+    assert calibration_status(seg, digest)["comparable_to_paper"] is False
+
+
+def test_missing_photos_are_named(city, tmp_path):
+    import shutil
+
+    copy = tmp_path / "cs"
+    shutil.copytree(city, copy)
+    victim = sorted((copy / "leftImg8bit" / "val").glob("*/*.png"))[0]
+    victim.unlink()
+    with pytest.raises(ReproError, match=victim.name.split("_leftImg8bit")[0]):
+        S.photo_frames(copy, "val")
