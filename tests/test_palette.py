@@ -68,9 +68,7 @@ def test_lookup_table_equals_brute_force_near_palette_colours(space):
 
 
 def test_exact_rgb_tie_goes_to_the_lower_label_id():
-    # (0,0,116) is at squared distance 36 from trailer (0,0,110, void) and ... choose a colour exactly between
-    # caravan (0,0,90, id 29, void) and trailer (0,0,110, id 30, void): (0,0,100); and between truck
-    # (0,0,70, id 27) and caravan (0,0,90, id 29): (0,0,80) -> truck
+    # (0,0,80) is exactly between truck (0,0,70, id 27) and caravan (0,0,90, id 29, void): truck wins
     image = np.array([[(0, 0, 80)]], dtype=np.uint8)
     assert palette.classify(image, "rgb")[0, 0] == 14  # truck
     assert palette.classify_brute_force(image, "rgb")[0, 0] == 14
