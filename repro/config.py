@@ -43,6 +43,21 @@ class Config:
     lambda_forward: float = 10.0   # x -> G -> F -> x  (the Lua lambda_B, the port's lambda_B)
     lambda_backward: float = 10.0  # y -> F -> G -> y  (lambda_A)
     lambda_identity: float = 0.0   # identity weight = lambda_identity x the lambda of the output domain's cycle
+    # Baselines (Tables 2/3). Read only by repro/baselines/ (configs with method != "cyclegan"); README's
+    # section "Baselines (Tables 2/3)" says which values are the paper's and which are our choice.
+    lambda_l1: float = 100.0          # pix2pix: weight of the L1 distance to the paired target
+    pix2pix_test_mode: str = "train"  # pix2pix at test time: "train" (the port's default: each image's own batch
+                                      # statistics, dropout on) or "eval" (running statistics, no dropout; its --eval)
+    unet_num_downs: int = 0           # pix2pix: U-Net halvings; 0 = the generator's own (unet_128: 7, unet_256: 8)
+    lambda_self_reg: float = 10.0     # simgan: weight of the self-regularisation ||phi(x) - phi(G(x))||_1
+    self_reg_space: str = "pixel"     # simgan: phi = pixels ("pixel": SimGAN) or VGG16 relu4_2 ("vgg_relu4_2": Feature loss + GAN)
+    feature_weights: str = "imagenet"  # VGG16 for vgg_relu4_2: "imagenet" (torch hub cache, never downloaded) or
+                                       # "random" (seeded random weights: runs without the file, NOT the paper's method)
+    bigan_code: str = "image"         # bigan: "image" (the paper: the code of a Y image is an X image) or "latent" (noise z)
+    latent_dim: int = 100             # cogan, bigan "latent": length of z ~ N(0, I)
+    cogan_private_layers: int = 1     # cogan: last generator / first discriminator blocks each domain keeps; the rest are tied
+    inversion_steps: int = 200        # cogan translation: Adam steps on z to fit the input image
+    inversion_lr: float = 0.05        # cogan translation: Adam learning rate on z
     # Optimisation.
     lr: float = 0.0002
     beta1: float = 0.5
@@ -84,6 +99,9 @@ CHOICES = {
     "generator": ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256"), "gan_loss": ("lsgan", "vanilla"),
     "lr_rule": ("lua", "pytorch"), "update_order": ("sequential", "joint"),
     "resize_filter": ("nearest", "bilinear", "bicubic", "lanczos"),
+    # Baselines (Tables 2/3)
+    "pix2pix_test_mode": ("train", "eval"), "self_reg_space": ("pixel", "vgg_relu4_2"),
+    "feature_weights": ("imagenet", "random"), "bigan_code": ("image", "latent"),
 }
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.eval.groundtruth import frame_id
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
@@ -132,8 +133,12 @@ def split_side_by_side(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def load_aligned(folder_a: Path, folder_b: Path | None, load_size: int, resize_filter: str = "bicubic"):
-    """Paired images: either two folders with the same file names, or (folder_b=None) one folder of
-    side-by-side pairs. Returns uint8 tensors (a, b) resized to load_size, and the names."""
+    """Paired images: either two folders whose files pair up, or (folder_b=None) one folder of
+    side-by-side pairs. Returns uint8 tensors (a, b) resized to load_size, and folder_a's names.
+
+    Two folders pair by Cityscapes frame id when the names carry one (trainA/aachen_000000_000019_leftImg8bit.png
+    with trainB/aachen_000000_000019_gtFine_color.png, as `repro data cityscapes` writes them), else by the
+    file name without its suffix."""
     if folder_b is None:
         files = list_images(folder_a)
         pairs = [load_image(p) for p in files]
@@ -141,13 +146,17 @@ def load_aligned(folder_a: Path, folder_b: Path | None, load_size: int, resize_f
         resize = lambda t: torch.from_numpy(np.asarray(Image.fromarray(t.permute(1, 2, 0).numpy()).resize(
             (load_size, load_size), FILTERS[resize_filter])).copy()).permute(2, 0, 1)
         return torch.stack([resize(t) for t in a]), torch.stack([resize(t) for t in b]), [p.name for p in files]
-    names_a = [p.name for p in list_images(folder_a)]
-    names_b = [p.name for p in list_images(folder_b)]
-    stem = lambda n: Path(n).stem
-    missing = sorted(set(map(stem, names_a)) ^ set(map(stem, names_b)))
-    if missing:
-        raise ReproError(f"{folder_a} and {folder_b} must hold the same file names for paired training; "
-                         f"unmatched: {missing[:5]}")
+    pair_key = lambda name: frame_id(name) or Path(name).stem
+    keys_a, keys_b = ([pair_key(p.name) for p in list_images(folder)] for folder in (folder_a, folder_b))
+    for folder, keys in ((folder_a, keys_a), (folder_b, keys_b)):
+        if len(set(keys)) != len(keys):
+            raise ReproError(f"{folder} holds two images of the same frame; keep one file per frame for paired training")
+    unmatched = sorted(set(keys_a) ^ set(keys_b))
+    if unmatched:
+        raise ReproError(f"{folder_a} and {folder_b} must hold the same frames (Cityscapes frame id, else file name) "
+                         f"for paired training; unmatched: {unmatched[:5]}")
     a, names = load_folder(folder_a, load_size, resize_filter)
     b, _ = load_folder(folder_b, load_size, resize_filter)
+    row_of_b = {key: i for i, key in enumerate(keys_b)}
+    b = b[[row_of_b[key] for key in keys_a]]  # b's rows in a's order
     return a, b, names
