@@ -233,7 +233,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     model = fcn8s(n_classes=20, width=width)
     init_for_training(model)
     trunk = init_trunk(model)
-    model.to(device).train()
+    model.to(device, memory_format=torch.channels_last).train()  # same math, ~2x faster convolutions on CPU
     data = TrainingSet(frames, label_size)
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=len(data) >= batch_size,
@@ -253,7 +253,8 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     with tqdm(total=iters, desc="train FCN-8s", unit="it") as bar:
         while step < iters:
             for x, y in loader:
-                loss = F.cross_entropy(model(x.to(device)), y.to(device), ignore_index=IGNORE)
+                x = x.to(device, memory_format=torch.channels_last)
+                loss = F.cross_entropy(model(x), y.to(device), ignore_index=IGNORE)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -263,7 +264,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
                 if step >= iters:
                     break
-    model.eval()
+    model.eval().to(memory_format=torch.contiguous_format)
     return save_segmenter(
         model, out, source="trained",
         trained_on={"cityscapes": str(cityscapes), "split": "train", "frames": len(frames),
