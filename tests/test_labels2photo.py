@@ -225,5 +225,6 @@ def test_end_to_end_on_the_synthetic_city(tmp_path, capsys, monkeypatch):
     assert good["metrics"]["iou"] > shuffled["metrics"]["iou"]
     assert good["segmenter"]["sha256"] == calibration["segmenter"]["sha256"]
     assert len(good["per_class"]) == 19 and good["inputs"]["frames"] == 6
+    assert good["inputs"]["generated_sizes"] == {"64x64": 6}
     out = capsys.readouterr().out
     assert "per-pixel acc" in out and "comparable to the paper" in out

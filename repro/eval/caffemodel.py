@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from repro import ReproError
-from repro.eval.fcn import CONV_LAYERS, DECONV_LAYERS, FCN8s, fcn8s, scaled
+from repro.eval.fcn import CONV_LAYERS, DECONV_LAYERS, FCN8s, fcn8s
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
@@ -102,7 +102,7 @@ def parse_blob(buf: memoryview) -> np.ndarray:
             for dim_number, dim_wire, dim in iter_fields(value):
                 if dim_number == 1:
                     shape.extend(packed_varints(dim) if dim_wire == LENGTH else [dim])
-    data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if shape is None:
         shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)] if legacy else [data.size]
     if int(np.prod(shape)) != data.size:
@@ -199,8 +199,6 @@ def import_caffemodel(path: Path) -> tuple[FCN8s, dict]:
     path = Path(path)
     layers = read_caffemodel(path)
     n_classes, width = net_geometry(layers, path)
-    if scaled(64, width) != round(width * 64):
-        raise ReproError(f"{path}: conv1_1 has {width * 64:g} outputs, not a whole channel count.")
     model = fcn8s(n_classes=n_classes, width=width)
     state, skipped = state_dict_from_caffe(layers, model, path)
     model.load_state_dict(state)

@@ -221,6 +221,16 @@ def protocol_description(name: str, n_pred: int, tf32: bool) -> dict:
     }
 
 
+def image_sizes(paths) -> dict[str, int]:
+    """{"WxH": count} of the generated images (headers only): the paper's CycleGAN outputs were 128x128."""
+    sizes = {}
+    for path in paths:
+        with Image.open(path) as image:
+            key = "{}x{}".format(*image.size)
+        sizes[key] = sizes.get(key, 0) + 1
+    return sizes
+
+
 def calibration_file(segmenter: Path) -> Path:
     """SEG.pt -> SEG.calibration.json, where `repro segmenter calibrate` writes its verdict."""
     segmenter = Path(segmenter)
@@ -269,7 +279,8 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
         confusion,
         protocol_description(protocol, model.n_classes, tf32),
         {"results": str(results), "results_sha256": sha256_files([p for p, _ in pairs]),
-         "cityscapes": str(cityscapes), "labels_sha256": sha256_files([p for _, p in pairs]), "frames": len(pairs)},
+         "cityscapes": str(cityscapes), "labels_sha256": sha256_files([p for _, p in pairs]), "frames": len(pairs),
+         "generated_sizes": image_sizes(p for p, _ in pairs)},
         other_protocols={name: {**protocol_block(name, tally), "protocol": protocol_description(name, model.n_classes, tf32)}
                          for name in PROTOCOLS if name != protocol},
         quirk=tally.quirk(),
