@@ -49,7 +49,7 @@ def time_device(model, device, size_hw, batch, frames, tf32):
             frame_confusions(gt, pred, 20).cpu()
         sync(device)
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else float("nan")
+    peak = f"{torch.cuda.max_memory_allocated(device) / 2 ** 30:.1f}" if device.type == "cuda" else "n/a"
     return steps * batch / seconds, peak
 
 
@@ -84,7 +84,7 @@ def main():
                 rows.append([batch, "tf32" if tf32 else "fp32", "out of memory", ""])
                 torch.cuda.empty_cache()
                 continue
-            rows.append([batch, "tf32" if tf32 else "fp32", f"{fps:.2f}", f"{peak:.1f}"])
+            rows.append([batch, "tf32" if tf32 else "fp32", f"{fps:.2f}", peak])
     print(tabulate(rows, headers=["batch", "precision", "frames/s (device part)", "peak GiB"]))
     print(f"\nPIL bilinear 256x256 -> {w}x{h} (one CPU process): {time_upsampling((h, w), args.frames):.1f} frames/s")
 

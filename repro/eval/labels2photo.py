@@ -48,6 +48,13 @@ PROTOCOLS = ("pix2pix", "strict")
 CALIBRATION_TOML = Path(__file__).resolve().parents[2] / "expected" / "calibration.toml"
 
 
+def default_workers(device: torch.device, workers: int | None) -> int:
+    """Image-loading processes: none on CPU (they would take cores from the net), 4 on CUDA."""
+    if workers is not None:
+        return workers
+    return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -166,14 +173,15 @@ class FrameDataset(torch.utils.data.Dataset):
         return fid, upsample_to_label(image, label.shape), label
 
 
-def score_frames(frames, model, device, batch_size: int = 4, workers: int = 0, prepare=None,
+def score_frames(frames, model, device, batch_size: int = 4, workers: int | None = None, prepare=None,
                  tf32: bool = False, desc: str = "FCN-8s") -> Tally:
     """Runs the net over every frame (same-size frames stacked into batches) and tallies both protocols."""
     n_pred = model.n_classes
     if n_pred not in (N_CLASSES, N_CLASSES + 1):
         raise ReproError(f"the segmenter has {n_pred} outputs; the Cityscapes protocol needs 19 classes (+1 unused).")
     loader = torch.utils.data.DataLoader(
-        FrameDataset(frames, prepare), batch_size=batch_size, num_workers=workers, collate_fn=list,
+        FrameDataset(frames, prepare), batch_size=batch_size, num_workers=default_workers(torch.device(device), workers),
+        collate_fn=list,
     )
     tally = Tally(n_pred=n_pred)
     previous_tf32 = torch.backends.cudnn.allow_tf32
@@ -260,7 +268,7 @@ def calibration_status(segmenter: Path, sha256: str) -> dict:
 
 
 def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "pix2pix", device: str = "auto",
-             batch_size: int = 4, workers: int = 0, tf32: bool = False) -> dict:
+             batch_size: int = 4, workers: int | None = None, tf32: bool = False) -> dict:
     """Scores the generated val photos in `results` against `cityscapes`/gtFine/val; the result dict
     (headline = `protocol`, the other protocol under "other_protocols")."""
     if protocol not in PROTOCOLS:
@@ -327,7 +335,7 @@ def add_commands(commands) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default="pix2pix", help="headline protocol (both are written)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass (same-size frames only)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="image-loading processes")
+    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on CPU, 4 on CUDA)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA (faster, not Caffe's float32)")
     p.add_argument("--out", type=Path, help="result JSON (default: RESULTS/../labels2photo.json)")
     p.set_defaults(func=run)

@@ -44,8 +44,8 @@ from repro import ReproError
 from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.eval.groundtruth import IGNORE, frame_id, ground_truth_files, load_train_ids
-from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, load_band, protocol_block,
-                                     protocol_description, resolve_device, score_frames)
+from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, default_workers, load_band,
+                                     protocol_block, protocol_description, resolve_device, score_frames)
 from repro.eval.metrics import scores
 from repro.eval.results import build_result, sha256_file, sha256_files, write_json
 
@@ -224,11 +224,13 @@ def init_trunk(model: FCN8s) -> str:
 
 def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = None, epochs: int | None = None,
           batch_size: int = 1, optimizer: str = "adam", lr: float | None = None, device: str = "auto",
-          seed: int = 0, label_size: tuple[int, int] | None = None, workers: int = 0) -> str:
-    """Trains FCN-8s on the train split and writes the segmenter; returns its sha256."""
+          seed: int = 0, label_size: tuple[int, int] | None = None, workers: int | None = None) -> str:
+    """Trains FCN-8s on the train split and writes the segmenter; returns its sha256.
+    workers=None: none on CPU (loading processes would take cores from the net), 4 on CUDA."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = resolve_device(device)
+    workers = default_workers(device, workers)
     frames = photo_frames(cityscapes, "train")
     model = fcn8s(n_classes=20, width=width)
     init_for_training(model)
@@ -237,7 +239,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     data = TrainingSet(frames, label_size)
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=len(data) >= batch_size,
-                                         num_workers=workers, generator=generator)
+                                         num_workers=workers, persistent_workers=workers > 0, generator=generator)
     if iters is None:
         iters = (epochs or 1) * len(loader)
     x0, _ = data[0]
@@ -285,7 +287,7 @@ def verdict(metrics: dict, band: dict) -> tuple[dict, bool]:
     return deltas, all(abs(d) <= band["band"][k] + 1e-9 for k, d in deltas.items())
 
 
-def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_size: int = 4, workers: int = 0,
+def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_size: int = 4, workers: int | None = None,
               resize_filter: str = "bicubic", jpeg_quality: int | None = None, tf32: bool = False) -> dict:
     """Scores the real val photos shrunk to 256x256 (pix2pix's "ground truth" row) and compares with
     the paper's 0.80 / 0.26 / 0.21 under the pix2pix protocol."""
@@ -379,7 +381,7 @@ def add_commands(commands) -> None:
     p.add_argument("--label-size", type=parse_size, help="train at WxH instead of the full label resolution")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on CPU, 4 on CUDA)")
     p.set_defaults(func=run_train)
 
     p = group.add_parser("calibrate", help="score real val photos at 256x256; compare with the paper's 0.80/0.26/0.21")
@@ -387,7 +389,7 @@ def add_commands(commands) -> None:
     p.add_argument("--cityscapes", type=Path, required=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on CPU, 4 on CUDA)")
     p.add_argument("--resize-filter", choices=sorted(FILTERS), default="bicubic",
                    help="filter shrinking the photos to 256 (default: Pillow's default, as the dataset preparation)")
     p.add_argument("--jpeg-quality", type=int, help="pass the 256x256 photos through JPEG (prepared datasets: 100)")
