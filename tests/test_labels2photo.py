@@ -3,7 +3,6 @@ sees, hand-set nets with hand-computed scores, batching invariance, and the whol
 the synthetic city with a segmenter trained there."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -14,8 +13,8 @@ from repro.cli import main
 from repro.data.synth_city import generate
 from repro.eval import labels2photo as L
 from repro.eval.fcn import fcn8s, save_segmenter
-from repro.eval.groundtruth import frame_id, ground_truth_files, load_train_ids
-from repro.eval.metrics import confusion_matrix, scores
+from repro.eval.groundtruth import ground_truth_files, load_train_ids
+from repro.eval.metrics import confusion_matrix
 
 
 def original_fast_hist(a, b, n):
