@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config
-from repro.data.loaders import UnalignedData
+from repro.data.loaders import UnalignedData, load_folder, to_model_range
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, build_generator, init_weights, zero_conv_biases
 from repro.pool import ImagePool
@@ -194,6 +194,27 @@ def export_generators(run: Path, nets) -> None:
         os.replace(tmp, run / file)
 
 
+class FIDLog:
+    """FID/KID of G's translations of a fixed val subset against the real val photos, every `fid_every`
+    epochs, appended to RUN/fid.jsonl. Built before training starts, so missing Inception weights stop
+    the run before any work."""
+
+    def __init__(self, cfg: Config, data: Path, device, weights: Path | None):
+        from repro.eval.fid import FIDScorer  # pytorch-fid is only needed when FID is asked for
+        n = cfg.fid_images
+        x_val, _ = load_folder(data / cfg.x_test, cfg.crop_size, cfg.resize_filter, desc="FID inputs")
+        y_val, _ = load_folder(data / cfg.y_test, cfg.crop_size, cfg.resize_filter, desc="FID reference")
+        self.inputs = to_model_range(x_val[:n]).to(device)
+        self.scorer = FIDScorer(to_model_range(y_val[:n]), device=str(device), weights=weights)
+
+    @torch.no_grad()
+    def log(self, path: Path, G: nn.Module, epoch: int, step: int) -> None:
+        fake = torch.cat([G(self.inputs[i:i + 8]) for i in range(0, len(self.inputs), 8)])
+        scores = self.scorer.score(fake.float().cpu())
+        with open(path, "a") as f:
+            f.write(json.dumps({"step": step, "epoch": epoch, "fid": scores["fid"], "kid": scores["kid"]}) + "\n")
+
+
 def truncate_log(log_path: Path, step: int) -> None:
     """Drops log lines written after the checkpoint a resumed run restarts from."""
     if not log_path.exists():
@@ -208,7 +229,7 @@ def truncate_log(log_path: Path, step: int) -> None:
 
 def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool = False,
           stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
-          progress: bool = True) -> Path:
+          progress: bool = True, fid_weights: Path | None = None) -> Path:
     """Trains (or resumes) a run in folder `run`; returns the checkpoint path."""
     if cfg.method != "cyclegan":  # a baseline of Tables 2/3 with its own loop
         baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
@@ -240,6 +261,8 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
     if resume:
         position = load_checkpoint(ckpt_path, nets, opts, pools, rng, device)
         truncate_log(log_path, position["step"])
+        truncate_log(run / "fid.jsonl", position["step"])
+    fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every else None
     use_amp = amp and device.type == "cuda"
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)
     iters = (cfg.iters_per_epoch or len(dataset)) // cfg.batch_size
@@ -281,6 +304,8 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                     save_checkpoint(ckpt_path, cfg, nets, opts, pools, rng, position)
                     return ckpt_path
             position = {"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None}
+            if fid is not None and epoch % cfg.fid_every == 0:
+                fid.log(run / "fid.jsonl", nets["G"], epoch, position["step"])
             save_checkpoint(ckpt_path, cfg, nets, opts, pools, rng, position)
             export_generators(run, nets)
     finally:
@@ -311,7 +336,7 @@ def run_train(args) -> None:
         overrides |= {"epochs_constant": (args.epochs + 1) // 2, "epochs_decay": args.epochs // 2}
     cfg = load_config(args.config, **overrides)
     train(cfg, args.data, args.out, device=args.device, resume=args.resume, stop_after=args.stop_after,
-          amp=args.amp, channels_last=args.channels_last)
+          amp=args.amp, channels_last=args.channels_last, fid_weights=args.fid_weights)
     print(f"trained {cfg.name}: {args.out}/checkpoint.pt, generators {args.out}/G_x2y.pth and F_y2x.pth")
 
 
@@ -328,4 +353,6 @@ def add_commands(commands) -> None:
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many total iterations")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (changes numerics; recorded in run.json)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA speed)")
+    p.add_argument("--fid-weights", type=Path, help="pytorch-fid Inception weights for the config's fid_every "
+                   "(default: the torch hub cache)")
     p.set_defaults(func=run_train)

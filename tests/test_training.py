@@ -156,3 +156,21 @@ def test_log_has_every_step_and_lr_schedule(tiny_data, tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 9))
     assert {r["lr"] for r in rows if r["epoch"] == 1} == {0.0002}  # lua rule: epoch 2 of 1+1 still at full lr
     assert {"gan_G", "cycle_forward_G", "cycle_backward_G", "D_X", "D_Y"} <= set(rows[0])
+
+
+@pytest.mark.slow
+def test_fid_is_logged_every_n_epochs_and_missing_weights_stop_before_training(tiny_data, tmp_path):
+    from tests.test_fid import random_inception_state_dict
+    weights_file = tmp_path / "inception.pth"
+    torch.save(random_inception_state_dict(), weights_file)
+    cfg = tiny_config(fid_every=1, fid_images=3)
+    train(cfg, tiny_data, tmp_path / "run", device="cpu", progress=False, fid_weights=weights_file)
+    rows = [json.loads(l) for l in (tmp_path / "run/fid.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["step"]) for r in rows] == [(1, 4), (2, 8)]
+    assert all(r["fid"] > 0 for r in rows)
+    # FID uses no training randomness: the weights equal a run without it.
+    train(tiny_config(), tiny_data, tmp_path / "plain", device="cpu", progress=False)
+    assert_same_weights(weights(tmp_path / "run"), weights(tmp_path / "plain"))
+    with pytest.raises(ReproError, match="no such file"):
+        train(cfg, tiny_data, tmp_path / "run2", device="cpu", progress=False, fid_weights=tmp_path / "missing.pth")
+    assert not (tmp_path / "run2/checkpoint.pt").exists()
