@@ -1,0 +1,12 @@
+"""The other rows of Tables 2 and 3, one module per config `method`.
+
+    pix2pix   paired U-Net + conditional PatchGAN, GAN + 100 x L1 (the upper bound)
+    simgan    adversarial loss + self-regularisation ||x - G(x)||_1, in pixels (SimGAN) or on VGG16
+              relu4_2 features (Feature loss + GAN)
+    cogan     coupled GANs from one noise vector; translation by optimising z
+    bigan     BiGAN / ALI: a generator and an encoder judged jointly
+
+Each module has `train(cfg, data, run, device, resume, stop_after, progress)` (called by repro.train.train)
+and `translator(run, cfg, direction, device)` (called by repro.translate.generator_from_run). The training
+loop itself, with checkpoints, exact resume and logs, is shared: repro/baselines/loop.py.
+"""

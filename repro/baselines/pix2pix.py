@@ -1,0 +1,103 @@
+"""pix2pix (Isola et al., CVPR 2017): the paired upper bound of Tables 2 and 3.
+
+One model per direction, both trained in one run: G: X -> Y (labels -> photo) and F: Y -> X, each a U-Net
+(unet_128 at 128x128: batch norm, dropout in the 8*ngf-wide middle) with its own conditional PatchGAN that
+judges input and output together (6 channels). Per iteration and direction, as the pix2pix code orders it:
+
+    D step   (1/2) [BCE(D(src, tgt), real) + BCE(D(src, G(src)), fake)]
+    G step   BCE(D(src, G(src)), real) + lambda_l1 * |G(src) - tgt|_1       (lambda_l1 = 100)
+
+on one G(src). Pairs come from the aligned folders (same Cityscapes frame) with one crop and flip for both.
+The nets are the official port's builders, so G_x2y.pth / F_y2x.pth load into the port's pix2pix.
+"""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from repro.baselines.common import adam, as_direction, prepared, trained_nets, update
+from repro.baselines.loop import Parts, train_loop
+from repro.config import Config
+from repro.losses import discriminator_loss, gan_loss, l1
+from repro.networks import PatchDiscriminator, UnetGenerator, build_generator
+from repro.train import frozen
+
+GENERATOR_OF = {"x2y": "G", "y2x": "F"}
+
+
+def make_generator(cfg: Config) -> nn.Module:
+    """The config's generator; `unet_num_downs` > 0 builds a U-Net with that many halvings instead
+    (5 for the 32x32 smoke scale, where unet_128's 7 would shrink the image below one pixel)."""
+    if cfg.unet_num_downs:
+        return UnetGenerator(3, 3, cfg.unet_num_downs, cfg.ngf, cfg.norm, cfg.dropout)
+    return build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
+
+
+def make_discriminator(cfg: Config) -> nn.Module:
+    """Conditional PatchGAN: input and output concatenated on the channel axis (3 + 3)."""
+    return PatchDiscriminator(6, cfg.ndf, cfg.d_layers, cfg.norm, cfg.d_padding)
+
+
+def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:
+    torch.manual_seed(cfg.seed)
+    nets = {"G": make_generator(cfg), "D_Y": make_discriminator(cfg), "F": make_generator(cfg), "D_X": make_discriminator(cfg)}
+    return {n: prepared(net, cfg, device) for n, net in nets.items()}
+
+
+def direction_terms(gen, disc, src, tgt, cfg: Config, nets, opts, g_name: str, d_name: str) -> dict[str, torch.Tensor]:
+    """One direction's D step then G step; returns its loss terms."""
+    fake = gen(src)
+    d_loss = discriminator_loss(disc(torch.cat([src, tgt], 1)), disc(torch.cat([src, fake.detach()], 1)), cfg.gan_loss)
+    update(d_loss, [d_name], nets, opts, cfg)
+    with frozen(disc):
+        terms = {f"gan_{g_name}": gan_loss(disc(torch.cat([src, fake], 1)), True, cfg.gan_loss),
+                 f"l1_{g_name}": cfg.lambda_l1 * l1(fake, tgt)}
+    update(sum(terms.values()), [g_name], nets, opts, cfg)
+    return {d_name: d_loss.detach()} | {k: v.detach() for k, v in terms.items()}
+
+
+def build(cfg: Config, device) -> Parts:
+    nets = build_nets(cfg, device)
+    opts = adam(nets, cfg)
+
+    def step(x, y, rng):
+        return (direction_terms(nets["G"], nets["D_Y"], x, y, cfg, nets, opts, "G", "D_Y")
+                | direction_terms(nets["F"], nets["D_X"], y, x, cfg, nets, opts, "F", "D_X"))
+
+    return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"})
+
+
+def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True) -> Path:
+    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, paired=True)
+
+
+class TestTimeGenerator(nn.Module):
+    """A pix2pix generator as the port's test.py runs it.
+
+    mode "train" (the port's default, no --eval): every image goes through the net alone in train mode, so
+    batch norm uses that image's own statistics (the port tests with batch size 1) and dropout stays on; the
+    dropout masks are seeded per image, so an image's output does not depend on how the folder is batched.
+    mode "eval": running statistics, no dropout. The mode is set in forward, so an outer .eval() cannot undo it.
+    """
+
+    def __init__(self, net: nn.Module, mode: str, seed: int):
+        super().__init__()
+        self.net, self.mode, self.seed = net, mode, seed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "eval":
+            return self.net.eval()(x)
+        self.net.train()
+        outputs = []
+        for image in x:
+            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+                torch.manual_seed(self.seed)
+                outputs.append(self.net(image[None]))
+        return torch.cat(outputs)
+
+
+def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
+    name = GENERATOR_OF[as_direction(direction)]
+    net = trained_nets(run, {name: make_generator(cfg)}, device)[name]
+    return TestTimeGenerator(net, cfg.pix2pix_test_mode, cfg.seed).to(device)
