@@ -126,3 +126,20 @@ def test_bad_baseline_field_is_refused(tmp_path):
     path.write_text('method = "simgan"\nself_reg_space = "vgg"\n')
     with pytest.raises(ReproError, match="self_reg_space"):
         load_config(str(path))
+
+
+@pytest.mark.parametrize("key", ["pix2pix_dropout", "cogan"])
+def test_fid_is_logged_and_leaves_training_untouched(key, tiny_data, aligned_data, tmp_path):
+    """FID translates with a snapshot of the nets (pix2pix in its test mode, CoGAN by optimising z under the
+    FID's no_grad): one row per epoch, and the same weights as a run without FID."""
+    from repro.baselines import cogan, pix2pix
+    from tests.test_fid import random_inception_state_dict
+    weights_file = tmp_path / "inception.pth"
+    torch.save(random_inception_state_dict(), weights_file)
+    module, data = (pix2pix, aligned_data) if key.startswith("pix2pix") else (cogan, tiny_data)
+    module.train(CONFIGS[key](fid_every=1, fid_images=3), data, tmp_path / "fid", device="cpu", progress=False,
+                 fid_weights=weights_file)
+    rows = [json.loads(l) for l in (tmp_path / "fid/fid.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["fid"] > 0 for r in rows)
+    module.train(CONFIGS[key](), data, tmp_path / "plain", device="cpu", progress=False)
+    assert same_weights(weights(tmp_path / "fid"), weights(tmp_path / "plain"))

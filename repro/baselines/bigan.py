@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import adam, as_direction, prepared, trained_nets, update
+from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.baselines.latent import Decoder, Encoder, encoder_blocks
 from repro.baselines.loop import Parts, train_loop
 from repro.config import Config
@@ -90,7 +90,8 @@ def build(cfg: Config, device) -> Parts:
         def step(x, y, rng):
             return bigan_step(("G", "E", "D"), pair, nets, opts, x, nets["G"](x), nets["E"](y), y, cfg)
 
-        return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "E": "E_y2x.pth"})
+        return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "E": "E_y2x.pth"},
+                     labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
     def step(x, y, rng):
         log = {}
@@ -101,19 +102,37 @@ def build(cfg: Config, device) -> Parts:
                               z, nets[f"G_{side}"](z), nets[f"E_{side}"](data), data, cfg)
         return log
 
-    return Parts(nets, opts, step)
+    return Parts(nets, opts, step, labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 
-def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True) -> Path:
-    return train_loop(cfg, data, run, build, device, resume, stop_after, progress)
+def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True,
+          fid_weights: Path | None = None) -> Path:
+    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, fid_weights=fid_weights)
+
+
+def translation_nets(cfg: Config, direction: str) -> tuple[str, ...]:
+    """The nets one direction needs: G or E (image reading); the input side's encoder and the other
+    side's decoder (latent reading: encode on one side, decode on the other)."""
+    forward = as_direction(direction) == "x2y"
+    if cfg.bigan_code == "image":
+        return ("G",) if forward else ("E",)
+    return ("E_X", "G_Y") if forward else ("E_Y", "G_X")
+
+
+def wrap(nets: dict[str, nn.Module], cfg: Config, direction: str) -> nn.Module:
+    names = translation_nets(cfg, direction)
+    return nets[names[0]] if len(names) == 1 else nn.Sequential(*(nets[n] for n in names))
+
+
+def untrained(cfg: Config, name: str) -> nn.Module:
+    """A net of that name, built to receive a checkpoint's weights."""
+    if name in ("G", "E"):
+        return image_generator(cfg)
+    if name.startswith("E_"):
+        return Encoder(cfg.latent_dim, cfg.ndf, cfg.crop_size)
+    return Decoder(cfg.latent_dim, cfg.ngf, cfg.crop_size)
 
 
 def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
-    forward = as_direction(direction) == "x2y"
-    if cfg.bigan_code == "image":
-        name = "G" if forward else "E"
-        return trained_nets(run, {name: image_generator(cfg)}, device)[name]
-    source, target = ("X", "Y") if forward else ("Y", "X")
-    nets = trained_nets(run, {f"E_{source}": Encoder(cfg.latent_dim, cfg.ndf, cfg.crop_size),
-                              f"G_{target}": Decoder(cfg.latent_dim, cfg.ngf, cfg.crop_size)}, device)
-    return nn.Sequential(nets[f"E_{source}"], nets[f"G_{target}"])  # encode on one side, decode on the other
+    nets = {name: untrained(cfg, name) for name in translation_nets(cfg, direction)}
+    return wrap(trained_nets(run, nets, device), cfg, direction)

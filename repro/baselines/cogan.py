@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from repro import ReproError
-from repro.baselines.common import adam, as_direction, prepared, trained_nets, update
+from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.baselines.latent import decoder_blocks, encoder_blocks
 from repro.baselines.loop import Parts, train_loop
 from repro.config import Config
@@ -89,11 +89,12 @@ def build(cfg: Config, device) -> Parts:
         update(sum(g_terms.values()), ["G"], nets, opts, cfg)
         return {k: v.detach() for k, v in (d_terms | g_terms).items()}
 
-    return Parts(nets, opts, step)
+    return Parts(nets, opts, step, labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 
-def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True) -> Path:
-    return train_loop(cfg, data, run, build, device, resume, stop_after, progress)
+def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True,
+          fid_weights: Path | None = None) -> Path:
+    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, fid_weights=fid_weights)
 
 
 class LatentInversion(nn.Module):
@@ -129,8 +130,11 @@ class LatentInversion(nn.Module):
             return self.generators.eval().render(z, self.target)
 
 
-def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
+def wrap(nets: dict[str, nn.Module], cfg: Config, direction: str) -> nn.Module:
     source, target = ("x", "y") if as_direction(direction) == "x2y" else ("y", "x")
+    return LatentInversion(nets["G"], source, target, cfg.latent_dim, cfg.inversion_steps, cfg.inversion_lr, cfg.seed)
+
+
+def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
     G = CoupledGenerators(cfg.latent_dim, cfg.ngf, cfg.crop_size, cfg.cogan_private_layers)
-    G = trained_nets(run, {"G": G}, device)["G"]
-    return LatentInversion(G, source, target, cfg.latent_dim, cfg.inversion_steps, cfg.inversion_lr, cfg.seed).to(device)
+    return wrap(trained_nets(run, {"G": G}, device), cfg, direction).to(device)

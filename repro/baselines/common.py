@@ -1,5 +1,6 @@
 """Small pieces the baselines share: paired data, net set-up, optimiser steps, loading a trained run."""
 
+import copy
 from pathlib import Path
 
 import torch
@@ -73,6 +74,11 @@ def update(loss: torch.Tensor, names, nets: dict, opts: dict, cfg: Config) -> No
         opts[n].step()
         if cfg.zero_conv_bias:
             zero_conv_biases(nets[n])
+
+
+def snapshot(nets: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """Copies of the live nets, so a translation during training (FID) cannot change their state."""
+    return {name: copy.deepcopy(net) for name, net in nets.items()}
 
 
 def trained_nets(run: Path, nets: dict[str, nn.Module], device) -> dict[str, nn.Module]:

@@ -25,7 +25,7 @@ from repro.config import Config, config_to_toml, load_config
 from repro.data.loaders import UnalignedData
 from repro.pool import ImagePool
 from repro.schedule import lr_factor
-from repro.train import load_checkpoint, pick_device, save_checkpoint, truncate_log, write_run_info
+from repro.train import FIDLog, load_checkpoint, pick_device, save_checkpoint, truncate_log, write_run_info
 
 from repro.baselines.common import AlignedData
 
@@ -40,6 +40,7 @@ class Parts:
     step: Callable[[torch.Tensor, torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
     pools: dict[str, ImagePool] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
+    labels2photo: Callable[[], nn.Module] | None = None  # G's translation from a snapshot of the nets (for FID)
 
 
 def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
@@ -67,11 +68,12 @@ def export(run: Path, nets: dict[str, nn.Module], exports: dict[str, str]) -> No
 
 def train_loop(cfg: Config, data: Path, run: Path, build: Callable[[Config, torch.device], Parts],
                device: str = "auto", resume: bool = False, stop_after: int | None = None, progress: bool = True,
-               paired: bool = False) -> Path:
+               paired: bool = False, fid_weights: Path | None = None) -> Path:
     """Trains (or resumes) a baseline in folder `run`; returns the checkpoint path.
 
     `build(cfg, device)` makes the method's Parts from the seed; `paired` feeds aligned (x, y) pairs
-    (pix2pix) instead of CycleGAN's unaligned draw."""
+    (pix2pix) instead of CycleGAN's unaligned draw. With `fid_every`, FID/KID of labels -> photo on a fixed
+    val subset go to RUN/fid.jsonl as in CycleGAN's loop (Inception weights: `fid_weights` or the torch cache)."""
     device = pick_device(device)
     run, data = Path(run), Path(data)
     ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
@@ -85,6 +87,11 @@ def train_loop(cfg: Config, data: Path, run: Path, build: Callable[[Config, torc
     if resume:
         position = load_checkpoint(ckpt_path, parts.nets, parts.opts, parts.pools, rng, device)
         truncate_log(log_path, position["step"])
+        truncate_log(run / "fid.jsonl", position["step"])
+    fid = None
+    if cfg.fid_every and parts.labels2photo:
+        with torch.random.fork_rng():  # building Inception draws random numbers; training (dropout) must not see it
+            fid = FIDLog(cfg, data, device, fid_weights)
     save = lambda: save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
     iters = (cfg.iters_per_epoch or len(dataset)) // cfg.batch_size
     if iters < 1:
@@ -125,6 +132,8 @@ def train_loop(cfg: Config, data: Path, run: Path, build: Callable[[Config, torc
                     save()
                     return ckpt_path
             position = {"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None}
+            if fid is not None and epoch % cfg.fid_every == 0:
+                fid.log(run / "fid.jsonl", parts.labels2photo(), epoch, position["step"])
             save()
             export(run, parts.nets, parts.exports)
     finally:

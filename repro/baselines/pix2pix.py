@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import adam, as_direction, prepared, trained_nets, update
+from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.baselines.loop import Parts, train_loop
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
@@ -65,11 +65,13 @@ def build(cfg: Config, device) -> Parts:
         return (direction_terms(nets["G"], nets["D_Y"], x, y, cfg, nets, opts, "G", "D_Y")
                 | direction_terms(nets["F"], nets["D_X"], y, x, cfg, nets, opts, "F", "D_X"))
 
-    return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"})
+    return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
+                 labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 
-def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True) -> Path:
-    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, paired=True)
+def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True,
+          fid_weights: Path | None = None) -> Path:
+    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, paired=True, fid_weights=fid_weights)
 
 
 class TestTimeGenerator(nn.Module):
@@ -97,7 +99,10 @@ class TestTimeGenerator(nn.Module):
         return torch.cat(outputs)
 
 
+def wrap(nets: dict[str, nn.Module], cfg: Config, direction: str) -> nn.Module:
+    return TestTimeGenerator(nets[GENERATOR_OF[as_direction(direction)]], cfg.pix2pix_test_mode, cfg.seed)
+
+
 def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
     name = GENERATOR_OF[as_direction(direction)]
-    net = trained_nets(run, {name: make_generator(cfg)}, device)[name]
-    return TestTimeGenerator(net, cfg.pix2pix_test_mode, cfg.seed).to(device)
+    return wrap(trained_nets(run, {name: make_generator(cfg)}, device), cfg, direction).to(device)

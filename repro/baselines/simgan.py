@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import adam, as_direction, prepared, trained_nets, update
+from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.baselines.loop import Parts, train_loop
 from repro.baselines.vgg import VGGRelu4_2
 from repro.config import Config
@@ -80,14 +80,20 @@ def build(cfg: Config, device) -> Parts:
             log |= {k: v.detach() for k, v in terms.items()} | {d_name: d_loss.detach()}
         return log
 
-    return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"})
+    return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
+                 labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 
-def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True) -> Path:
-    return train_loop(cfg, data, run, build, device, resume, stop_after, progress)
+def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True,
+          fid_weights: Path | None = None) -> Path:
+    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, fid_weights=fid_weights)
+
+
+def wrap(nets: dict[str, nn.Module], cfg: Config, direction: str) -> nn.Module:
+    return nets[GENERATOR_OF[as_direction(direction)]]
 
 
 def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
     name = GENERATOR_OF[as_direction(direction)]
     net = build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
-    return trained_nets(run, {name: net}, device)[name]
+    return wrap(trained_nets(run, {name: net}, device), cfg, direction)
