@@ -105,7 +105,7 @@ def test_cogan_trains_and_translates_both_directions(tiny_data, tmp_path):
     cogan.train(cfg, tiny_data, run, device="cpu", progress=False)
     assert json.loads((run / "run.json").read_text())["finished"]
     lines = (run / "losses.jsonl").read_text().splitlines()
-    assert len(lines) == 6 and {"D_X", "D_Y", "gan_x", "gan_y"} <= set(json.loads(lines[-1]))  # 2 epochs x 6 // 2
+    assert len(lines) == 12 and {"D_X", "D_Y", "gan_x", "gan_y"} <= set(json.loads(lines[-1]))  # 2 epochs x 6 batches
     state = torch.load(run / "checkpoint.pt", weights_only=False)["nets"]
     for direction, source, target, folder in (("labels2photo", "x", "y", "testB"), ("photo2labels", "y", "x", "testA")):
         net, size, resize_filter = generator_from_run(run, direction, "cpu")

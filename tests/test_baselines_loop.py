@@ -19,7 +19,7 @@ CONFIGS = {
     "simgan": lambda **o: tiny_config(**(dict(name="t", method="simgan", **NO_CYCLE) | o)),
     "feature_gan": lambda **o: tiny_config(**(dict(name="t", method="simgan", self_reg_space="vgg_relu4_2",
                                                    feature_weights="random", **NO_CYCLE) | o)),
-    "cogan": lambda **o: tiny_config(**(dict(name="t", method="cogan", gan_loss="vanilla", batch_size=2, iters_per_epoch=8,
+    "cogan": lambda **o: tiny_config(**(dict(name="t", method="cogan", gan_loss="vanilla", batch_size=2, iters_per_epoch=4,
                                              latent_dim=8, inversion_steps=3, **NO_CYCLE) | o)),
     "bigan": lambda **o: tiny_config(**(dict(name="t", method="bigan", pool_size=0, **NO_CYCLE) | o)),
     "bigan_latent": lambda **o: tiny_config(**(dict(name="t", method="bigan", bigan_code="latent", latent_dim=8,
@@ -89,9 +89,11 @@ def test_existing_run_needs_resume_and_the_same_config(tiny_data, tmp_path):
         train(CONFIGS["bigan"](bigan_code="latent"), tiny_data, tmp_path / "run", device="cpu", progress=False, resume=True)
 
 
-def test_batch_larger_than_an_epoch_is_refused(tiny_data, tmp_path):
-    with pytest.raises(ReproError, match="iters_per_epoch"):
-        train(CONFIGS["cogan"](batch_size=16), tiny_data, tmp_path / "run", device="cpu", progress=False)
+def test_iters_per_epoch_counts_batches_and_a_batch_larger_than_the_data_is_refused(tiny_data, tmp_path):
+    train(CONFIGS["cogan"](batch_size=3, iters_per_epoch=2), tiny_data, tmp_path / "run", device="cpu", progress=False)
+    assert [json.loads(l)["step"] for l in (tmp_path / "run/losses.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    with pytest.raises(ReproError, match="batch_size 16 is larger than the 6 training images"):
+        train(CONFIGS["cogan"](batch_size=16, iters_per_epoch=0), tiny_data, tmp_path / "run2", device="cpu", progress=False)
 
 
 def test_every_table_2_and_3_row_is_implemented_at_both_scales():

@@ -93,10 +93,12 @@ def train_loop(cfg: Config, data: Path, run: Path, build: Callable[[Config, torc
         with torch.random.fork_rng():  # building Inception draws random numbers; training (dropout) must not see it
             fid = FIDLog(cfg, data, device, fid_weights)
     save = lambda: save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
-    iters = (cfg.iters_per_epoch or len(dataset)) // cfg.batch_size
+    # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
+    # alike; 0 means one pass over the larger domain, in batches (CycleGAN's rule when batch_size is 1)
+    iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
     if iters < 1:
-        raise ReproError(f"iters_per_epoch {cfg.iters_per_epoch} is smaller than batch_size {cfg.batch_size}: "
-                         f"an epoch would have no iteration; raise iters_per_epoch")
+        raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
+                         f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
     bar = tqdm(total=cfg.epochs * iters, initial=position["step"], disable=not progress, unit="it",
                desc=f"train {cfg.name}", dynamic_ncols=True)
     log = open(log_path, "a")
