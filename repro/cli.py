@@ -15,6 +15,9 @@ COMMAND_MODULES = [
     "repro.eval.labels2photo",
     "repro.eval.photo2labels",
     "repro.eval.fid",
+    "repro.reproduce",
+    "repro.report",
+    "repro.check",
 ]
 
 GROUP_HELP = {

@@ -1,0 +1,384 @@
+"""`repro reproduce table2|table3|table4|table5|all`: every row of the paper's tables, from nothing to report.
+
+For each row and seed: train (or reuse a finished run, resume an interrupted one), translate the val set
+in both directions, score both, and write OUT/ROW/seed-K/result.json with its provenance. Then the
+report (repro.report) diffs every cell against the paper.
+
+    OUT/ROW/seed-K/run/             the training run (config.toml, checkpoint.pt, losses.jsonl, run.json)
+    OUT/ROW/seed-K/labels2photo/    G's translations of the val label maps (scored by the FCN, Tables 2/4)
+    OUT/ROW/seed-K/photo2labels/    F's translations of the val photos (nearest palette colour, Tables 3/5)
+    OUT/ROW/seed-K/result.json      both directions' metrics + provenance
+    OUT/report.md, OUT/report.html, OUT/figures/
+
+Every row is trained once and scored in both directions, so `table2` and `table3` run the same rows (and
+the report shows both tables); likewise `table4` and `table5`.
+
+Scales: `smoke` runs the shrunk configs (repro/configs/smoke) on the synthetic city, made in OUT/synth-city
+with a small FCN-8s trained there (OUT/segmenter.pt); `paper` runs repro/configs/cityscapes on real
+Cityscapes with the segmenter you give. Missing prerequisites stop the command before any work.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from repro import ReproError
+from repro.config import Config, load_config
+from repro.rows import ROWS, TABLE_ROWS, Row, config_name, is_implemented
+
+TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
+DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The smoke segmenter: a small FCN-8s (1/16 of VGG16's widths) trained on the synthetic city's train split.
+SMOKE_CITY = dict(n_train=200, n_val=50, size=(256, 128), seed=0)
+SMOKE_SEGMENTER = dict(width=0.0625, iters=200, batch_size=4, optimizer="adam", lr=1e-3, seed=0, label_size=(128, 64))
+
+
+@dataclass
+class Setup:
+    """Where everything is, resolved before any work starts."""
+
+    scale: str
+    out: Path
+    data: Path        # prepared dataset (trainA/trainB/testA/testB, manifest.json)
+    cityscapes: Path  # raw package root holding gtFine/val (ground truth)
+    segmenter: Path
+    device: str
+
+
+def rows_for(target: str) -> list[Row]:
+    """Rows of the target's tables, in the order of ROWS, each once."""
+    tables = TARGETS[target]
+    return [r for r in ROWS if any(t in r.tables for t in tables)]
+
+
+def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = None) -> Config:
+    return load_config(config_name(row, scale), seed=seed, iters_per_epoch=iters_per_epoch)
+
+
+# ------------------------------------------------------------------------------ prerequisites
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ReproError(f"--device {name}: no CUDA device is visible to torch here; use --device cpu or auto.")
+    return name
+
+
+def seconds_per_iteration(cfg: Config, device: str, steps: int = 3) -> float:
+    """Times `steps` CycleGAN training iterations of cfg's sizes on random images (after one warm-up).
+    Baselines are timed with the same step: an estimate, not a promise."""
+    from repro.pool import ImagePool
+    from repro.train import build_nets, train_step
+
+    cfg = replace(cfg, method="cyclegan", generator=cfg.generator if cfg.generator.startswith("resnet") else "resnet_6blocks")
+    nets = {n: net.to(device) for n, net in build_nets(cfg).items()}
+    opts = {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
+    pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
+    rng = torch.Generator().manual_seed(0)
+    x = torch.rand(cfg.batch_size, 3, cfg.crop_size, cfg.crop_size, device=device) * 2 - 1
+    y = torch.rand_like(x) * 2 - 1
+    autocast = lambda: torch.autocast(torch.device(device).type, enabled=False)  # noqa: E731
+    train_step(nets, opts, pools, x, y, cfg, rng, autocast)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(nets, opts, pools, x, y, cfg, rng, autocast)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def total_iterations(cfg: Config, train_pairs: int) -> int:
+    return cfg.epochs * ((cfg.iters_per_epoch or train_pairs) // cfg.batch_size)
+
+
+def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
+             iters_per_epoch: int | None = None) -> tuple[float, str]:
+    """(seconds, explanation): time per iteration measured here x iterations x rows x seeds."""
+    todo = [r for r in rows if is_implemented(r, scale)]
+    if not todo:
+        return 0.0, "no implemented rows"
+    cfg = row_config(todo[0], scale, 0, iters_per_epoch)
+    per_iter = seconds_per_iteration(cfg, device)
+    iters = sum(total_iterations(row_config(r, scale, 0, iters_per_epoch), train_pairs) for r in todo)
+    seconds = per_iter * iters * seeds
+    text = (f"{per_iter * 1000:.0f} ms per training iteration on {device} (measured now, {cfg.crop_size}x{cfg.crop_size}) "
+            f"x {iters:,} iterations over {len(todo)} row(s) x {seeds} seed(s) = {format_duration(seconds)} of training "
+            f"(translation and scoring come on top)")
+    return seconds, text
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def paper_setup(args, rows: list[Row]) -> Setup:
+    """Checks everything a paper-scale run needs; raises one ReproError listing every fix."""
+    device = pick_device(args.device)
+    problems = []
+    cityscapes, data, segmenter = args.cityscapes, args.data, args.segmenter
+    if cityscapes is None or not (Path(cityscapes) / "gtFine" / "val").is_dir():
+        problems.append(
+            "Cityscapes is missing (--cityscapes DIR, the folder holding the extracted gtFine/ and leftImg8bit/).\n"
+            "    Download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip (account needed) and extract them:\n"
+            "      csDownload gtFine_trainvaltest.zip leftImg8bit_trainvaltest.zip   # from cityscapesscripts\n"
+            "      unzip -q gtFine_trainvaltest.zip -d datasets/cityscapes_raw && unzip -q leftImg8bit_trainvaltest.zip -d datasets/cityscapes_raw\n"
+            "    then pass --cityscapes datasets/cityscapes_raw")
+    if data is None:
+        problems.append("--data DIR is missing: where the prepared 256x256 dataset is (or will be) kept, e.g.\n"
+                        "      --data datasets/cityscapes   (prepared from --cityscapes if it does not exist:\n"
+                        "      repro data cityscapes --gtfine RAW --leftimg RAW --out datasets/cityscapes --size 256)")
+    if segmenter is None or not Path(segmenter).is_file():
+        problems.append(
+            f"the FCN-8s segmenter is missing ({'--segmenter PT' if segmenter is None else segmenter}). Any of:\n"
+            "      repro segmenter get --out segmenters/fcn8s-cityscapes.pt           # the pix2pix authors' Caffe weights\n"
+            "      repro segmenter import-caffe fcn-8s-cityscapes.caffemodel segmenters/fcn8s-cityscapes.pt\n"
+            "      repro segmenter train --cityscapes RAW --out segmenters/fcn8s-cityscapes.pt   # a stand-in\n"
+            "    then: repro segmenter calibrate --segmenter segmenters/fcn8s-cityscapes.pt --cityscapes RAW\n"
+            "    and pass --segmenter segmenters/fcn8s-cityscapes.pt")
+    seconds, text = estimate(rows, "paper", args.seeds or DEFAULT_SEEDS["paper"], device, 2975, args.iters_per_epoch)
+    if device == "cpu" and not args.allow_cpu:
+        problems.append(
+            f"no GPU: a paper-scale run on this CPU would take about {format_duration(seconds)} ({text}).\n"
+            "    Run it on a machine with a CUDA GPU (one to three days per model there), or pass --allow-cpu.")
+    if problems:
+        raise ReproError("cannot start the paper-scale reproduction:\n  - " + "\n  - ".join(problems) +
+                         f"\n  Estimated duration on {device}: {format_duration(seconds)} ({text}).")
+    return Setup("paper", Path(args.out), Path(data), Path(cityscapes), Path(segmenter), device)
+
+
+def smoke_setup(args, progress: bool = True) -> Setup:
+    """The synthetic city, its prepared data and a small calibrated segmenter in OUT (made if missing)."""
+    from repro.data import cityscapes as prep
+    from repro.data import synth_city
+
+    out = Path(args.out)
+    device = pick_device(args.device)
+    city = Path(args.cityscapes) if args.cityscapes else out / "synth-city"
+    if args.cityscapes is None:
+        synth_city.generate(city, progress=progress, **SMOKE_CITY)
+    data = Path(args.data) if args.data else out / "data"
+    if not (data / "manifest.json").is_file():
+        prep.prepare(city, city, data, size=128, progress=progress)
+    segmenter = Path(args.segmenter) if args.segmenter else out / "segmenter.pt"
+    if not segmenter.is_file():
+        print(f"training the smoke segmenter {segmenter} on {city} (train split) ...", flush=True)
+        from repro.eval import segmenter as seg
+        seg.train(city, segmenter, device=device, workers=0, **SMOKE_SEGMENTER)
+    calibrate(segmenter, city, device)
+    return Setup("smoke", out, data, city, segmenter, device)
+
+
+def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
+    """The segmenter's calibration (real val photos at 256), computed once and kept next to it."""
+    from repro.eval import segmenter as seg
+    from repro.eval.labels2photo import calibration_file
+    from repro.eval.results import sha256_file, write_json
+
+    path = calibration_file(segmenter)
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if data.get("segmenter", {}).get("sha256") == sha256_file(segmenter):
+            return data
+    result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None)
+    write_json(path, result)
+    return result
+
+
+# ------------------------------------------------------------------------------ one row, one seed
+
+
+def provenance(cfg: Config, setup: Setup, seg_sha: str, calibration: dict, run: Path) -> dict:
+    import numpy
+    import PIL
+    import torchvision
+
+    from repro.eval.results import sha256_file
+
+    def git(*cmd):
+        try:
+            return subprocess.run(["git", *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    manifest = setup.data / "manifest.json"
+    run_info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    device = torch.device(setup.device)
+    return {
+        "git_commit": git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "config": asdict(cfg),
+        "seed": cfg.seed,
+        "scale": setup.scale,
+        "data": str(setup.data),
+        "dataset_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+        "cityscapes": str(setup.cityscapes),
+        "segmenter": {"path": str(setup.segmenter), "sha256": seg_sha},
+        "calibration": {k: calibration.get(k) for k in ("metrics", "paper", "band", "deltas", "comparable_to_paper")},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__},
+        "device": setup.device,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "train_seconds": run_info.get("train_seconds"),
+    }
+
+
+def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, progress: bool) -> Path:
+    """Translates every input into `out` unless it already holds them all (written to a temp folder first)."""
+    from repro.data.loaders import list_images
+    from repro.translate import generator_from_run, translate_folder
+
+    expected = len(list_images(inputs))
+    if out.is_dir() and len([p for p in out.iterdir() if p.suffix == ".png"]) == expected:
+        return out
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    net, size, resize_filter = generator_from_run(run, direction, device)
+    translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
+    """Trains, translates and scores one row at one seed; returns (and writes) its result.json content."""
+    from repro import train as training
+    from repro.eval import labels2photo, photo2labels
+    from repro.eval.results import sha256_file, write_json
+
+    cfg = row_config(row, setup.scale, seed, iters_per_epoch)
+    folder = setup.out / row.key / f"seed-{seed}"
+    result_path = folder / "result.json"
+    seg_sha = sha256_file(setup.segmenter)
+    if result_path.is_file():
+        done = json.loads(result_path.read_text())
+        if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == seg_sha:
+            return done  # finished with this config and segmenter: nothing to redo
+
+    started = time.time()
+    run = folder / "run"
+    if not training.is_finished(run):
+        resume = (run / "checkpoint.pt").is_file()
+        print(f"{'resuming' if resume else 'training'} {row.label} seed {seed} in {run}", flush=True)
+        training.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
+    fresh = False
+    for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
+        before = (folder / direction).is_dir()
+        translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
+        fresh |= not before
+    scores = {}
+    for direction in ("labels2photo", "photo2labels"):
+        path = folder / f"{direction}.json"
+        if fresh or not path.is_file():
+            if direction == "labels2photo":
+                res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
+                                            setup.device, workers=0 if setup.device == "cpu" else None)
+            else:
+                res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
+            write_json(path, res)
+        scores[direction] = json.loads(path.read_text())
+    l2p, p2l = scores["labels2photo"], scores["photo2labels"]
+    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
+    result = {
+        "row": row.key, "label": row.label, "tables": list(row.tables), "seed": seed, "scale": setup.scale,
+        "config": asdict(cfg),
+        "metrics": {
+            "labels2photo": l2p["metrics"],  # the headline: pix2pix protocol (the paper's numbers came from it)
+            "labels2photo_strict": l2p["other_protocols"]["strict"]["metrics"],
+            "photo2labels": p2l["metrics"],
+        },
+        "per_class": {"labels2photo": l2p["per_class"], "photo2labels": p2l["per_class"]},
+        "comparable_to_paper": l2p.get("comparable_to_paper"),
+        "protocols": {"labels2photo": l2p["protocol"], "photo2labels": p2l["protocol"]},
+        "provenance": provenance(cfg, setup, seg_sha, calibration, run),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    write_json(result_path, result)
+    return result
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
+              progress: bool = True) -> list[dict]:
+    """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed)."""
+    results = []
+    for row in rows_for(target):
+        if not is_implemented(row, setup.scale):
+            print(f"{row.label}: not implemented at scale {setup.scale} (no config {config_name(row, setup.scale)}.toml)")
+            continue
+        for seed in range(seeds):
+            results.append(run_row(row, seed, setup, iters_per_epoch, progress))
+    plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
+            "iters_per_epoch": iters_per_epoch, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),
+            "data": str(setup.data)}
+    from repro.eval.results import write_json
+    write_json(setup.out / "reproduce.json", plan)
+    return results
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    args.out = Path(args.out) if args.out else Path(f"reproductions/{args.target}-{args.scale}")
+    rows = rows_for(args.target)
+    seeds = args.seeds or DEFAULT_SEEDS[args.scale]
+    if args.scale == "paper":
+        setup = paper_setup(args, rows)
+        if not (setup.data / "manifest.json").is_file():
+            from repro.data import cityscapes as prep
+            prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
+    else:
+        device = pick_device(args.device)
+        _, text = estimate(rows, "smoke", seeds, device, SMOKE_CITY["n_train"], args.iters_per_epoch)
+        print(f"estimated duration: {text}", flush=True)
+        setup = smoke_setup(args, progress=not args.quiet)
+    if args.scale == "paper":
+        _, text = estimate(rows, "paper", seeds, setup.device, 2975, args.iters_per_epoch)
+        print(f"estimated duration: {text}", flush=True)
+    reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet)
+    from repro import report  # imported late: a long run writes its report with the current code
+
+    ranges = args.ranges or report.default_ranges(args.scale, args.iters_per_epoch)
+    report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
+    return 0
+
+
+def add_commands(commands) -> None:
+    p = commands.add("reproduce", help="train, translate and score every row of the paper's tables; write the report",
+                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", choices=tuple(TARGETS), help="table2/table3 (same rows), table4/table5 (same rows), all")
+    p.add_argument("--scale", choices=("paper", "smoke"), default="smoke",
+                   help="paper: repro/configs/cityscapes on Cityscapes (GPU); smoke: synthetic city on the CPU")
+    p.add_argument("--seeds", type=int, help=f"seeds 0..N-1 per row (default: {DEFAULT_SEEDS})")
+    p.add_argument("--out", type=Path, help="output folder (default: reproductions/TARGET-SCALE)")
+    p.add_argument("--data", type=Path, help="prepared dataset (paper: 256x256, prepared from --cityscapes if missing; "
+                                             "smoke: default OUT/data)")
+    p.add_argument("--cityscapes", type=Path, help="raw Cityscapes root with gtFine/ and leftImg8bit/ "
+                                                   "(smoke: default OUT/synth-city, generated)")
+    p.add_argument("--segmenter", type=Path, help="FCN-8s .pt (paper: required; smoke: default OUT/segmenter.pt, trained)")
+    p.add_argument("--iters-per-epoch", type=int, help="override every row's iterations per epoch (reduced runs)")
+    p.add_argument("--ranges", type=Path, help="accepted ranges for the verdicts (default: expected/ranges_SCALE.toml)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--allow-cpu", action="store_true", help="run a paper-scale reproduction on the CPU anyway (days)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_reproduce)
