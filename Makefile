@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo
 
-.PHONY: install test demo benchmarks clean-demo
+.PHONY: install test demo benchmarks clean-demo reproduce-table2 ablations check-numbers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,39 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The main job on the embedded synthetic city, from nothing, on the CPU.
+# The whole reproduction at smoke scale on the synthetic city, on the CPU, from nothing to report
+# (DEMO/report.md, DEMO/report.html). Rerunning resumes: finished rows are not retrained.
 demo: $(STAMP)
-	$(BIN)/repro data synth-city --out $(DEMO)/synth-city --seed 0
-	$(BIN)/repro data cityscapes --gtfine $(DEMO)/synth-city --leftimg $(DEMO)/synth-city --out $(DEMO)/cityscapes --size 128
-	$(BIN)/repro train smoke/cyclegan --data $(DEMO)/cityscapes --out $(DEMO)/runs/cyclegan --device auto \
-		$(if $(wildcard $(DEMO)/runs/cyclegan/checkpoint.pt),--resume,)
-	$(BIN)/repro translate $(DEMO)/runs/cyclegan --direction labels2photo --input $(DEMO)/cityscapes/testB --out $(DEMO)/runs/cyclegan/labels2photo
-	$(BIN)/repro translate $(DEMO)/runs/cyclegan --direction photo2labels --input $(DEMO)/cityscapes/testA --out $(DEMO)/runs/cyclegan/photo2labels
+	$(BIN)/repro reproduce all --scale smoke --out $(DEMO)
+
+# Paper-scale tables (GPU; one to three days per model). Every prerequisite is checked before any work,
+# and a missing one prints the commands that fix it. SCALE=smoke runs the same tables on the synthetic city.
+SCALE ?= paper
+CITYSCAPES ?= datasets/cityscapes_raw
+DATA ?= datasets/cityscapes
+SEGMENTER ?= segmenters/fcn8s-cityscapes.pt
+RESULTS ?= results
+PAPER_ARGS = $(if $(filter paper,$(SCALE)),--cityscapes $(CITYSCAPES) --data $(DATA) --segmenter $(SEGMENTER),)
+SEEDS_ARG = $(if $(SEEDS),--seeds $(SEEDS),)
+
+reproduce-table2: $(STAMP)  # Tables 2 and 3 (each row is scored in both directions)
+	$(BIN)/repro reproduce table2 --scale $(SCALE) $(PAPER_ARGS) $(SEEDS_ARG) --out $(RESULTS)/table2-$(SCALE)
+
+ablations: $(STAMP)  # Tables 4 and 5
+	$(BIN)/repro reproduce table4 --scale $(SCALE) $(PAPER_ARGS) $(SEEDS_ARG) --out $(RESULTS)/ablations-$(SCALE)
+
+# Every reproduction folder under results/ against the ranges of its scale, and the demo (if made) against
+# the smoke ranges. Fails listing every cell outside its range.
+check-numbers: $(STAMP)
+	@status=0; found=0; \
+	for dir in $(RESULTS)/*/ $(DEMO)/; do \
+	  [ -f $$dir/reproduce.json ] || continue; found=1; \
+	  scale=$$($(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1]))['scale'])" $$dir/reproduce.json); \
+	  echo "== $$dir (scale $$scale)"; \
+	  $(BIN)/repro check $$dir --ranges expected/ranges_$$scale.toml || status=1; \
+	done; \
+	[ $$found = 1 ] || echo "no reproduction folder under $(RESULTS)/ or $(DEMO)/: run make demo or make reproduce-table2"; \
+	exit $$status
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py

@@ -77,7 +77,7 @@ def pick_device(name: str) -> str:
     return name
 
 
-def seconds_per_iteration(cfg: Config, device: str, steps: int = 3) -> float:
+def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
     """Times `steps` CycleGAN training iterations of cfg's sizes on random images (after one warm-up).
     Baselines are timed with the same step: an estimate, not a promise."""
     from repro.pool import ImagePool
@@ -159,7 +159,7 @@ def paper_setup(args, rows: list[Row]) -> Setup:
     seconds, text = estimate(rows, "paper", args.seeds or DEFAULT_SEEDS["paper"], device, 2975, args.iters_per_epoch)
     if device == "cpu" and not args.allow_cpu:
         problems.append(
-            f"no GPU: a paper-scale run on this CPU would take about {format_duration(seconds)} ({text}).\n"
+            f"no GPU: a paper-scale run on this CPU would take about {format_duration(seconds)} (estimate below).\n"
             "    Run it on a machine with a CUDA GPU (one to three days per model there), or pass --allow-cpu.")
     if problems:
         raise ReproError("cannot start the paper-scale reproduction:\n  - " + "\n  - ".join(problems) +
@@ -277,6 +277,9 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
 
     started = time.time()
     run = folder / "run"
+    if (run / "config.toml").is_file() and asdict(load_config(str(run / "config.toml"))) != asdict(cfg):
+        raise ReproError(f"{run} holds a run of another config than {config_name(row, setup.scale)} with these "
+                         f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}); use another --out, or delete {folder}.")
     if not training.is_finished(run):
         resume = (run / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {row.label} seed {seed} in {run}", flush=True)

@@ -1,0 +1,160 @@
+"""`repro reproduce`: rows per target, prerequisites refused before any work, provenance, resume without
+retraining finished rows, and (slow) a reduced smoke reproduction checked against expected/ranges_smoke.toml."""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from repro import ReproError
+from repro import reproduce as R
+from repro import train as training
+from repro.cli import main
+from repro.data.synth_city import generate
+from repro.eval.fcn import fcn8s, save_segmenter
+from repro.rows import ROWS, TABLE_ROWS
+
+EXPECTED = Path(__file__).resolve().parents[1] / "expected"
+ROW = {r.key: r for r in ROWS}
+
+
+def test_targets_cover_their_tables_rows_once():
+    assert [r.key for r in R.rows_for("table4")] == [r.key for r in R.rows_for("table5")]
+    assert {r.key for r in R.rows_for("table4")} == {r.key for r in TABLE_ROWS[4]}
+    assert {r.key for r in R.rows_for("table2")} == {r.key for r in TABLE_ROWS[2]} | {r.key for r in TABLE_ROWS[3]}
+    assert [r.key for r in R.rows_for("all")] == [r.key for r in ROWS]
+
+
+def test_paper_scale_stops_before_any_work_with_the_fixes_and_an_estimate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)
+    out = tmp_path / "out"
+    code = main(["reproduce", "table4", "--scale", "paper", "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    for fix in ("csDownload", "repro segmenter get", "repro segmenter import-caffe", "repro segmenter train",
+                "--data datasets/cityscapes", "--allow-cpu"):
+        assert fix in err
+    # 0.5 s x 200 epochs x 2975 iterations x 5 rows x 5 seeds = 7,437,500 s
+    assert "500 ms per training iteration" in err and "2,975,000 iterations" in err and "86.1 days" in err
+
+
+def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)
+    city = tmp_path / "cs"
+    (city / "gtFine" / "val").mkdir(parents=True)
+    seg = tmp_path / "seg.pt"
+    seg.write_bytes(b"x")
+    args = argparse.Namespace(cityscapes=city, data=tmp_path / "data", segmenter=seg, device="cpu", seeds=1,
+                              iters_per_epoch=None, allow_cpu=True, out=tmp_path / "out")
+    setup = R.paper_setup(args, R.rows_for("table4"))
+    assert setup.scale == "paper" and setup.segmenter == seg
+    args.allow_cpu = False
+    with pytest.raises(ReproError) as err:
+        R.paper_setup(args, R.rows_for("table4"))
+    assert "no GPU" in str(err.value) and "Cityscapes is missing" not in str(err.value)
+    assert "segmenter is missing" not in str(err.value)
+
+
+@pytest.fixture
+def tiny(tmp_path_factory):
+    """A 6-frame synthetic city and an untrained narrow segmenter: the pipeline's plumbing, in seconds."""
+    root = tmp_path_factory.mktemp("tiny")
+    city = generate(root / "cs", n_train=4, n_val=2, size=(64, 32), progress=False)
+    seg = root / "seg.pt"
+    save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
+    return city, seg
+
+
+def smoke_args(out, city, seg):
+    return argparse.Namespace(out=out, cityscapes=city, data=None, segmenter=seg, device="cpu")
+
+
+@pytest.mark.slow
+def test_interrupted_reproduction_resumes_without_retraining_finished_rows(tiny, tmp_path, monkeypatch):
+    city, seg = tiny
+    out = tmp_path / "out"
+    monkeypatch.setattr(R, "rows_for", lambda target: [ROW["cyclegan"], ROW["gan_alone"]])
+    setup = R.smoke_setup(smoke_args(out, city, seg), progress=False)
+    real_train, calls = training.train, []
+
+    def interrupted(cfg, data, run, **kw):  # the second row dies after 3 of its 8 iterations
+        calls.append((cfg.name, kw["resume"]))
+        if cfg.name == "gan_alone":
+            real_train(cfg, data, run, **(kw | {"stop_after": 3}))
+            raise KeyboardInterrupt
+        return real_train(cfg, data, run, **kw)
+
+    monkeypatch.setattr(training, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        R.reproduce("table4", setup, seeds=1, iters_per_epoch=2, progress=False)
+    first = out / "cyclegan" / "seed-0" / "result.json"
+    assert first.is_file() and not (out / "gan_alone" / "seed-0" / "result.json").exists()
+    assert (out / "gan_alone" / "seed-0" / "run" / "checkpoint.pt").is_file()
+    stamp = first.stat().st_mtime_ns
+    checkpoint_stamp = (out / "cyclegan" / "seed-0" / "run" / "checkpoint.pt").stat().st_mtime_ns
+
+    calls.clear()
+    monkeypatch.setattr(training, "train", lambda cfg, data, run, **kw: calls.append((cfg.name, kw["resume"]))
+                        or real_train(cfg, data, run, **kw))
+    results = R.reproduce("table4", setup, seeds=1, iters_per_epoch=2, progress=False)
+    assert calls == [("gan_alone", True)]  # the finished row is not trained again; the other is resumed
+    assert first.stat().st_mtime_ns == stamp
+    assert (out / "cyclegan" / "seed-0" / "run" / "checkpoint.pt").stat().st_mtime_ns == checkpoint_stamp
+    assert [r["row"] for r in results] == ["cyclegan", "gan_alone"]
+    assert training.is_finished(out / "gan_alone" / "seed-0" / "run")
+    assert len(list((out / "gan_alone" / "seed-0" / "labels2photo").glob("*.png"))) == 2
+
+    # a third run does nothing at all
+    calls.clear()
+    R.reproduce("table4", setup, seeds=1, iters_per_epoch=2, progress=False)
+    assert calls == [] and first.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_result_json_holds_both_directions_and_provenance(tiny, tmp_path):
+    city, seg = tiny
+    setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
+    result = R.run_row(ROW["gan_forward"], 3, setup, iters_per_epoch=1, progress=False)
+    saved = json.loads((tmp_path / "out" / "gan_forward" / "seed-3" / "result.json").read_text())
+    assert saved == result
+    for direction in ("labels2photo", "labels2photo_strict", "photo2labels"):
+        assert set(result["metrics"][direction]) == {"pixel_acc", "class_acc", "iou"}
+    p = result["provenance"]
+    assert p["seed"] == 3 and p["config"]["seed"] == 3 and p["config"]["lambda_backward"] == 0.0
+    assert p["config"]["iters_per_epoch"] == 1
+    assert len(p["git_commit"]) in (40, 7) or p["git_commit"] == "unknown"
+    assert len(p["dataset_manifest_sha256"]) == 64 and len(p["segmenter"]["sha256"]) == 64
+    assert "metrics" in p["calibration"] and p["versions"]["torch"] and p["device"] == "cpu"
+    assert p["train_seconds"] > 0 and result["wall_seconds"] >= 0
+
+
+@pytest.mark.slow
+def test_a_changed_config_is_not_taken_for_a_finished_row(tiny, tmp_path):
+    city, seg = tiny
+    setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
+    R.run_row(ROW["cycle_alone"], 0, setup, iters_per_epoch=1, progress=False)
+    path = tmp_path / "out" / "cycle_alone" / "seed-0" / "result.json"
+    stamp = path.stat().st_mtime_ns
+    time.sleep(0.01)
+    R.run_row(ROW["cycle_alone"], 0, setup, iters_per_epoch=1, progress=False)
+    assert path.stat().st_mtime_ns == stamp
+    # another iteration count: the run folder holds a different config, which training refuses to resume
+    with pytest.raises(ReproError):
+        R.run_row(ROW["cycle_alone"], 0, setup, iters_per_epoch=2, progress=False)
+
+
+@pytest.mark.slow
+def test_reduced_smoke_reproduction_lands_in_the_measured_ranges(tmp_path, capsys):
+    """CI's reproduction: one seed of Tables 4/5 (5 rows) at full smoke settings, from nothing, checked
+    against expected/ranges_smoke.toml (measured over 5 seeds of exactly these settings)."""
+    out = tmp_path / "smoke"
+    assert main(["reproduce", "table4", "--scale", "smoke", "--seeds", "1", "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    capsys.readouterr()
+    code = main(["check", str(out), "--ranges", str(EXPECTED / "ranges_smoke.toml")])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "30 of 30 checked cells within" in printed
