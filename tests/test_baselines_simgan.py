@@ -135,3 +135,8 @@ def test_shipped_feature_gan_configs():
     assert (smoke.method, smoke.self_reg_space, smoke.feature_weights) == ("simgan", "vgg_relu4_2", "random")
     simgan_paper = load_config("cityscapes/simgan")
     assert (simgan_paper.self_reg_space, simgan_paper.lambda_forward, simgan_paper.lambda_backward) == ("pixel", 0.0, 0.0)
+
+
+def test_simgan_trains_without_a_history_pool(tiny_data, tmp_path):
+    simgan.train(simgan_config(pool_size=0), tiny_data, tmp_path / "run", device="cpu", progress=False)
+    assert json.loads((tmp_path / "run/run.json").read_text())["finished"]

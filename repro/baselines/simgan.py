@@ -75,7 +75,7 @@ def build(cfg: Config, device) -> Parts:
                 terms, fake = generator_terms(gen, disc, phi, src, cfg, g_name)
             if terms:
                 update(sum(terms.values()), [g_name], nets, opts, cfg)
-            d_loss = discriminator_loss(disc(real), disc(pools[d_name].query(fake, rng)), cfg.gan_loss)
+            d_loss = discriminator_loss(disc(real), disc(pools[d_name].query(fake.detach(), rng)), cfg.gan_loss)
             update(d_loss, [d_name], nets, opts, cfg)
             log |= {k: v.detach() for k, v in terms.items()} | {d_name: d_loss.detach()}
         return log
