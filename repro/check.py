@@ -100,7 +100,44 @@ def check(results_dir: Path, ranges_path: Path) -> list[Cell]:
             for (t, row, metric), (lo, hi) in sorted(load_ranges(ranges_path).items())]
 
 
+def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: float = 0.02) -> str:
+    """TOML text of ranges measured from the seeds in results_dir: mean +- max(k x std, floor) (std over
+    seeds, ddof 1), clipped to [0, 1], with the command and every per-seed value written next to them."""
+    from repro.rows import TABLE_ROWS
+
+    results = load_results(results_dir)
+    plan = Path(results_dir) / "reproduce.json"  # only the tables the reproduction was run for
+    tables = json.loads(plan.read_text()).get("tables", list(TABLE_ROWS)) if plan.is_file() else list(TABLE_ROWS)
+    seeds = sorted({r["seed"] for rs in results.values() for r in rs})
+    lines = [f"# Measured by: {command}",
+             f"# Rule: mean +- max({k:g} x std, {floor:g}) over the seeds (std with ddof 1), clipped to [0, 1].",
+             f"# Seeds: {seeds}. The per-seed values follow each range.", "",
+             "[rule]", f"k_std = {k:g}", f"floor = {floor:g}", f"command = {json.dumps(command)}",
+             f"seeds = {seeds}", ""]
+    for table, rows in TABLE_ROWS.items():
+        for row in rows:
+            if row.key not in results or table not in tables:
+                continue
+            lines.append(f"[table{table}.{row.key}]")
+            for metric in METRICS:
+                values = cell_values(results[row.key], table, metric)
+                mean = float(np.mean(values))
+                half = max(k * float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, floor)
+                lo, hi = max(0.0, mean - half), min(1.0, mean + half)
+                lines.append(f"{metric} = [{lo:.4f}, {hi:.4f}]  # mean {mean:.4f}, per seed "
+                             f"{', '.join(f'{v:.4f}' for v in values)}")
+            lines.append("")
+    return "\n".join(lines)
+
+
 def run_check(args: argparse.Namespace) -> int:
+    if args.measure:
+        text = measured_ranges(args.results, args.command or f"repro reproduce ... --out {args.results}")
+        tmp = args.ranges.with_name(args.ranges.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.ranges)
+        print(text)
+        return 0
     cells = check(args.results, args.ranges)
     checked = [c for c in cells if c.values]
     bad = [c for c in cells if c.verdict in ("below", "above")]
@@ -124,4 +161,7 @@ def add_commands(commands) -> None:
     p.add_argument("results", type=Path, help="the --out folder of `repro reproduce`")
     p.add_argument("--ranges", type=Path, required=True, help="e.g. expected/ranges_smoke.toml or expected/ranges_paper.toml")
     p.add_argument("--require-all", action="store_true", help="also fail when a cell of the ranges file has no result")
+    p.add_argument("--measure", action="store_true",
+                   help="instead of checking, WRITE --ranges from the seeds in RESULTS (mean +- max(3 std, 0.02))")
+    p.add_argument("--command", help="with --measure: the command that made RESULTS, recorded in the file")
     p.set_defaults(func=run_check)

@@ -124,3 +124,17 @@ def test_paper_ranges_follow_their_stated_rule():
                 lo, hi = ranges[(table, row.key, metric)]
                 assert lo == pytest.approx(max(0.0, value - rule[metric]))
                 assert hi == pytest.approx(min(1.0, value + rule[metric]))
+
+
+def test_measured_ranges_record_command_values_and_rule(results, tmp_path, capsys):
+    path = tmp_path / "measured.toml"
+    assert main(["check", str(results), "--ranges", str(path), "--measure", "--command", "repro reproduce X"]) == 0
+    data = tomllib.loads(path.read_text())
+    assert data["rule"]["command"] == "repro reproduce X" and data["rule"]["seeds"] == [0, 1]
+    pixel = data["table4"]["cyclegan"]["pixel_acc"]  # values 0.50, 0.54: std 0.0283, 3 std = 0.0849
+    assert pixel == pytest.approx([0.52 - 3 * np.std([0.50, 0.54], ddof=1), 0.52 + 3 * np.std([0.50, 0.54], ddof=1)], abs=1e-4)
+    iou = data["table5"]["cyclegan"]["iou"]  # values 0.15, 0.17: 3 std = 0.042 > floor 0.02
+    assert iou[0] < 0.15 and iou[1] > 0.17
+    assert "per seed 0.5000, 0.5400" in path.read_text()
+    capsys.readouterr()
+    assert main(["check", str(results), "--ranges", str(path)]) == 0
