@@ -243,21 +243,22 @@ def provenance(cfg: Config, setup: Setup, seg_sha: str, calibration: dict, run: 
     }
 
 
-def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, progress: bool) -> Path:
-    """Translates every input into `out` unless it already holds them all (written to a temp folder first)."""
+def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, progress: bool) -> bool:
+    """Translates every input into `out` unless it already holds them all (written to a temp folder first).
+    Returns whether it translated (scores of an earlier translation are then stale)."""
     from repro.data.loaders import list_images
     from repro.translate import generator_from_run, translate_folder
 
     expected = len(list_images(inputs))
     if out.is_dir() and len([p for p in out.iterdir() if p.suffix == ".png"]) == expected:
-        return out
+        return False
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     net, size, resize_filter = generator_from_run(run, direction, device)
     translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
-    return out
+    return True
 
 
 def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
@@ -284,15 +285,13 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
         resume = (run / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {row.label} seed {seed} in {run}", flush=True)
         training.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
-    fresh = False
-    for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
-        before = (folder / direction).is_dir()
-        translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
-        fresh |= not before
     scores = {}
-    for direction in ("labels2photo", "photo2labels"):
+    for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
+        fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
         path = folder / f"{direction}.json"
-        if fresh or not path.is_file():
+        stale = fresh or not path.is_file() or (
+            direction == "labels2photo" and json.loads(path.read_text())["segmenter"]["sha256"] != seg_sha)
+        if stale:
             if direction == "labels2photo":
                 res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
                                             setup.device, workers=0 if setup.device == "cpu" else None)
