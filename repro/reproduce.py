@@ -26,14 +26,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from repro import ReproError
 from repro.config import Config, load_config
-from repro.rows import ROWS, TABLE_ROWS, Row, config_name, is_implemented
+from repro.rows import ROWS, SCALES, Row, config_name, is_implemented
 
 TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
 DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
@@ -78,12 +78,10 @@ def pick_device(name: str) -> str:
 
 
 def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
-    """Times `steps` CycleGAN training iterations of cfg's sizes on random images (after one warm-up).
-    Baselines are timed with the same step: an estimate, not a promise."""
+    """Times `steps` CycleGAN training iterations of cfg's sizes on random images (after one warm-up)."""
     from repro.pool import ImagePool
     from repro.train import build_nets, train_step
 
-    cfg = replace(cfg, method="cyclegan", generator=cfg.generator if cfg.generator.startswith("resnet") else "resnet_6blocks")
     nets = {n: net.to(device) for n, net in build_nets(cfg).items()}
     opts = {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
     pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
@@ -112,7 +110,8 @@ def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: 
     todo = [r for r in rows if is_implemented(r, scale)]
     if not todo:
         return 0.0, "no implemented rows"
-    cfg = row_config(todo[0], scale, 0, iters_per_epoch)
+    # Timed with the scale's CycleGAN config: the baselines' steps are of the same order (an estimate).
+    cfg = load_config(f"{SCALES[scale]}/cyclegan", iters_per_epoch=iters_per_epoch)
     per_iter = seconds_per_iteration(cfg, device)
     iters = sum(total_iterations(row_config(r, scale, 0, iters_per_epoch), train_pairs) for r in todo)
     seconds = per_iter * iters * seeds

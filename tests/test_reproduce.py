@@ -40,6 +40,15 @@ def test_paper_scale_stops_before_any_work_with_the_fixes_and_an_estimate(tmp_pa
     assert "500 ms per training iteration" in err and "2,975,000 iterations" in err and "86.1 days" in err
 
 
+def test_estimate_times_a_real_step_for_every_target():
+    seconds, text = R.estimate(R.rows_for("all"), "smoke", 2, "cpu", 200)  # baselines first, timed by CycleGAN's step
+    per_iter = float(text.split(" ms per training iteration")[0]) / 1000
+    iters = int(text.split(" x ")[1].split(" iterations")[0].replace(",", ""))
+    # the text rounds the step time to whole ms (a few % at ~20-70 ms)
+    assert 0 < per_iter < 10 and seconds == pytest.approx(per_iter * iters * 2, rel=0.03)
+    assert iters == sum(R.total_iterations(R.row_config(r, "smoke", 0), 200) for r in ROWS)
+
+
 def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)
     city = tmp_path / "cs"
