@@ -11,6 +11,7 @@ from repro.config import load_config
 from repro.losses import discriminator_loss, gan_loss
 from repro.translate import generator_from_run, translate_folder
 from tests.conftest import tiny_config
+from tests.test_baselines_pix2pix import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def bigan_config(**overrides):

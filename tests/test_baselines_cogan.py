@@ -12,6 +12,7 @@ from repro.baselines.latent import Decoder, Encoder, halvings
 from repro.losses import discriminator_loss, gan_loss
 from repro.translate import generator_from_run, translate_folder
 from tests.conftest import tiny_config
+from tests.test_baselines_pix2pix import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def cogan_config(**overrides):

@@ -12,7 +12,7 @@ from repro.config import load_config
 from repro.rows import TABLE_ROWS, is_implemented
 from repro.train import train
 from tests.conftest import tiny_config
-from tests.test_baselines_pix2pix import pix2pix_config, write_aligned_dataset
+from tests.test_baselines_pix2pix import one_torch_thread, pix2pix_config, write_aligned_dataset  # noqa: F401
 
 NO_CYCLE = dict(lambda_forward=0.0, lambda_backward=0.0)
 CONFIGS = {

@@ -20,6 +20,16 @@ from repro.translate import generator_from_run, translate_folder
 from tests.test_networks import layout, official_layout
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These tests run tiny nets, for which a second intra-op thread only adds waiting; on a busy 2-core
+    machine the two threads stall each other (a 10x slowdown). One thread, restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pix2pix_config(**overrides):
     values = dict(name="tiny_pix2pix", method="pix2pix", generator="unet_128", norm="batch", dropout=True, d_padding=1,
                   zero_conv_bias=False, gan_loss="vanilla", pool_size=0, load_size=36, crop_size=32,
