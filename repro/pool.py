@@ -15,7 +15,7 @@ class ImagePool:
 
     def query(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.size == 0:
-            return images
+            return images.detach()
         out = []
         for image in images.detach():
             image = image.unsqueeze(0)

@@ -205,7 +205,8 @@ class FIDLog:
         x_val, _ = load_folder(data / cfg.x_test, cfg.crop_size, cfg.resize_filter, desc="FID inputs")
         y_val, _ = load_folder(data / cfg.y_test, cfg.crop_size, cfg.resize_filter, desc="FID reference")
         self.inputs = to_model_range(x_val[:n]).to(device)
-        self.scorer = FIDScorer(to_model_range(y_val[:n]), device=str(device), weights=weights)
+        with torch.random.fork_rng(devices=[]):  # building Inception draws random init weights: keep training's RNG
+            self.scorer = FIDScorer(to_model_range(y_val[:n]), device=str(device), weights=weights)
 
     @torch.no_grad()
     def log(self, path: Path, G: nn.Module, epoch: int, step: int) -> None:
@@ -232,8 +233,11 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
           progress: bool = True, fid_weights: Path | None = None) -> Path:
     """Trains (or resumes) a run in folder `run`; returns the checkpoint path."""
     if cfg.method != "cyclegan":  # a baseline of Tables 2/3 with its own loop
+        if amp or channels_last:
+            raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfg.method!r}")
         baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
-        return baseline.train(cfg, data, run, device=device, resume=resume, stop_after=stop_after, progress=progress)
+        return baseline.train(cfg, data, run, device=device, resume=resume, stop_after=stop_after, progress=progress,
+                              fid_weights=fid_weights)
     device = pick_device(device)
     run, data = Path(run), Path(data)
     ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
@@ -337,7 +341,7 @@ def run_train(args) -> None:
     cfg = load_config(args.config, **overrides)
     train(cfg, args.data, args.out, device=args.device, resume=args.resume, stop_after=args.stop_after,
           amp=args.amp, channels_last=args.channels_last, fid_weights=args.fid_weights)
-    print(f"trained {cfg.name}: {args.out}/checkpoint.pt, generators {args.out}/G_x2y.pth and F_y2x.pth")
+    print(f"trained {cfg.name}: {args.out}/checkpoint.pt; translate with `repro translate {args.out} --direction ...`")
 
 
 def add_commands(commands) -> None:

@@ -59,3 +59,8 @@ def test_lua_rule_decays_linearly_to_zero_after_the_last_epoch():
     factors = [lr_factor(e, 100, 100, "lua") for e in range(101, 202)]
     steps = {round(a - b, 12) for a, b in zip(factors, factors[1:])}
     assert steps == {0.01} and factors[-1] == pytest.approx(0.0)
+
+
+def test_pool_of_size_zero_detaches_like_a_full_pool():
+    fake = torch.ones(1, 3, 2, 2, requires_grad=True) * 2
+    assert not ImagePool(0).query(fake, torch.Generator()).requires_grad
