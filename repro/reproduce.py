@@ -323,7 +323,14 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
 
 def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
               progress: bool = True) -> list[dict]:
-    """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed)."""
+    """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed).
+    OUT/reproduce.json (what was asked) is written first, so an interrupted run can still be reported."""
+    from repro.eval.results import write_json
+
+    plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
+            "iters_per_epoch": iters_per_epoch, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),
+            "data": str(setup.data)}
+    write_json(setup.out / "reproduce.json", plan)
     results = []
     for row in rows_for(target):
         if not is_implemented(row, setup.scale):
@@ -331,11 +338,6 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
             continue
         for seed in range(seeds):
             results.append(run_row(row, seed, setup, iters_per_epoch, progress))
-    plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
-            "iters_per_epoch": iters_per_epoch, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),
-            "data": str(setup.data)}
-    from repro.eval.results import write_json
-    write_json(setup.out / "reproduce.json", plan)
     return results
 
 
