@@ -117,6 +117,8 @@ def test_train_writes_a_loadable_segmenter(city, torch_home, tmp_path):
     assert info["source"] == "trained" and info["training"]["trunk"] == "scratch"
     assert info["training"]["iters"] == 3 and info["trained_on"]["frames"] == 6
     assert info["training"]["optimizer"] == "adam" and info["training"]["lr"] == 1e-4
+    again = S.train(city, tmp_path / "again" / "seg.pt", width=1 / 32, iters=3, batch_size=2, device="cpu", seed=1)
+    assert again == digest  # same seed and file name (torch.save records the name), same bytes: provenance hashes name the weights
     S.train(city, tmp_path / "sgd.pt", width=1 / 32, iters=1, optimizer="sgd", device="cpu")
     _, sgd = load_segmenter(tmp_path / "sgd.pt")
     assert sgd["training"]["lr"] == pytest.approx(1e-10 * 64 * 32)  # Caffe's 1e-10 on the pixel sum
