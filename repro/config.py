@@ -69,7 +69,7 @@ class Config:
     zero_conv_bias: bool = True
     pool_size: int = 50
     batch_size: int = 1
-    iters_per_epoch: int = 0  # 0: max(|X|, |Y|), one pass over the larger domain
+    iters_per_epoch: int = 0  # iterations (batches); 0: one pass over the larger domain (max(|X|, |Y|) at batch 1)
     seed: int = 0
     # Bookkeeping.
     log_every: int = 50

@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 from repro import ReproError  # noqa: E402
 from repro.check import METRIC_LABELS, METRICS, cell_values, load_ranges, load_results  # noqa: E402
 from repro.eval.groundtruth import CLASS_NAMES, frame_id  # noqa: E402
-from repro.rows import ROWS, TABLE_DIRECTION, TABLE_ROWS, is_implemented  # noqa: E402
+from repro.rows import ROWS, TABLE_ROWS, is_implemented  # noqa: E402
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",

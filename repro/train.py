@@ -13,8 +13,9 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config
-from repro.data.loaders import UnalignedData, load_folder, to_model_range
+from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, build_generator, init_weights, zero_conv_biases
 from repro.pool import ImagePool
@@ -107,19 +108,24 @@ def joint_terms(nets, x, y, cfg: Config):
     return terms, fake_y, fake_x
 
 
+def update(loss: torch.Tensor, names, nets: dict, opts: dict, cfg: Config) -> None:
+    """Backward `loss` and step the optimisers of `names` only (others' gradients are cleared, never applied)."""
+    for n in names:
+        opts[n].zero_grad(set_to_none=True)
+    loss.backward()
+    for n in names:
+        opts[n].step()
+        if cfg.zero_conv_bias:
+            zero_conv_biases(nets[n])
+
+
 def train_step(nets, opts, pools, x, y, cfg: Config, rng: torch.Generator, autocast) -> dict[str, torch.Tensor]:
     """One iteration; returns every loss term (detached) by name."""
     G, F, D_X, D_Y = (nets[n] for n in NET_NAMES)
     log = {}
 
     def step(names, loss):
-        for n in names:
-            opts[n].zero_grad(set_to_none=True)
-        loss.backward()
-        for n in names:
-            opts[n].step()
-            if cfg.zero_conv_bias:
-                zero_conv_biases(nets[n])
+        update(loss, names, nets, opts, cfg)
 
     def d_step(name, disc, real, fake, pool):
         with autocast():
@@ -186,9 +192,9 @@ def load_checkpoint(path: Path, nets, opts, pools, rng, device) -> dict:
     return state["position"]
 
 
-def export_generators(run: Path, nets) -> None:
-    """G and F alone, in the official port's state_dict format (its models load them with load_state_dict)."""
-    for name, file in (("G", "G_x2y.pth"), ("F", "F_y2x.pth")):
+def export(run: Path, nets: dict[str, nn.Module], exports: dict[str, str]) -> None:
+    """Nets alone (e.g. G and F), in the official port's state_dict format (its models load them with load_state_dict)."""
+    for name, file in exports.items():
         tmp = run / (file + ".tmp")
         torch.save({k: v.cpu() for k, v in nets[name].state_dict().items()}, tmp)
         os.replace(tmp, run / file)
@@ -228,23 +234,58 @@ def truncate_log(log_path: Path, step: int) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 
+@dataclass
+class Parts:
+    """What one method trains. `step(x, y, rng)` runs one iteration on a batch of label maps x and photos y
+    (both [-1, 1]) and returns its loss terms, detached, by name. `exports` maps a net's name to the file the
+    loop writes its state_dict to after every epoch. CycleGAN's parts are `cyclegan_parts`; the baselines of
+    Tables 2/3 (repro/baselines/) bring their own and share everything else in `train_loop`."""
+    nets: dict[str, nn.Module]
+    opts: dict[str, torch.optim.Optimizer]
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
+    pools: dict[str, ImagePool] = field(default_factory=dict)
+    exports: dict[str, str] = field(default_factory=dict)
+    labels2photo: Callable[[], nn.Module] | None = None  # the labels -> photo translation now (for FID)
+
+
+def cyclegan_parts(cfg: Config, device: torch.device, amp: bool = False, channels_last: bool = False) -> Parts:
+    nets = {n: net.to(device) for n, net in build_nets(cfg).items()}
+    if channels_last:
+        nets = {n: net.to(memory_format=torch.channels_last) for n, net in nets.items()}
+    opts = {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
+    pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+    def step(x, y, rng):
+        if channels_last:
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        return train_step(nets, opts, pools, x, y, cfg, rng, autocast)
+
+    return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"}, labels2photo=lambda: nets["G"])
+
+
 def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool = False,
           stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
           progress: bool = True, fid_weights: Path | None = None) -> Path:
     """Trains (or resumes) a run in folder `run`; returns the checkpoint path."""
-    if cfg.method != "cyclegan":  # a baseline of Tables 2/3 with its own loop
+    if cfg.method != "cyclegan":  # a baseline of Tables 2/3: its own parts, this loop
         if amp or channels_last:
             raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfg.method!r}")
         baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
         return baseline.train(cfg, data, run, device=device, resume=resume, stop_after=stop_after, progress=progress,
                               fid_weights=fid_weights)
-    device = pick_device(device)
-    run, data = Path(run), Path(data)
-    ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
-    if ckpt_path.exists() and not resume:
+    use_amp = amp and pick_device(device).type == "cuda"
+    build = lambda cfg, device: cyclegan_parts(cfg, device, use_amp, channels_last)
+    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, fid_weights=fid_weights, amp=use_amp)
+
+
+def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
+    """No silent overwrite, nothing to resume, or a changed config: each refused before any work."""
+    ckpt = run / "checkpoint.pt"
+    if ckpt.exists() and not resume:
         raise ReproError(f"{run} already holds a run; pass --resume to continue it, or choose a new --out folder")
-    if resume and not ckpt_path.exists():
-        raise ReproError(f"nothing to resume: {ckpt_path} does not exist")
+    if resume and not ckpt.exists():
+        raise ReproError(f"nothing to resume: {ckpt} does not exist")
     run.mkdir(parents=True, exist_ok=True)
     if resume and (run / "config.toml").exists():
         saved = load_config(str(run / "config.toml"))
@@ -253,23 +294,37 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
             raise ReproError(f"{run} was trained with a different config (saved vs now: {diff}); resume with the same one")
     (run / "config.toml").write_text(config_to_toml(cfg))
 
-    dataset = UnalignedData.from_folders(data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size,
-                                         cfg.flip, cfg.resize_filter, device)
-    nets = {n: net.to(device) for n, net in build_nets(cfg).items()}
-    if channels_last:
-        nets = {n: net.to(memory_format=torch.channels_last) for n, net in nets.items()}
-    opts = {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
-    pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
+
+def train_loop(cfg: Config, data: Path, run: Path, build: Callable[[Config, torch.device], Parts],
+               device: str = "auto", resume: bool = False, stop_after: int | None = None, progress: bool = True,
+               paired: bool = False, fid_weights: Path | None = None, amp: bool = False) -> Path:
+    """Trains (or resumes) the parts that `build(cfg, device)` makes from the seed, in folder `run`.
+
+    `paired` feeds aligned (x, y) pairs (pix2pix) instead of CycleGAN's unaligned draw. With `fid_every`,
+    FID/KID of labels -> photo on a fixed val subset go to RUN/fid.jsonl (Inception: `fid_weights` or the
+    torch cache). `amp` is only recorded in run.json (the parts apply it)."""
+    device = pick_device(device)
+    run, data = Path(run), Path(data)
+    ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
+    prepare_run_folder(cfg, run, resume)
+    source = AlignedData if paired else UnalignedData
+    dataset = source.from_folders(data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip,
+                                  cfg.resize_filter, device)
+    parts = build(cfg, device)
     rng = torch.Generator().manual_seed(cfg.seed)
     position = {"epoch": 1, "iteration": 0, "step": 0, "order": None}
     if resume:
-        position = load_checkpoint(ckpt_path, nets, opts, pools, rng, device)
+        position = load_checkpoint(ckpt_path, parts.nets, parts.opts, parts.pools, rng, device)
         truncate_log(log_path, position["step"])
         truncate_log(run / "fid.jsonl", position["step"])
-    fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every else None
-    use_amp = amp and device.type == "cuda"
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)
-    iters = (cfg.iters_per_epoch or len(dataset)) // cfg.batch_size
+    fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
+    save = lambda: save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
+    # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
+    # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
+    iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
+    if iters < 1:
+        raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
+                         f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
     bar = tqdm(total=cfg.epochs * iters, initial=position["step"], disable=not progress, unit="it",
                desc=f"train {cfg.name}", dynamic_ncols=True)
     log = open(log_path, "a")
@@ -277,7 +332,7 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
     try:
         for epoch in range(position["epoch"], cfg.epochs + 1):
             lr = cfg.lr * lr_factor(epoch, cfg.epochs_constant, cfg.epochs_decay, cfg.lr_rule)
-            for opt in opts.values():
+            for opt in parts.opts.values():
                 for group in opt.param_groups:
                     group["lr"] = lr
             order = position["order"]
@@ -285,16 +340,13 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                 order = torch.cat([dataset.epoch_order(rng) for _ in range(math.ceil(iters * cfg.batch_size / len(dataset)))])
             for i in range(position["iteration"], iters):
                 x, y = dataset.batch(order[i * cfg.batch_size:(i + 1) * cfg.batch_size], rng)
-                if channels_last:
-                    x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-                losses = train_step(nets, opts, pools, x, y, cfg, rng, autocast)
-                values = {k: float(v) for k, v in losses.items()}
+                values = {k: float(v) for k, v in parts.step(x, y, rng).items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
                     raise ReproError(
                         f"loss {', '.join(bad)} became {values[bad[0]]} at epoch {epoch}, iteration {i + 1}. The last good "
-                        f"checkpoint {ckpt_path} (step {position['step']}) was not overwritten; lower lr or "
-                        f"disable amp and resume with --resume.")
+                        f"checkpoint {ckpt_path} (step {position['step']}) was not overwritten; lower lr"
+                        f"{' or disable amp' if amp else ''} and resume with --resume.")
                 step = (epoch - 1) * iters + i + 1
                 position = {"epoch": epoch, "iteration": i + 1, "step": step, "order": order}
                 if step % cfg.log_every == 0 or i + 1 == iters:
@@ -303,19 +355,19 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                     bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 bar.update(1)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and i + 1 < iters:
-                    save_checkpoint(ckpt_path, cfg, nets, opts, pools, rng, position)
+                    save()
                 if stop_after is not None and step >= stop_after:
-                    save_checkpoint(ckpt_path, cfg, nets, opts, pools, rng, position)
+                    save()
                     return ckpt_path
             position = {"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None}
             if fid is not None and epoch % cfg.fid_every == 0:
-                fid.log(run / "fid.jsonl", nets["G"], epoch, position["step"])
-            save_checkpoint(ckpt_path, cfg, nets, opts, pools, rng, position)
-            export_generators(run, nets)
+                fid.log(run / "fid.jsonl", parts.labels2photo(), epoch, position["step"])
+            save()
+            export(run, parts.nets, parts.exports)
     finally:
         log.close()
         bar.close()
-    write_run_info(run, cfg, data, device, amp=use_amp, seconds=time.time() - started)
+    write_run_info(run, cfg, data, device, amp=amp, seconds=time.time() - started)
     return ckpt_path
 
 

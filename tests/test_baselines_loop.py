@@ -1,5 +1,6 @@
-"""The loop all baselines share: seeded determinism, exact resume, NaN stop, refusals, dispatch from
-repro.train / repro.translate, and the shipped configs of the six Table 2/3 rows."""
+"""The training loop (repro.train.train_loop) as the baselines use it: seeded determinism, exact resume,
+NaN stop, refusals, dispatch from repro.train / repro.translate, and the shipped configs of the six
+Table 2/3 rows."""
 
 import json
 

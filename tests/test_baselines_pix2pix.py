@@ -11,7 +11,7 @@ from PIL import Image
 
 from repro import ReproError
 from repro.baselines import pix2pix
-from repro.baselines.common import AlignedData
+from repro.data.loaders import AlignedData
 from repro.config import make_config
 from repro.data.loaders import load_aligned
 from repro.losses import discriminator_loss, gan_loss

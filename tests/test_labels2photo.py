@@ -42,7 +42,7 @@ def test_pix2pix_frame_hist_is_the_original_fast_hist(seed):
         np.testing.assert_array_equal(hist, reference)
         assert displaced == int(((gt < 18) & (pred == 19)).sum()) > 0
     else:
-        assert reference is 0 and hist is None
+        assert reference == 0 and hist is None
 
 
 def test_frame_confusions_on_the_device_match_bincount_per_frame():

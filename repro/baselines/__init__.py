@@ -7,6 +7,7 @@
     bigan     BiGAN / ALI: a generator and an encoder judged jointly
 
 Each module has `train(cfg, data, run, device, resume, stop_after, progress)` (called by repro.train.train)
-and `translator(run, cfg, direction, device)` (called by repro.translate.generator_from_run). The training
-loop itself, with checkpoints, exact resume and logs, is shared: repro/baselines/loop.py.
+and `translator(run, cfg, direction, device)` (called by repro.translate.generator_from_run). A method builds
+its `Parts` (nets, optimisers, pools, one training step); the loop, with checkpoints, exact resume and logs,
+is CycleGAN's: repro.train.train_loop.
 """

@@ -21,13 +21,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets, update
+from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets
 from repro.baselines.latent import Decoder, Encoder, encoder_blocks
-from repro.baselines.loop import Parts, train_loop
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
-from repro.train import frozen
+from repro.train import Parts, frozen, train_loop, update
 
 
 class JointDiscriminator(nn.Module):

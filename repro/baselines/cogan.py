@@ -17,12 +17,11 @@ import torch
 from torch import nn
 
 from repro import ReproError
-from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets, update
+from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets
 from repro.baselines.latent import decoder_blocks, encoder_blocks
-from repro.baselines.loop import Parts, train_loop
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss
-from repro.train import frozen
+from repro.train import Parts, frozen, train_loop, update
 
 SIDES = ("x", "y")
 

@@ -160,3 +160,33 @@ def load_aligned(folder_a: Path, folder_b: Path | None, load_size: int, resize_f
     row_of_b = {key: i for i, key in enumerate(keys_b)}
     b = b[[row_of_b[key] for key in keys_a]]  # b's rows in a's order
     return a, b, names
+
+
+class AlignedData:
+    """Paired label maps and photos (same frame, same row), in memory, for pix2pix. The pair gets one crop
+    and one flip, so x and y stay aligned; an epoch is a shuffled pass over the pairs."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, crop: int, flip: bool, device="cpu"):
+        if len(x) != len(y):
+            raise ValueError(f"paired data needs as many label maps as photos, got {len(x)} and {len(y)}")
+        self.x, self.y = x.to(device), y.to(device)
+        self.crop, self.flip = crop, flip
+
+    @classmethod
+    def from_folders(cls, x_dir: Path, y_dir: Path, load_size: int, crop: int, flip: bool,
+                     resize_filter: str, device="cpu") -> "AlignedData":
+        x, y, _ = load_aligned(x_dir, y_dir, load_size, resize_filter)
+        return cls(x, y, crop, flip, device)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """(len, 2) indices into X and Y for one epoch: the same row on both sides."""
+        order = torch.randperm(len(self), generator=generator)
+        return torch.stack([order, order], 1)
+
+    def batch(self, pairs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = pairs[:, 0].to(self.x.device)
+        both = random_crop_flip(torch.cat([self.x[rows], self.y[rows]], 1), self.crop, self.flip, generator)
+        return to_model_range(both[:, :3]), to_model_range(both[:, 3:])
