@@ -108,6 +108,11 @@ def joint_terms(nets, x, y, cfg: Config):
     return terms, fake_y, fake_x
 
 
+def adam(nets: dict[str, nn.Module], cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per net, with the paper's lr and betas (the loop sets the scheduled lr every epoch)."""
+    return {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
+
+
 def update(loss: torch.Tensor, names, nets: dict, opts: dict, cfg: Config) -> None:
     """Backward `loss` and step the optimisers of `names` only (others' gradients are cleared, never applied)."""
     for n in names:
@@ -252,7 +257,7 @@ def cyclegan_parts(cfg: Config, device: torch.device, amp: bool = False, channel
     nets = {n: net.to(device) for n, net in build_nets(cfg).items()}
     if channels_last:
         nets = {n: net.to(memory_format=torch.channels_last) for n, net in nets.items()}
-    opts = {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
+    opts = adam(nets, cfg)
     pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
@@ -397,7 +402,7 @@ def run_train(args) -> None:
 
 
 def add_commands(commands) -> None:
-    p = commands.add("train", help="train a CycleGAN config (resumable)")
+    p = commands.add("train", help="train a config: CycleGAN, an ablation or a Table 2/3 baseline (resumable)")
     p.add_argument("config", help="a TOML file or a shipped config, e.g. cityscapes/cyclegan, smoke/gan_alone")
     p.add_argument("--data", required=True, type=Path, help="dataset folder (trainA/trainB layout)")
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint, logs, generators")

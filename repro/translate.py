@@ -20,7 +20,15 @@ from repro.eval.groundtruth import frame_id
 from repro.networks import GENERATORS, build_generator, load_official_state_dict
 from repro.train import pick_device
 
-DIRECTIONS = {"x2y": "G", "labels2photo": "G", "y2x": "F", "photo2labels": "F"}
+# direction -> the translation it asks for; X = label maps, Y = photos
+DIRECTIONS = {"labels2photo": "x2y", "x2y": "x2y", "photo2labels": "y2x", "y2x": "y2x"}
+
+
+def as_direction(direction: str) -> str:
+    """"x2y" or "y2x" for any of the names `repro translate --direction` accepts."""
+    if direction not in DIRECTIONS:
+        raise ReproError(f"unknown direction {direction!r}; choose one of {tuple(DIRECTIONS)}")
+    return DIRECTIONS[direction]
 
 
 def output_name(input_name: str) -> str:
@@ -31,8 +39,7 @@ def output_name(input_name: str) -> str:
 def generator_from_run(run: Path, direction: str, device) -> tuple[torch.nn.Module, int, str]:
     """The generator of a `repro train` run folder, with its crop size and resize filter."""
     run = Path(run)
-    if direction not in DIRECTIONS:
-        raise ReproError(f"unknown direction {direction!r}; choose one of {tuple(DIRECTIONS)}")
+    generator = "G" if as_direction(direction) == "x2y" else "F"
     ckpt = run / "checkpoint.pt"
     if not (run / "config.toml").exists() or not ckpt.exists():
         raise ReproError(f"{run} is not a training run (config.toml and checkpoint.pt expected); train with `repro train`")
@@ -42,7 +49,7 @@ def generator_from_run(run: Path, direction: str, device) -> tuple[torch.nn.Modu
         return baseline.translator(run, cfg, direction, device), cfg.crop_size, cfg.resize_filter
     net = build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    net.load_state_dict(state["nets"][DIRECTIONS[direction]])
+    net.load_state_dict(state["nets"][generator])
     return net.to(device), cfg.crop_size, cfg.resize_filter
 
 

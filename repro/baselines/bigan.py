@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets
+from repro.baselines.common import prepared, snapshot, trained_nets
 from repro.baselines.latent import Decoder, Encoder, encoder_blocks
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
-from repro.train import Parts, frozen, train_loop, update
+from repro.train import Parts, adam, frozen, train_loop, update
+from repro.translate import as_direction
 
 
 class JointDiscriminator(nn.Module):

@@ -1,4 +1,4 @@
-"""Small pieces the baselines share: directions, net set-up, optimisers, loading a trained run."""
+"""Small pieces the baselines share: net set-up, copies of the live nets, loading a trained run."""
 
 import copy
 from pathlib import Path
@@ -10,28 +10,12 @@ from repro import ReproError
 from repro.config import Config
 from repro.networks import init_weights, zero_conv_biases
 
-# direction -> the translation it asks for; X = label maps, Y = photos
-DIRECTIONS = {"labels2photo": "x2y", "x2y": "x2y", "photo2labels": "y2x", "y2x": "y2x"}
-
-
-def as_direction(direction: str) -> str:
-    """"x2y" or "y2x" for any of the names `repro translate --direction` accepts."""
-    if direction not in DIRECTIONS:
-        raise ReproError(f"unknown direction {direction!r}; choose one of {tuple(DIRECTIONS)}")
-    return DIRECTIONS[direction]
-
-
 def prepared(net: nn.Module, cfg: Config, device) -> nn.Module:
     """N(0, 0.02) weights (both original codes), conv biases zeroed when the config follows the Lua code."""
     init_weights(net)
     if cfg.zero_conv_bias:
         zero_conv_biases(net)
     return net.to(device)
-
-
-def adam(nets: dict[str, nn.Module], cfg: Config) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per net, with the paper's lr and betas (the loop sets the scheduled lr every epoch)."""
-    return {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
 
 
 def snapshot(nets: dict[str, nn.Module]) -> dict[str, nn.Module]:

@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import adam, as_direction, prepared, snapshot, trained_nets
+from repro.baselines.common import prepared, snapshot, trained_nets
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, UnetGenerator, build_generator
-from repro.train import Parts, frozen, train_loop, update
+from repro.train import Parts, adam, frozen, train_loop, update
+from repro.translate import as_direction
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
 

@@ -113,9 +113,7 @@ class UnalignedData:
         n = len(self)
         order = torch.randperm(n, generator=generator)
         other = torch.randint(min(len(self.x), len(self.y)), (n,), generator=generator)
-        if len(self.x) >= len(self.y):
-            return torch.stack([order % len(self.x), other], 1)
-        return torch.stack([other, order % len(self.y)], 1)
+        return torch.stack([order, other] if len(self.x) >= len(self.y) else [other, order], 1)
 
     def batch(self, pairs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Crops and flips X and Y independently (the paper's augmentation), scaled to [-1, 1]."""
