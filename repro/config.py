@@ -97,6 +97,7 @@ PROFILES = {
 CHOICES = {
     "profile": tuple(PROFILES), "norm": ("instance", "instance_affine", "batch", "none"),
     "generator": ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256"), "gan_loss": ("lsgan", "vanilla"),
+    "method": ("cyclegan", "pix2pix", "simgan", "cogan", "bigan"),
     "lr_rule": ("lua", "pytorch"), "update_order": ("sequential", "joint"),
     "resize_filter": ("nearest", "bilinear", "bicubic", "lanczos"),
     # Baselines (Tables 2/3)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from repro import ReproError
+from repro import ReproError, train
 from repro.config import Config, load_config
 from repro.rows import ROWS, SCALES, Row, config_name, is_implemented
 
@@ -69,38 +69,28 @@ def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = No
 
 
 def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ReproError(f"--device {name}: no CUDA device is visible to torch here; use --device cpu or auto.")
-    return name
+    return str(train.pick_device(name))
 
 
 def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
     """Times `steps` CycleGAN training iterations of cfg's sizes on random images (after one warm-up)."""
-    from repro.pool import ImagePool
-    from repro.train import build_nets, train_step
-
-    nets = {n: net.to(device) for n, net in build_nets(cfg).items()}
-    opts = {n: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) for n, net in nets.items()}
-    pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
+    step = train.cyclegan_parts(cfg, torch.device(device)).step
     rng = torch.Generator().manual_seed(0)
     x = torch.rand(cfg.batch_size, 3, cfg.crop_size, cfg.crop_size, device=device) * 2 - 1
     y = torch.rand_like(x) * 2 - 1
-    autocast = lambda: torch.autocast(torch.device(device).type, enabled=False)  # noqa: E731
-    train_step(nets, opts, pools, x, y, cfg, rng, autocast)
+    step(x, y, rng)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(nets, opts, pools, x, y, cfg, rng, autocast)
+        step(x, y, rng)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps
 
 
 def total_iterations(cfg: Config, train_pairs: int) -> int:
-    return cfg.epochs * ((cfg.iters_per_epoch or train_pairs) // cfg.batch_size)
+    return cfg.epochs * (cfg.iters_per_epoch or train_pairs // cfg.batch_size)  # as train_loop counts them
 
 
 def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
@@ -261,7 +251,6 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
 
 def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
     """Trains, translates and scores one row at one seed; returns (and writes) its result.json content."""
-    from repro import train as training
     from repro.eval import labels2photo, photo2labels
     from repro.eval.results import sha256_file, write_json
 
@@ -279,10 +268,10 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     if (run / "config.toml").is_file() and asdict(load_config(str(run / "config.toml"))) != asdict(cfg):
         raise ReproError(f"{run} holds a run of another config than {config_name(row, setup.scale)} with these "
                          f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}); use another --out, or delete {folder}.")
-    if not training.is_finished(run):
+    if not train.is_finished(run):
         resume = (run / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {row.label} seed {seed} in {run}", flush=True)
-        training.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
+        train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
     scores = {}
     for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
         fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)

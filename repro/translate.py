@@ -18,7 +18,7 @@ from repro.config import load_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.eval.groundtruth import frame_id
 from repro.networks import GENERATORS, build_generator, load_official_state_dict
-from repro.train import pick_device
+from repro.train import pick_device, trained_nets
 
 # direction -> the translation it asks for; X = label maps, Y = photos
 DIRECTIONS = {"labels2photo": "x2y", "x2y": "x2y", "photo2labels": "y2x", "y2x": "y2x"}
@@ -48,9 +48,7 @@ def generator_from_run(run: Path, direction: str, device) -> tuple[torch.nn.Modu
         baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
         return baseline.translator(run, cfg, direction, device), cfg.crop_size, cfg.resize_filter
     net = build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    net.load_state_dict(state["nets"][generator])
-    return net.to(device), cfg.crop_size, cfg.resize_filter
+    return trained_nets(run, {generator: net}, device)[generator], cfg.crop_size, cfg.resize_filter
 
 
 def generator_from_file(path: Path, arch: str, norm: str, device) -> torch.nn.Module:

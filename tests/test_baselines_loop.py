@@ -131,6 +131,18 @@ def test_bad_baseline_field_is_refused(tmp_path):
         load_config(str(path))
 
 
+def test_unknown_method_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('method = "simgam"\n')
+    with pytest.raises(ReproError, match="typo.toml: method = 'simgam' is not one of"):
+        load_config(str(path))
+
+
+def test_simgan_refuses_the_joint_update_order(tiny_data, tmp_path):
+    with pytest.raises(ReproError, match="sequential"):
+        train(CONFIGS["simgan"](update_order="joint"), tiny_data, tmp_path / "run", device="cpu", progress=False)
+
+
 @pytest.mark.parametrize("key", ["pix2pix_dropout", "cogan"])
 def test_fid_is_logged_and_leaves_training_untouched(key, tiny_data, aligned_data, tmp_path):
     """FID translates with a snapshot of the nets (pix2pix in its test mode, CoGAN by optimising z under the

@@ -47,6 +47,8 @@ def test_estimate_times_a_real_step_for_every_target():
     # the text rounds the step time to whole ms (a few % at ~20-70 ms)
     assert 0 < per_iter < 10 and seconds == pytest.approx(per_iter * iters * 2, rel=0.03)
     assert iters == sum(R.total_iterations(R.row_config(r, "smoke", 0), 200) for r in ROWS)
+    cogan = R.row_config(ROW["cogan"], "smoke", 0)  # batch 8: iters_per_epoch counts iterations, as training does
+    assert R.total_iterations(cogan, 200) == cogan.epochs * cogan.iters_per_epoch
 
 
 def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):

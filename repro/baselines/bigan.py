@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import prepared, snapshot, trained_nets
+from repro.baselines.common import prepared, snapshot
 from repro.baselines.latent import Decoder, Encoder, encoder_blocks
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
-from repro.train import Parts, adam, frozen, train_loop, update
+from repro.train import Parts, adam, frozen, train_loop, trained_nets, update
 from repro.translate import as_direction
 
 

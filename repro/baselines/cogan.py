@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from repro import ReproError
-from repro.baselines.common import prepared, snapshot, trained_nets
+from repro.baselines.common import prepared, snapshot
 from repro.baselines.latent import decoder_blocks, encoder_blocks
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss
-from repro.train import Parts, adam, frozen, train_loop, update
+from repro.train import Parts, adam, frozen, train_loop, trained_nets, update
 from repro.translate import as_direction
 
 SIDES = ("x", "y")

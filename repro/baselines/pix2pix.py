@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import prepared, snapshot, trained_nets
+from repro.baselines.common import prepared, snapshot
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, UnetGenerator, build_generator
-from repro.train import Parts, adam, frozen, train_loop, update
+from repro.train import Parts, adam, frozen, train_loop, trained_nets, update
 from repro.translate import as_direction
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
@@ -51,7 +51,7 @@ def direction_terms(gen, disc, src, tgt, cfg: Config, nets, opts, g_name: str, d
     d_loss = discriminator_loss(disc(torch.cat([src, tgt], 1)), disc(torch.cat([src, fake.detach()], 1)), cfg.gan_loss)
     update(d_loss, [d_name], nets, opts, cfg)
     with frozen(disc):
-        terms = {f"gan_{g_name}": gan_loss(disc(torch.cat([src, fake], 1)), True, cfg.gan_loss),
+        terms = {f"gan_{g_name}": cfg.lambda_gan * gan_loss(disc(torch.cat([src, fake], 1)), True, cfg.gan_loss),
                  f"l1_{g_name}": cfg.lambda_l1 * l1(fake, tgt)}
     update(sum(terms.values()), [g_name], nets, opts, cfg)
     return {d_name: d_loss.detach()} | {k: v.detach() for k, v in terms.items()}

@@ -16,13 +16,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import prepared, snapshot, trained_nets
+from repro import ReproError
+from repro.baselines.common import snapshot
 from repro.baselines.vgg import VGGRelu4_2
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
-from repro.networks import PatchDiscriminator, build_generator
+from repro.networks import build_generator
 from repro.pool import ImagePool
-from repro.train import Parts, adam, frozen, train_loop, update
+from repro.train import Parts, adam, frozen, train_loop, trained_nets, update
+from repro.train import build_nets as cyclegan_nets
 from repro.translate import as_direction
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
@@ -30,11 +32,7 @@ GENERATOR_OF = {"x2y": "G", "y2x": "F"}
 
 def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:
     """G, F, D_X, D_Y exactly as CycleGAN builds them (same seed, same order)."""
-    torch.manual_seed(cfg.seed)
-    gen = lambda: build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
-    disc = lambda: PatchDiscriminator(3, cfg.ndf, cfg.d_layers, cfg.norm, cfg.d_padding)
-    nets = {"G": gen(), "F": gen(), "D_X": disc(), "D_Y": disc()}
-    return {n: prepared(net, cfg, device) for n, net in nets.items()}
+    return {n: net.to(device) for n, net in cyclegan_nets(cfg).items()}
 
 
 def self_regulariser(cfg: Config, device) -> nn.Module:
@@ -62,6 +60,9 @@ def generator_terms(gen, disc, phi, src, cfg: Config, name: str) -> tuple[dict[s
 
 
 def build(cfg: Config, device) -> Parts:
+    if cfg.update_order != "sequential":
+        raise ReproError(f"{cfg.name}: simgan trains in the Lua step order (F, D_X, G, D_Y) only; "
+                         f"set update_order = \"sequential\" (update_order = {cfg.update_order!r})")
     nets = build_nets(cfg, device)
     opts = adam(nets, cfg)
     pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
@@ -75,9 +76,11 @@ def build(cfg: Config, device) -> Parts:
                 terms, fake = generator_terms(gen, disc, phi, src, cfg, g_name)
             if terms:
                 update(sum(terms.values()), [g_name], nets, opts, cfg)
-            d_loss = discriminator_loss(disc(real), disc(pools[d_name].query(fake.detach(), rng)), cfg.gan_loss)
-            update(d_loss, [d_name], nets, opts, cfg)
-            log |= {k: v.detach() for k, v in terms.items()} | {d_name: d_loss.detach()}
+            log |= {k: v.detach() for k, v in terms.items()}
+            if cfg.lambda_gan:  # as CycleGAN: no adversarial term, no discriminator to train
+                d_loss = discriminator_loss(disc(real), disc(pools[d_name].query(fake.detach(), rng)), cfg.gan_loss)
+                update(d_loss, [d_name], nets, opts, cfg)
+                log[d_name] = d_loss.detach()
         return log
 
     return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
