@@ -24,7 +24,8 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from repro.eval.fcn import fcn8s  # noqa: E402
-from repro.eval.labels2photo import caffe_input, frame_confusions, resolve_device, upsample_to_label  # noqa: E402
+from repro.device import pick_device  # noqa: E402
+from repro.eval.labels2photo import caffe_input, frame_confusions, upsample_to_label  # noqa: E402
 
 
 def sync(device):
@@ -70,7 +71,7 @@ def main():
     parser.add_argument("--frames", type=int, default=16, help="frames timed per setting")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = pick_device(args.device)
     w, h = (int(v) for v in (args.size or ("2048x1024" if device.type == "cuda" else "256x128")).split("x"))
     model = fcn8s(width=args.width).eval().to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

@@ -15,7 +15,8 @@ from tabulate import tabulate
 
 from repro.config import make_config
 from repro.pool import ImagePool
-from repro.train import build_nets, pick_device, train_step
+from repro.device import pick_device
+from repro.train import build_nets, train_step
 
 CASES = {
     "paper (128, resnet_6blocks, sequential)": dict(),

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from repro import ReproError, train
+from repro.device import pick_device
 from repro.config import Config, load_config
 from repro.rows import ROWS, SCALES, Row, config_name, is_implemented
 
@@ -66,10 +67,6 @@ def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = No
 
 
 # ------------------------------------------------------------------------------ prerequisites
-
-
-def pick_device(name: str) -> str:
-    return str(train.pick_device(name))
 
 
 def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
@@ -122,7 +119,7 @@ def format_duration(seconds: float) -> str:
 
 def paper_setup(args, rows: list[Row]) -> Setup:
     """Checks everything a paper-scale run needs; raises one ReproError listing every fix."""
-    device = pick_device(args.device)
+    device = str(pick_device(args.device))
     problems = []
     cityscapes, data, segmenter = args.cityscapes, args.data, args.segmenter
     if cityscapes is None or not (Path(cityscapes) / "gtFine" / "val").is_dir():
@@ -161,7 +158,7 @@ def smoke_setup(args, progress: bool = True) -> Setup:
     from repro.data import synth_city
 
     out = Path(args.out)
-    device = pick_device(args.device)
+    device = str(pick_device(args.device))
     city = Path(args.cityscapes) if args.cityscapes else out / "synth-city"
     if args.cityscapes is None:
         synth_city.generate(city, progress=progress, **SMOKE_CITY)
@@ -339,7 +336,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
             from repro.data import cityscapes as prep
             prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
     else:
-        device = pick_device(args.device)
+        device = str(pick_device(args.device))
         _, text = estimate(rows, "smoke", seeds, device, SMOKE_CITY["n_train"], args.iters_per_epoch)
         print(f"estimated duration: {text}", flush=True)
         setup = smoke_setup(args, progress=not args.quiet)

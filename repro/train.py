@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config
+from repro.device import pick_device
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, build_generator, init_weights, zero_conv_biases
@@ -30,14 +31,6 @@ from repro.pool import ImagePool
 from repro.schedule import lr_factor
 
 NET_NAMES = ("G", "F", "D_X", "D_Y")
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ReproError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto")
-    return torch.device(name)
 
 
 def build_nets(cfg: Config) -> dict[str, nn.Module]:

@@ -18,7 +18,8 @@ from repro.config import load_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.eval.groundtruth import frame_id
 from repro.networks import GENERATORS, build_generator, load_official_state_dict
-from repro.train import pick_device, trained_nets
+from repro.device import pick_device
+from repro.train import trained_nets
 
 # direction -> the translation it asks for; X = label maps, Y = photos
 DIRECTIONS = {"labels2photo": "x2y", "x2y": "x2y", "photo2labels": "y2x", "y2x": "y2x"}

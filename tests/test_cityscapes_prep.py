@@ -148,6 +148,23 @@ def test_extra_member_in_a_zip_is_named(city, tmp_path):
                          r"unexpected file .*gtFine_trainvaltest\.zip:gtFine/val/munster/stray\.png")
 
 
+def test_damaged_zip_member_is_named(city, tmp_path):
+    bad = tmp_path / "leftImg8bit_trainvaltest.zip"
+    shutil.copy(city / "leftImg8bit_trainvaltest.zip", bad)
+    with zipfile.ZipFile(bad) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith("_leftImg8bit.png"))
+    data = bytearray(bad.read_bytes())
+    with bad.open("rb") as f:  # the member's data starts after its local header (30 bytes + name + extra)
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + info.compress_size // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    assert_fails_cleanly(city / "gtFine_trainvaltest.zip", bad, tmp_path / "out",
+                         rf"cannot read .*leftImg8bit_trainvaltest\.zip:{info.filename}.*damaged; download "
+                         rf"leftImg8bit_trainvaltest\.zip again", workers=1)
+
+
 def test_frame_in_the_wrong_split_folder(copy, tmp_path):
     for package, suffix in (("gtFine", "gtFine_color"), ("leftImg8bit", "leftImg8bit")):
         src = copy / f"{package}/val/frankfurt/frankfurt_000000_000019_{suffix}.png"

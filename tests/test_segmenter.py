@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 from torch.nn import functional as F
 
 from repro import ReproError
@@ -100,7 +101,6 @@ def test_training_data_is_the_photo_at_256_upsampled_to_the_labels(city):
     frames = S.photo_frames(city, "train")
     x, y = S.TrainingSet(frames)[0]
     assert x.shape == (3, 32, 64) and y.shape == (32, 64) and y.dtype == torch.int64
-    from PIL import Image
 
     photo = Image.open(frames[0][1]).convert("RGB").resize((256, 256), Image.BICUBIC).resize((64, 32), Image.BILINEAR)
     expected = np.asarray(photo, np.float32)[..., ::-1] - np.array(MEAN_BGR, np.float32)
@@ -164,3 +164,14 @@ def test_missing_photos_are_named(city, tmp_path):
     victim.unlink()
     with pytest.raises(ReproError, match=victim.name.split("_leftImg8bit")[0]):
         S.photo_frames(copy, "val")
+
+
+def test_jpeg_round_trip_is_the_official_encoding():
+    """--jpeg-quality 100 reproduces the prepared JPEG files: quality 100, chroma 4:4:4 (not Pillow's 4:2:0)."""
+    import io
+
+    from repro.data.cityscapes import _encode
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    resized = noise.resize((256, 256), Image.BICUBIC)
+    official = Image.open(io.BytesIO(_encode(resized, "jpg"))).convert("RGB")
+    np.testing.assert_array_equal(np.asarray(S.shrink_photo(noise, jpeg_quality=100)), np.asarray(official))

@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from repro import ReproError, __version__
+from repro.data.loaders import FILTERS
 
 SPLITS = ("train", "val", "test")
 OUTPUT_FOLDERS = {"train": ("trainA", "trainB"), "val": ("testA", "testB")}  # (photos Y, labels X)
@@ -52,14 +54,7 @@ CITY_SPLIT = {
     **dict.fromkeys(["berlin", "bielefeld", "bonn", "leverkusen", "mainz", "munich"], "test"),
 }
 
-RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "box": Image.Resampling.BOX,
-    "bilinear": Image.Resampling.BILINEAR,
-    "hamming": Image.Resampling.HAMMING,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+RESAMPLE = FILTERS
 # The official script calls .resize((256, 256)) with no filter: Pillow's default, BICUBIC for RGB images
 # since Pillow 7.0 (tests/test_cityscapes_prep.py checks this against the installed Pillow).
 DEFAULT_RESAMPLE = Image.Resampling.BICUBIC
@@ -125,12 +120,22 @@ class Package:
         return sorted(f"{self.name}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file())
 
     def opener(self):
-        """A function member -> bytes. Each worker process makes its own (zip handles are not shareable)."""
+        """A function member -> bytes. Each worker process makes its own (zip handles are not shareable).
+        A member that cannot be read (bad CRC, cut-short zip, unreadable file) is an error naming it."""
         if self.is_zip:
             zf = zipfile.ZipFile(self.path)
-            return zf.read
-        folder = self.folder()
-        return lambda member: (folder / member.split("/", 1)[1]).read_bytes()
+            raw = zf.read
+        else:
+            folder = self.folder()
+            raw = lambda member: (folder / member.split("/", 1)[1]).read_bytes()  # noqa: E731
+
+        def read(member: str) -> bytes:
+            try:
+                return raw(member)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+                raise ReproError(f"cannot read {_where(self, member)} ({err}): the package is damaged; "
+                                 f"download {PACKAGES[self.name]} again (or re-extract it).") from err
+        return read
 
 
 def _where(package: Package, member: str) -> str:

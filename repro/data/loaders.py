@@ -17,7 +17,10 @@ from repro import ReproError
 from repro.eval.groundtruth import frame_id
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+# Pillow's resize filters by name: the one table every resize in the project (training data, dataset
+# preparation, the segmenter's photos) looks its --resize-filter / --resample / resize_filter up in.
+FILTERS = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR,
+           "hamming": Image.Resampling.HAMMING, "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 
 
 def list_images(folder: Path) -> list[Path]:

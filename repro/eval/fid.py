@@ -29,15 +29,12 @@ from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.device import pick_device
 from repro.eval.results import sha256_file, sha256_files, write_json
 
 WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 DIMS = 2048
 SIZE = 299
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def weights_path(weights: Path | None = None) -> Path:
@@ -229,7 +226,7 @@ def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, d
 
 
 def run(args: argparse.Namespace) -> int:
-    result = fid_between_folders(args.dir_a, args.dir_b, args.weights, args.device or default_device(),
+    result = fid_between_folders(args.dir_a, args.dir_b, args.weights, str(pick_device(args.device)),
                                  args.batch_size, args.kid_subsets, args.kid_subset_size)
     m = result["metrics"]
     print(f"FID {m['fid']:.3f}   KID {m['kid']:.5f} +- {m['kid_std']:.5f}   "
@@ -246,7 +243,7 @@ def add_commands(commands) -> None:
     p.add_argument("dir_b", type=Path, metavar="DIR_B")
     p.add_argument("--weights", type=Path, default=None,
                    help=f"{WEIGHTS_FILE} (default: the torch hub cache, TORCH_HOME/hub/checkpoints/)")
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when present)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)

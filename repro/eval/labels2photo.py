@@ -38,6 +38,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.device import pick_device
 from repro.eval.fcn import load_segmenter
 from repro.eval.groundtruth import N_CLASSES, frame_id, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import scores
@@ -53,14 +54,6 @@ def default_workers(device: torch.device, workers: int | None) -> int:
     if workers is not None:
         return workers
     return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ReproError(f"--device {device}: no CUDA device is visible to torch here. Use --device cpu or auto.")
-    return torch.device(device)
 
 
 # ------------------------------------------------------------------------------ one frame
@@ -276,7 +269,7 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
     truth = ground_truth_files(cityscapes, "val")
     pairs = pair_results(results, truth)
     frames = [(frame_id(label.name), image, label) for image, label in pairs]
-    device = resolve_device(device)
+    device = pick_device(device)
     model, info = load_segmenter(segmenter, device)
     tally = score_frames(frames, model, device, batch_size, workers, tf32=tf32, desc="labels2photo")
     confusion = {"pix2pix": tally.pix2pix, "strict": tally.strict}[protocol]

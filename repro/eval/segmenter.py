@@ -40,11 +40,15 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.baselines.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
+from repro.data.cityscapes import JPEG_OPTIONS
+from repro.data.loaders import FILTERS
+from repro.device import pick_device
 from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.eval.groundtruth import IGNORE, frame_id, ground_truth_files, load_train_ids
 from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, default_workers, load_band,
-                                     protocol_block, protocol_description, resolve_device, score_frames)
+                                     protocol_block, protocol_description, score_frames)
 from repro.eval.metrics import scores
 from repro.eval.results import build_result, sha256_file, sha256_files, write_json
 
@@ -52,11 +56,7 @@ KNOWN_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix_extra/fcn-8s-cityscapes.
 DEAD_URL = "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/fcn-8s-cityscapes/fcn-8s-cityscapes.caffemodel"
 DEFAULT_OUT = Path("segmenters/fcn8s-cityscapes.pt")
 
-VGG16_FILE = "vgg16-397923af.pth"
 VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # convs in torchvision's vgg16.features
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
-           "lanczos": Image.LANCZOS, "box": Image.BOX}
 
 
 # ------------------------------------------------------------------------------ get / import
@@ -112,11 +112,11 @@ def get(out: Path = DEFAULT_OUT, url: str = KNOWN_URL, caffemodel: Path | None =
 def shrink_photo(image: Image.Image, size: int = 256, resample: int = Image.BICUBIC,
                  jpeg_quality: int | None = None) -> Image.Image:
     """A real photo as the dataset preparation stores it: size x size (Pillow's default filter is
-    bicubic), optionally through JPEG at the given quality (the prepared datasets use 100)."""
+    bicubic), optionally through JPEG at the given quality (the prepared datasets use 100, chroma 4:4:4)."""
     image = image.convert("RGB").resize((size, size), resample)
     if jpeg_quality is not None:
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=jpeg_quality)
+        image.save(buffer, format="JPEG", **(JPEG_OPTIONS | {"quality": jpeg_quality}))  # 4:4:4 as the official files
         buffer.seek(0)
         image = Image.open(buffer).convert("RGB")
     return image
@@ -160,10 +160,6 @@ class TrainingSet(torch.utils.data.Dataset):
 # ------------------------------------------------------------------------------ VGG16 trunk
 
 
-def vgg16_checkpoint() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
-
-
 def vgg16_to_fcn(vgg: dict) -> dict:
     """torchvision vgg16 state_dict -> FCN-8s trunk parameters (conv1_1..conv5_3, fc6, fc7).
     conv1_1 is rewritten for Caffe's input: torchvision expects RGB in [0, 1] normalised by the
@@ -197,7 +193,7 @@ def loud(message: str) -> None:
 def init_trunk(model: FCN8s) -> str:
     """Loads the ImageNet VGG16 trunk from the torch cache when it fits; returns "imagenet-vgg16" or
     "scratch" (after a loud warning saying what to place where)."""
-    path = vgg16_checkpoint()
+    path = vgg16_weights_path()
     if not path.is_file():
         loud(f"WARNING: {path} not found: FCN-8s is trained FROM SCRATCH (no ImageNet VGG16 trunk).\n"
              f"A from-scratch segmenter is weaker than the original; calibrate it before trusting its scores.\n"
@@ -228,7 +224,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     workers=None: none on CPU (loading processes would take cores from the net), 4 on CUDA."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-    device = resolve_device(device)
+    device = pick_device(device)
     workers = default_workers(device, workers)
     frames = photo_frames(cityscapes, "train")
     model = fcn8s(n_classes=20, width=width)
@@ -294,7 +290,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
     if resize_filter not in FILTERS:
         raise ReproError(f"--resize-filter {resize_filter}: choose one of {', '.join(FILTERS)}.")
     frames = photo_frames(cityscapes, "val")
-    device = resolve_device(device)
+    device = pick_device(device)
     model, info = load_segmenter(segmenter, device)
     prepare = functools.partial(shrink_photo, size=256, resample=FILTERS[resize_filter], jpeg_quality=jpeg_quality)
     tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate")
