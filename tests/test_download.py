@@ -137,6 +137,15 @@ def test_second_call_is_a_noop_and_detects_tampering(tmp_path, server, toy):
         get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
 
 
+def test_damaged_marker_says_what_to_do(tmp_path, server, toy):
+    from repro.data.download import MARKER
+    _, reg = toy
+    first = get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    (first / MARKER).write_text('{"sha256": "ab')  # cut short
+    with pytest.raises(ReproError, match=rf"{MARKER} is damaged.*Delete .*toy and run the command again"):
+        get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+
+
 def test_404_says_what_to_do(tmp_path, server, toy):
     _, reg = toy
     with pytest.raises(ReproError, match=r"HTTP 404.*--from FILE"):

@@ -160,3 +160,10 @@ def test_missing_frame_is_a_clear_error(city, tmp_path, capsys):
         evaluate(results, city, progress=False)
     assert main(["evaluate", "photo2labels", "--results", str(results), "--cityscapes", str(city)]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_unreadable_label_file_is_named(tmp_path):
+    bad = tmp_path / "frankfurt_000000_000019_gtFine_labelIds.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    with pytest.raises(ReproError, match=r"cannot read .*frankfurt_000000_000019_gtFine_labelIds\.png.*re-extract"):
+        load_train_ids(bad)

@@ -295,7 +295,7 @@ def prepare(
                "resample": resample_name, **({"jpeg": JPEG_OPTIONS} if fmt == "jpg" else {})}
     if out.exists() and any(out.iterdir()):
         manifest = out / "manifest.json"
-        if manifest.is_file() and json.loads(manifest.read_text()).get("options") == options:
+        if manifest.is_file() and _read_json(manifest).get("options") == options:
             return out  # already prepared with the same options
         raise ReproError(f"{out} already exists and is not empty. Choose another --out, or delete {out} first.")
 
@@ -363,3 +363,11 @@ def download_packages(destination: str | Path) -> tuple[Path, Path]:
                 f"--gtfine and --leftimg."
             ) from err
     return paths[0], paths[1]
+
+
+def _read_json(path: Path) -> dict:
+    """A marker or manifest file; a damaged one reads as empty (the folder is then not taken as complete)."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return {}

@@ -110,7 +110,7 @@ def _say(message: str) -> None:
 
 
 def _retired_message(entry: Entry) -> str:
-    if entry.name.endswith("cityscapes"):
+    if entry.name == "cityscapes":  # pix2pix_cityscapes is side-by-side pairs, which `repro data cityscapes` does not build
         return (
             f"{entry.archive} ({entry.name}) is no longer served by Berkeley: the Cityscapes licence forbids "
             f"redistributing it. If you already hold a copy, import and verify it with "
@@ -455,7 +455,11 @@ def _check_existing(target: Path, entry: Entry, expected: _Expected) -> Path:
             f"If it is a complete copy you made yourself, use it as it is; otherwise delete or move it and run "
             f"the command again."
         )
-    marker = json.loads(marker_path.read_text())
+    try:
+        marker = json.loads(marker_path.read_text())
+    except ValueError:
+        raise ReproError(f"{marker_path} is damaged, so {target} cannot be verified. Delete {target} and run the "
+                         f"command again.") from None
     if expected.sha256 is not None and marker.get("sha256") != expected.sha256:
         raise ReproError(
             f"{target} was extracted from an archive with sha256 {marker.get('sha256')}, not the expected "
@@ -465,8 +469,8 @@ def _check_existing(target: Path, entry: Entry, expected: _Expected) -> Path:
     if (files, size) != (marker.get("files"), marker.get("bytes")):
         raise ReproError(
             f"{target} is incomplete or was modified: {files} files / {size:,} bytes now, "
-            f"{marker.get('files')} files / {marker.get('bytes'):,} bytes when extracted. "
+            f"{marker.get('files')} files / {marker.get('bytes')} bytes when extracted. "
             f"Delete {target} and run the command again."
         )
-    _say(f"{target} is already complete ({files} files, sha256 {marker['sha256'][:12]}...); nothing to do.")
+    _say(f"{target} is already complete ({files} files, sha256 {str(marker.get('sha256'))[:12]}...); nothing to do.")
     return target

@@ -417,7 +417,7 @@ def generate(
     params = {"seed": seed, "n_train": n_train, "n_val": n_val, "size": list(size), "zips": zips}
     if out.exists():
         marker = out / MARKER
-        if marker.is_file() and json.loads(marker.read_text()).get("params") == params:
+        if marker.is_file() and _read_json(marker).get("params") == params:
             return out
         raise ReproError(
             f"{out} already exists and is not a synthetic city made with these arguments. "
@@ -454,3 +454,11 @@ def generate(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _read_json(path: Path) -> dict:
+    """A marker or manifest file; a damaged one reads as empty (the folder is then not taken as complete)."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return {}

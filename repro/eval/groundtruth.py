@@ -79,10 +79,13 @@ def pair_results(results: Path, truth: dict[str, Path]) -> list[tuple[Path, Path
 
 def load_train_ids(path: Path) -> np.ndarray:
     """Full-resolution trainId map (uint8, 255 = ignored) of a *_gtFine_labelIds.png."""
-    with Image.open(path) as image:
-        if image.mode not in ("L", "P", "I", "I;16"):
-            raise ReproError(f"{path} has mode {image.mode}; a gtFine labelIds file is 8-bit grayscale. Is it a colour map?")
-        ids = np.asarray(image)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "P", "I", "I;16"):
+                raise ReproError(f"{path} has mode {image.mode}; a gtFine labelIds file is 8-bit grayscale. Is it a colour map?")
+            ids = np.asarray(image)
+    except OSError as err:  # missing, truncated or not an image
+        raise ReproError(f"cannot read {path} ({err}): re-extract gtFine_trainvaltest.zip.") from err
     if ids.max(initial=0) > 255:
         raise ReproError(f"{path} holds label ids above 255; it is not a Cityscapes labelIds file.")
     return id_to_train_id()[ids.astype(np.uint8)]

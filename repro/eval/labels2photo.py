@@ -160,7 +160,9 @@ class FrameDataset(torch.utils.data.Dataset):
             with Image.open(image_path) as image:
                 image = image.convert("RGB")
         except OSError as err:
-            raise ReproError(f"cannot read {image_path} ({err}): regenerate it with `repro translate`.") from err
+            hint = ("it is a real photo: re-extract leftImg8bit_trainvaltest.zip" if self.prepare is not None  # calibration
+                    else "regenerate it with `repro translate`")
+            raise ReproError(f"cannot read {image_path} ({err}): {hint}.") from err
         if self.prepare is not None:
             image = self.prepare(image)
         return fid, upsample_to_label(image, label.shape), label
