@@ -286,8 +286,8 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
         if amp or channels_last:
             raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfg.method!r}")
         baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
-        return baseline.train(cfg, data, run, device=device, resume=resume, stop_after=stop_after, progress=progress,
-                              fid_weights=fid_weights)
+        return train_loop(cfg, data, run, baseline.build, device, resume, stop_after, progress,
+                          paired=getattr(baseline, "PAIRED", False), fid_weights=fid_weights)
     use_amp = amp and pick_device(device).type == "cuda"
     build = lambda cfg, device: cyclegan_parts(cfg, device, use_amp, channels_last)
     return train_loop(cfg, data, run, build, device, resume, stop_after, progress, fid_weights=fid_weights, amp=use_amp)

@@ -9,6 +9,7 @@ import torch
 from repro.baselines import bigan
 from repro.config import load_config
 from repro.losses import discriminator_loss, gan_loss
+from repro.train import train
 from repro.translate import generator_from_run, translate_folder
 from tests.conftest import tiny_config
 from tests.test_baselines_pix2pix import one_torch_thread  # noqa: F401 (autouse fixture)
@@ -63,7 +64,7 @@ def test_joint_discriminator_sees_both_image_and_code():
 @pytest.mark.parametrize("code", ["image", "latent"])
 def test_bigan_trains_and_translates_both_directions(tiny_data, tmp_path, code):
     run = tmp_path / "run"
-    bigan.train(bigan_config(bigan_code=code), tiny_data, run, device="cpu", progress=False)
+    train(bigan_config(bigan_code=code), tiny_data, run, device="cpu", progress=False)
     assert json.loads((run / "run.json").read_text())["finished"]
     state = torch.load(run / "checkpoint.pt", weights_only=False)["nets"]
     images = torch.rand(2, 3, 16, 16) * 2 - 1

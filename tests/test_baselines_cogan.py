@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from repro import ReproError
+from repro.train import train
 from repro.baselines import cogan
 from repro.baselines.latent import Decoder, Encoder, halvings
 from repro.losses import discriminator_loss, gan_loss
@@ -103,7 +104,7 @@ def test_inversion_does_not_depend_on_the_batch():
 def test_cogan_trains_and_translates_both_directions(tiny_data, tmp_path):
     run = tmp_path / "run"
     cfg = cogan_config()
-    cogan.train(cfg, tiny_data, run, device="cpu", progress=False)
+    train(cfg, tiny_data, run, device="cpu", progress=False)
     assert json.loads((run / "run.json").read_text())["finished"]
     lines = (run / "losses.jsonl").read_text().splitlines()
     assert len(lines) == 12 and {"D_X", "D_Y", "gan_x", "gan_y"} <= set(json.loads(lines[-1]))  # 2 epochs x 6 batches

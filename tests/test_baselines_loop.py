@@ -152,9 +152,9 @@ def test_fid_is_logged_and_leaves_training_untouched(key, tiny_data, aligned_dat
     weights_file = tmp_path / "inception.pth"
     torch.save(random_inception_state_dict(), weights_file)
     module, data = (pix2pix, aligned_data) if key.startswith("pix2pix") else (cogan, tiny_data)
-    module.train(CONFIGS[key](fid_every=1, fid_images=3), data, tmp_path / "fid", device="cpu", progress=False,
+    train(CONFIGS[key](fid_every=1, fid_images=3), data, tmp_path / "fid", device="cpu", progress=False,
                  fid_weights=weights_file)
     rows = [json.loads(l) for l in (tmp_path / "fid/fid.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and all(r["fid"] > 0 for r in rows)
-    module.train(CONFIGS[key](), data, tmp_path / "plain", device="cpu", progress=False)
+    train(CONFIGS[key](), data, tmp_path / "plain", device="cpu", progress=False)
     assert same_weights(weights(tmp_path / "fid"), weights(tmp_path / "plain"))

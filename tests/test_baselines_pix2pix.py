@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from repro import ReproError
+from repro.train import train
 from repro.baselines import pix2pix
 from repro.data.loaders import AlignedData
 from repro.config import make_config
@@ -153,7 +154,7 @@ def test_pix2pix_trains_and_translates_both_directions(tmp_path):
     data = write_aligned_dataset(tmp_path / "data")
     run = tmp_path / "run"
     cfg = pix2pix_config()
-    pix2pix.train(cfg, data, run, device="cpu", progress=False)
+    train(cfg, data, run, device="cpu", progress=False)
     assert json.loads((run / "run.json").read_text())["finished"]
     assert 'method = "pix2pix"' in (run / "config.toml").read_text()
     logged = json.loads((run / "losses.jsonl").read_text().splitlines()[-1])

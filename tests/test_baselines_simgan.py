@@ -8,6 +8,7 @@ import torch
 from torchvision.models.vgg import make_layers
 
 from repro import ReproError
+from repro.train import train
 from repro.baselines import simgan
 from repro.baselines.vgg import TRUNK, VGG16_FILE, VGGRelu4_2
 from repro.config import load_config
@@ -110,7 +111,7 @@ def test_feature_self_regularisation_is_the_l1_of_relu4_2_features(torch_home, f
 def test_simgan_trains_and_translates_both_directions(tiny_data, tmp_path, space):
     run = tmp_path / "run"
     cfg = simgan_config(self_reg_space=space, feature_weights="random")
-    simgan.train(cfg, tiny_data, run, device="cpu", progress=False)
+    train(cfg, tiny_data, run, device="cpu", progress=False)
     assert json.loads((run / "run.json").read_text())["finished"]
     assert f'self_reg_space = "{space}"' in (run / "config.toml").read_text()
     assert 'feature_weights = "random"' in (run / "config.toml").read_text()  # a random-feature run says so
@@ -126,7 +127,7 @@ def test_simgan_trains_and_translates_both_directions(tiny_data, tmp_path, space
 
 def test_feature_gan_without_the_vgg_file_stops_before_training(tiny_data, tmp_path, torch_home):
     with pytest.raises(ReproError, match="feature_weights"):
-        simgan.train(simgan_config(self_reg_space="vgg_relu4_2"), tiny_data, tmp_path / "run", device="cpu", progress=False)
+        train(simgan_config(self_reg_space="vgg_relu4_2"), tiny_data, tmp_path / "run", device="cpu", progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
@@ -139,5 +140,5 @@ def test_shipped_feature_gan_configs():
 
 
 def test_simgan_trains_without_a_history_pool(tiny_data, tmp_path):
-    simgan.train(simgan_config(pool_size=0), tiny_data, tmp_path / "run", device="cpu", progress=False)
+    train(simgan_config(pool_size=0), tiny_data, tmp_path / "run", device="cpu", progress=False)
     assert json.loads((tmp_path / "run/run.json").read_text())["finished"]

@@ -6,8 +6,8 @@
     cogan     coupled GANs from one noise vector; translation by optimising z
     bigan     BiGAN / ALI: a generator and an encoder judged jointly
 
-Each module has `train(cfg, data, run, device, resume, stop_after, progress)` (called by repro.train.train)
-and `translator(run, cfg, direction, device)` (called by repro.translate.generator_from_run). A method builds
-its `Parts` (nets, optimisers, pools, one training step); the loop, with checkpoints, exact resume and logs,
-is CycleGAN's: repro.train.train_loop.
+Each module has `build(cfg, device) -> Parts` (nets, optimisers, pools, one training step), which
+repro.train.train hands to CycleGAN's own loop (repro.train.train_loop: checkpoints, exact resume, logs;
+`PAIRED = True` feeds aligned pairs), and `translator(run, cfg, direction, device)`, called by
+repro.translate.generator_from_run.
 """

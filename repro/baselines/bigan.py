@@ -26,7 +26,7 @@ from repro.baselines.latent import Decoder, Encoder, encoder_blocks
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
-from repro.train import Parts, adam, frozen, train_loop, trained_nets, update
+from repro.train import Parts, adam, frozen, trained_nets, update
 from repro.translate import as_direction
 
 
@@ -103,11 +103,6 @@ def build(cfg: Config, device) -> Parts:
         return log
 
     return Parts(nets, opts, step, labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
-
-
-def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True,
-          fid_weights: Path | None = None) -> Path:
-    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, fid_weights=fid_weights)
 
 
 def translation_nets(cfg: Config, direction: str) -> tuple[str, ...]:

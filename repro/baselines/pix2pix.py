@@ -20,7 +20,7 @@ from repro.baselines.common import prepared, snapshot
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, UnetGenerator, build_generator
-from repro.train import Parts, adam, frozen, train_loop, trained_nets, update
+from repro.train import Parts, adam, frozen, trained_nets, update
 from repro.translate import as_direction
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
@@ -37,6 +37,9 @@ def make_generator(cfg: Config) -> nn.Module:
 def make_discriminator(cfg: Config) -> nn.Module:
     """Conditional PatchGAN: input and output concatenated on the channel axis (3 + 3)."""
     return PatchDiscriminator(6, cfg.ndf, cfg.d_layers, cfg.norm, cfg.d_padding)
+
+
+PAIRED = True  # trained on aligned (label map, photo) pairs; repro.train.train reads this
 
 
 def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:
@@ -67,11 +70,6 @@ def build(cfg: Config, device) -> Parts:
 
     return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
                  labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
-
-
-def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True,
-          fid_weights: Path | None = None) -> Path:
-    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, paired=True, fid_weights=fid_weights)
 
 
 class TestTimeGenerator(nn.Module):

@@ -23,7 +23,7 @@ from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import build_generator
 from repro.pool import ImagePool
-from repro.train import Parts, adam, frozen, train_loop, trained_nets, update
+from repro.train import Parts, adam, frozen, trained_nets, update
 from repro.train import build_nets as cyclegan_nets
 from repro.translate import as_direction
 
@@ -85,11 +85,6 @@ def build(cfg: Config, device) -> Parts:
 
     return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
                  labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
-
-
-def train(cfg: Config, data: Path, run: Path, device="auto", resume=False, stop_after=None, progress=True,
-          fid_weights: Path | None = None) -> Path:
-    return train_loop(cfg, data, run, build, device, resume, stop_after, progress, fid_weights=fid_weights)
 
 
 def wrap(nets: dict[str, nn.Module], cfg: Config, direction: str) -> nn.Module:
