@@ -207,4 +207,4 @@ def test_get_offline_says_where_the_file_was_published(tmp_path, http_folder):
     assert f"repro segmenter import-caffe PATH/fcn-8s-cityscapes.caffemodel {tmp_path / 'fcn.pt'}" in message
     assert not (tmp_path / "fcn-8s-cityscapes.caffemodel").exists()
     with pytest.raises(ReproError, match="import-caffe"):  # nothing listening at all
-        segmenter.get(tmp_path / "fcn.pt", url="http://127.0.0.1:9/fcn-8s-cityscapes.caffemodel")
+        segmenter.get(tmp_path / "fcn.pt", url="http://127.0.0.1:9/fcn-8s-cityscapes.caffemodel", retries=0)

@@ -128,7 +128,7 @@ def _retired_message(entry: Entry) -> str:
 # ---------------------------------------------------------------- download with resume and retries
 
 
-class _Failed(Exception):
+class DownloadFailed(Exception):
     """One host failed for good (404, refused, retries exhausted); the next mirror may still work."""
 
     def __init__(self, message: str, not_found: bool = False):
@@ -149,7 +149,7 @@ def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, bac
             _download_one(url, part, retries=retries, backoff=backoff, progress=progress)
             part.replace(archive)
             return
-        except _Failed as err:
+        except DownloadFailed as err:
             failures.append((url, err))
             if len(urls) > 1:
                 _say(f"{url} failed ({err}); trying the next host.")
@@ -171,6 +171,17 @@ def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, bac
     )
 
 
+def download_file(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, progress: bool = True) -> Path:
+    """One file from one URL (no registry, no hash): resumable through DEST.part, with retries and the
+    disk-space check; raises DownloadFailed when the host fails for good (404, offline, retries spent)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    _download_one(url, part, retries=retries, backoff=backoff, progress=progress)
+    part.replace(dest)
+    return dest
+
+
 def _download_one(url: str, part: Path, *, retries: int, backoff: float, progress: bool) -> None:
     """Stream url into part, resuming what part already holds; returns when part is complete."""
     attempt = 0
@@ -185,7 +196,7 @@ def _download_one(url: str, part: Path, *, retries: int, backoff: float, progres
             gained = (part.stat().st_size if part.exists() else 0) > have
             attempt = 1 if gained else attempt + 1  # count only failures that made no progress
             if attempt > retries:
-                raise _Failed(_reason(err)) from err
+                raise DownloadFailed(_reason(err)) from err
             pause = backoff * 2 ** (attempt - 1)
             _say(f"download failed ({_reason(err)}); trying again in {pause:.0f} s (retry {attempt} of {retries}).")
             time.sleep(pause)
@@ -215,7 +226,7 @@ def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
         if status >= 500:
             raise _Retry(f"HTTP {status} {response.reason}")
         if status >= 400:
-            raise _Failed(f"HTTP {status} {response.reason}", not_found=status in (404, 410))
+            raise DownloadFailed(f"HTTP {status} {response.reason}", not_found=status in (404, 410))
         if status == 206:
             start = _content_range_start(response.headers.get("Content-Range", ""))
             if start != have:

@@ -28,12 +28,10 @@ momentum 0.99, is silent on the rest):
 import argparse
 import functools
 import io
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
-import requests
 import torch
 from PIL import Image
 from torch.nn import functional as F
@@ -42,6 +40,7 @@ from tqdm import tqdm
 from repro import ReproError
 from repro.baselines.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
 from repro.data.cityscapes import JPEG_OPTIONS
+from repro.data.download import DownloadFailed, download_file
 from repro.data.loaders import FILTERS
 from repro.device import pick_device
 from repro.eval.caffemodel import import_caffemodel
@@ -62,24 +61,6 @@ VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # convs i
 # ------------------------------------------------------------------------------ get / import
 
 
-def download(url: str, dest: Path) -> Path:
-    """Streams url to dest (through dest.part, renamed when complete) with a progress bar."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    with requests.get(url, stream=True, timeout=(10, 60)) as response:
-        response.raise_for_status()
-        total = int(response.headers.get("content-length", 0)) or None
-        with open(part, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
-            for chunk in response.iter_content(1 << 20):
-                f.write(chunk)
-                bar.update(len(chunk))
-    if total is not None and part.stat().st_size != total:
-        raise ReproError(f"{url} stopped after {part.stat().st_size} of {total} bytes; run the command again.")
-    os.replace(part, dest)
-    return dest
-
-
 def import_caffe(caffemodel: Path, out: Path) -> str:
     """caffemodel -> segmenter .pt (+ .sha256); returns the .pt's sha256."""
     model, note = import_caffemodel(caffemodel)
@@ -87,15 +68,15 @@ def import_caffe(caffemodel: Path, out: Path) -> str:
                           caffemodel_sha256=sha256_file(caffemodel), **note)
 
 
-def get(out: Path = DEFAULT_OUT, url: str = KNOWN_URL, caffemodel: Path | None = None) -> str:
+def get(out: Path = DEFAULT_OUT, url: str = KNOWN_URL, caffemodel: Path | None = None, retries: int = 4) -> str:
     """Downloads the pix2pix authors' fcn-8s-cityscapes.caffemodel (unless already there) and imports it."""
     caffemodel = Path(caffemodel) if caffemodel else Path(out).with_name("fcn-8s-cityscapes.caffemodel")
     if not caffemodel.is_file():
         try:
-            download(url, caffemodel)
-        except requests.RequestException as err:
+            download_file(url, caffemodel, retries=retries)  # resumable: a cut connection keeps what arrived
+        except DownloadFailed as err:
             raise ReproError(
-                f"could not download {url} ({err.__class__.__name__}: {err}).\n"
+                f"could not download {url} ({err}).\n"
                 f"The FCN-8s Cityscapes weights (fcn-8s-cityscapes.caffemodel, ~537 MB) were last published at\n"
                 f"  {KNOWN_URL}\n(the older {DEAD_URL} has been dead since 2021).\n"
                 f"If you have a copy, import it with:\n"
