@@ -22,9 +22,7 @@ import io
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +34,7 @@ from tqdm import tqdm
 
 from repro import ReproError, __version__
 from repro.data.loaders import FILTERS
+from repro.data.staging import partial_folder
 
 SPLITS = ("train", "val", "test")
 OUTPUT_FOLDERS = {"train": ("trainA", "trainB"), "val": ("testA", "testB")}  # (photos Y, labels X)
@@ -301,11 +300,7 @@ def prepare(
 
     tasks = pairs(gtfine, leftimg)
     counts = {split: len(t) for split, t in tasks.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.*.partial"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with partial_folder(out) as tmp:
         for folder in ("trainA", "trainB", "testA", "testB"):
             (tmp / folder).mkdir()
         init = (gtfine, leftimg, tmp, size, fmt, resample)
@@ -335,8 +330,6 @@ def prepare(
         if out.exists():
             out.rmdir()  # an empty folder left for us
         os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

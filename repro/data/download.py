@@ -20,7 +20,6 @@ import shutil
 import stat
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from repro import ReproError, __version__
 from repro.data.registry import Entry, lookup
+from repro.data.staging import partial_folder
 
 DEFAULT_ROOT = Path("datasets")
 MARKER = ".repro-download.json"
@@ -411,11 +411,8 @@ def _check_members(archive: Path, members: list[_Member]) -> None:
 def _extract(archive: Path, target: Path, marker: dict, progress: bool) -> None:
     kind, members = _members(archive)
     _check_members(archive, members)
-    for stale in target.parent.glob(f".{target.name}.*.partial"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by an extraction that crashed
     _check_space(target.parent, sum(m.size for m in members), f"extracting {archive.name}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    with partial_folder(target) as tmp:
         bar = tqdm(total=len(members), unit="file", desc=f"extract {archive.name}", disable=not progress, file=sys.stderr)
         with bar:
             try:
@@ -441,8 +438,6 @@ def _extract(archive: Path, target: Path, marker: dict, progress: bool) -> None:
         marker = {**marker, "files": files, "bytes": size}
         (dataset / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         os.replace(dataset, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     _say(f"{target}: {files} files ({'sha256 verified' if marker['verified'] else 'UNVERIFIED: no published hash'}).")
 
 
