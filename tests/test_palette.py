@@ -102,7 +102,7 @@ def test_disk_cache_is_written_reused_and_rebuilt_when_damaged(tmp_path, monkeyp
     (path,) = tmp_path.glob("cityscapes_palette_rgb_*.npy")
     monkeypatch.setattr(palette, "_TABLES", {})
 
-    def no_build(space):
+    def no_build(space, kind="full"):
         raise AssertionError("the table should have been read from the cache")
 
     monkeypatch.setattr(palette, "build_table", no_build)
@@ -110,7 +110,7 @@ def test_disk_cache_is_written_reused_and_rebuilt_when_damaged(tmp_path, monkeyp
 
     path.write_bytes(b"not a table")
     monkeypatch.setattr(palette, "_TABLES", {})
-    monkeypatch.setattr(palette, "build_table", lambda space: table)
+    monkeypatch.setattr(palette, "build_table", lambda space, kind="full": table)
     np.testing.assert_array_equal(palette.lookup_table("rgb", cache_dir=tmp_path), table)
     np.testing.assert_array_equal(np.load(path), table)  # damaged file replaced by a good one
     assert not list(tmp_path.glob("*.tmp"))
@@ -123,3 +123,16 @@ def test_bad_input_is_refused():
         palette.classify(np.zeros((4, 4), dtype=np.uint8))
     with pytest.raises(ValueError, match="colour space"):
         palette.classify(np.zeros((4, 4, 3), dtype=np.uint8), space="hsv")
+
+
+def test_train_palette_snaps_every_colour_to_a_class():
+    """The switch for the other reading of the open void point: the 19 class colours only."""
+    colours, train_ids = palette.palette("train")
+    assert sorted(train_ids.tolist()) == list(range(19))
+    np.testing.assert_array_equal(palette.classify(colours[None], "rgb", kind="train")[0], train_ids)
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)
+    table = palette.classify(image, "rgb", kind="train")
+    np.testing.assert_array_equal(table, palette.classify_brute_force(image, "rgb", kind="train"))
+    assert palette.VOID not in table and palette.classify(np.zeros((1, 1, 3), np.uint8), kind="train")[0, 0] != palette.VOID
+    assert palette.palette_sha256("train") != palette.palette_sha256("full")

@@ -97,6 +97,10 @@ def test_shuffled_maps_score_low_and_black_maps_score_zero_as_void(city, tmp_pat
     assert black["void"]["fraction_of_scored_pixels"] == pytest.approx(1.0)
     assert sum(black["void"]["per_class"].values()) == conf.sum()
 
+    snapped = evaluate(tmp_path / "black", city, progress=False, palette_kind="train")
+    assert snapped["protocol"]["palette"] == "train" and snapped["void"]["predicted_pixels"] == 0
+    assert black["protocol"]["palette"] == "full"
+
 
 def test_swapped_classes_show_in_the_per_class_table(city, tmp_path):
     road, sidewalk = name2label["road"].color, name2label["sidewalk"].color

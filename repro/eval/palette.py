@@ -14,6 +14,10 @@ Mapping rule (colour -> trainId; 19 = void, the extra confusion column that alwa
 - ties between two palette colours at exactly the same distance go to the colour listed first in
   cityscapesscripts (lowest label id). Only integer RGB distances can tie exactly.
 
+The other reading of the open point (PAPER.md section 7 leaves void handling open) is a switch:
+`palette="train"` keeps only the 19 trainable classes' colours, so every pixel snaps to a real class and
+void is never predicted. "full" (above) is the default.
+
 Distance: squared Euclidean in RGB (default, the authors' advice) or in CIELAB (skimage.color.rgb2lab,
 D65), an option. Mapping goes through a lookup table over all 2^24 RGB colours, so classifying an image
 costs one gather per pixel. The table is built once per process (about a second on a CPU), kept in
@@ -31,12 +35,15 @@ from skimage.color import rgb2lab
 VOID = 19
 N_COLOURS = 1 << 24
 SPACES = ("rgb", "lab")
+PALETTES = ("full", "train")
 _CHUNK = 1 << 12  # colours per step of the table build (see build_table)
 
 
-def palette() -> tuple[np.ndarray, np.ndarray]:
+def palette(kind: str = "full") -> tuple[np.ndarray, np.ndarray]:
     """The unique Cityscapes colours (K, 3) uint8 in label-id order, and the trainId (0..18, or
-    VOID) of each, following the rule in the module docstring."""
+    VOID) of each, following the rule in the module docstring; kind "train": the 19 class colours only."""
+    if kind not in PALETTES:
+        raise ValueError(f"unknown palette {kind!r}; choose one of {PALETTES}")
     colours, train_ids = [], []
     for label in sorted(CITYSCAPES_LABELS, key=lambda l: (l.id < 0, l.id)):  # license plate (-1) last
         colour = tuple(label.color)
@@ -47,12 +54,14 @@ def palette() -> tuple[np.ndarray, np.ndarray]:
         else:
             colours.append(colour)
             train_ids.append(train_id)
-    return np.array(colours, dtype=np.uint8), np.array(train_ids, dtype=np.uint8)
+    colours, train_ids = np.array(colours, dtype=np.uint8), np.array(train_ids, dtype=np.uint8)
+    keep = train_ids != VOID if kind == "train" else slice(None)
+    return colours[keep], train_ids[keep]
 
 
-def palette_sha256() -> str:
+def palette_sha256(kind: str = "full") -> str:
     """Identifies the colour table (recorded in results and in the name of the disk cache)."""
-    colours, train_ids = palette()
+    colours, train_ids = palette(kind)
     return hashlib.sha256(colours.tobytes() + train_ids.tobytes()).hexdigest()
 
 
@@ -66,13 +75,13 @@ def to_space(rgb: np.ndarray, space: str) -> np.ndarray:
     raise ValueError(f"unknown colour space {space!r}; choose one of {SPACES}")
 
 
-def build_table(space: str = "rgb") -> np.ndarray:
+def build_table(space: str = "rgb", kind: str = "full") -> np.ndarray:
     """trainId of every 24-bit colour (index r << 16 | g << 8 | b), uint8, 16 MiB.
 
     Nearest centre by argmin_k |c_k|^2 - 2 x.c_k (|x|^2 is the same for every k); in float64 this is
     exact for integer RGB, so ties resolve exactly as with a direct distance. Small chunks keep every
     array in cache and BLAS single-threaded: several times faster than large ones, and little memory."""
-    colours, train_ids = palette()
+    colours, train_ids = palette(kind)
     centres = to_space(colours, space)
     minus_two_centres_t = -2 * centres.T
     centre_norms = (centres * centres).sum(1)
@@ -89,29 +98,29 @@ def build_table(space: str = "rgb") -> np.ndarray:
     return table
 
 
-_TABLES: dict[str, np.ndarray] = {}
+_TABLES: dict[tuple[str, str], np.ndarray] = {}
 
 
-def lookup_table(space: str = "rgb", cache_dir: Path | None = None) -> np.ndarray:
+def lookup_table(space: str = "rgb", cache_dir: Path | None = None, kind: str = "full") -> np.ndarray:
     """The table for `space`: from memory, else from `cache_dir` (if given and valid), else built.
     With `cache_dir`, a missing file is written (atomically: a crash never leaves a truncated table)."""
     if space not in SPACES:
         raise ValueError(f"unknown colour space {space!r}; choose one of {SPACES}")
-    path = Path(cache_dir) / f"cityscapes_palette_{space}_{palette_sha256()[:16]}.npy" if cache_dir else None
-    table = _TABLES.get(space)
+    path = Path(cache_dir) / f"cityscapes_palette_{space}_{kind}_{palette_sha256(kind)[:16]}.npy" if cache_dir else None
+    table = _TABLES.get((space, kind))
     on_disk = path is not None and path.is_file()
     if table is None and on_disk:
         table = _load_table(path)
         on_disk = table is not None  # a damaged file is rebuilt and overwritten
     if table is None:
-        table = build_table(space)
+        table = build_table(space, kind)
     if path is not None and not on_disk:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             np.save(f, table)
         os.replace(tmp, path)
-    _TABLES[space] = table
+    _TABLES[(space, kind)] = table
     return table
 
 
@@ -136,15 +145,15 @@ def index_to_rgb(index: np.ndarray) -> np.ndarray:
     return np.stack([(index >> 16) & 255, (index >> 8) & 255, index & 255], axis=-1).astype(np.uint8)
 
 
-def classify(image: np.ndarray, space: str = "rgb", cache_dir: Path | None = None) -> np.ndarray:
+def classify(image: np.ndarray, space: str = "rgb", cache_dir: Path | None = None, kind: str = "full") -> np.ndarray:
     """(H, W, 3) uint8 RGB label image -> (H, W) uint8 trainId map, VOID (19) for void colours."""
-    return lookup_table(space, cache_dir)[rgb_to_index(image)]
+    return lookup_table(space, cache_dir, kind)[rgb_to_index(image)]
 
 
-def classify_brute_force(image: np.ndarray, space: str = "rgb") -> np.ndarray:
+def classify_brute_force(image: np.ndarray, space: str = "rgb", kind: str = "full") -> np.ndarray:
     """The same mapping computed directly (distance to every palette colour, per pixel). The reference
     the table is tested against, and the baseline of benchmarks/palette_mapping.py."""
-    colours, train_ids = palette()
+    colours, train_ids = palette(kind)
     image = np.asarray(image)
     rgb_to_index(image)  # validates dtype and shape
     pixels = image.reshape(-1, 3)

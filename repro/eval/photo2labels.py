@@ -7,6 +7,7 @@ No official script exists (PAPER.md section 7); the choices made here, all recor
 - a pixel whose nearest colour is a void colour is predicted "void": an extra confusion column (trainId
   19) that counts as wrong for its ground-truth row and is never dropped (dropping it would reward a
   generator that paints everything it is unsure of black);
+  `--palette train` is the other reading: only the 19 class colours, so void is never predicted;
 - `--compare full` (default): the class map is upsampled (nearest) to the full-resolution labels, never
   the labels resized, like the FCN protocol; `--compare generated`: the labels are downsampled (nearest)
   to the generated size instead. Both use PIL's NEAREST filter (pixel centres). Ground-truth pixels
@@ -46,10 +47,11 @@ def resize_nearest(class_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(class_map).resize(size, Image.NEAREST))
 
 
-def frame_confusion(image: np.ndarray, gt: np.ndarray, space: str = "rgb", compare: str = "full", cache_dir=None) -> np.ndarray:
+def frame_confusion(image: np.ndarray, gt: np.ndarray, space: str = "rgb", compare: str = "full", cache_dir=None,
+                    palette_kind: str = "full") -> np.ndarray:
     """19 x 20 confusion matrix of one frame: generated RGB label map vs full-resolution trainIds
     (column 19 = predicted void)."""
-    pred = palette.classify(image, space, cache_dir)
+    pred = palette.classify(image, space, cache_dir, palette_kind)
     if compare == "full":
         pred = resize_nearest(pred, gt.shape[::-1])
     else:
@@ -58,25 +60,29 @@ def frame_confusion(image: np.ndarray, gt: np.ndarray, space: str = "rgb", compa
 
 
 def evaluate(results: Path, cityscapes: Path, space: str = "rgb", compare: str = "full", split: str = "val",
-             cache_dir: Path | None = None, progress: bool = True) -> dict:
+             cache_dir: Path | None = None, progress: bool = True, palette_kind: str = "full") -> dict:
     """Scores every generated label map in `results` against `cityscapes`/gtFine/`split`; returns the
     result dict (metrics, per-class table, protocol choices, void column, input hashes)."""
     if space not in palette.SPACES:
         raise ReproError(f"unknown colour space {space!r}; choose one of {palette.SPACES}")
     if compare not in COMPARE:
         raise ReproError(f"unknown comparison {compare!r}; choose one of {COMPARE}")
+    if palette_kind not in palette.PALETTES:
+        raise ReproError(f"unknown palette {palette_kind!r}; choose one of {palette.PALETTES}")
     pairs = pair_results(Path(results), ground_truth_files(Path(cityscapes), split))
-    palette.lookup_table(space, cache_dir)  # build once, before the progress bar starts
+    palette.lookup_table(space, cache_dir, palette_kind)  # build once, before the progress bar starts
     conf = np.zeros((N_CLASSES, N_CLASSES + 1), dtype=np.int64)
     sizes = set()
     for generated, labels in tqdm(pairs, desc=f"photo2labels ({space}, {compare})", unit="frame", disable=not progress):
         image = load_rgb(generated)
         sizes.add(f"{image.shape[1]}x{image.shape[0]}")
-        conf += frame_confusion(image, load_train_ids(labels), space, compare, cache_dir)
+        conf += frame_confusion(image, load_train_ids(labels), space, compare, cache_dir, palette_kind)
     score = scores(conf)
     void = conf[:, palette.VOID]
     protocol = {
-        "mapping": "nearest colour of the full Cityscapes colour table (cityscapesscripts, void ids included)",
+        "mapping": "nearest colour of the full Cityscapes colour table (cityscapesscripts, void ids included)"
+        if palette_kind == "full" else "nearest colour of the 19 trainable classes' colours (void never predicted)",
+        "palette": palette_kind,
         "space": space,
         "compare": compare,
         "resize": "nearest (PIL): class map -> label size" if compare == "full"
@@ -84,7 +90,7 @@ def evaluate(results: Path, cityscapes: Path, space: str = "rgb", compare: str =
         "void_column": palette.VOID,
         "void_rule": "colours used only by ignored ids -> void (counted as wrong); pole/polegroup -> pole, "
                      "car/license plate -> car; exact ties -> the colour of the lower label id",
-        "palette_sha256": palette.palette_sha256(),
+        "palette_sha256": palette.palette_sha256(palette_kind),
         "ignored_ground_truth": "trainId 255 pixels are not scored",
         "denominator_eps": EPS,
     }
@@ -114,12 +120,14 @@ def summary(result: dict) -> str:
     table = tabulate(rows, headers=["class", "acc", "IoU", "gt pixels", "predicted void"], floatfmt=".3f")
     p = result["protocol"]
     return (f"photo -> labels, {result['inputs']['frames']} frames, space={p['space']}, compare={p['compare']}, "
+            f"palette={p.get('palette', 'full')}, "
             f"void predictions: {result['void']['predicted_pixels']} pixels "
             f"({result['void']['fraction_of_scored_pixels']:.1%}, counted as wrong)\n\n{head}\n\n{table}")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate(args.results, args.cityscapes, args.space, args.compare, args.split, args.cache_dir)
+    result = evaluate(args.results, args.cityscapes, args.space, args.compare, args.split, args.cache_dir,
+                      palette_kind=args.palette)
     out = Path(args.out) if args.out else Path(args.results).resolve().parent / "photo2labels.json"
     write_json(out, result)
     print(summary(result))
@@ -137,6 +145,9 @@ def add_commands(commands) -> None:
     p.add_argument("--compare", choices=COMPARE, default="full",
                    help="full: upsample the class map to the full-resolution labels (default); "
                         "generated: downsample the labels to the generated size")
+    p.add_argument("--palette", choices=palette.PALETTES, default="full",
+                   help="full: every Cityscapes colour, void colours predict void (counted as wrong; default); "
+                        "train: the 19 class colours only, every pixel snaps to a class")
     p.add_argument("--split", default="val", help="ground-truth split (default: val)")
     p.add_argument("--cache-dir", type=Path, default=None, help="keep the 16 MiB colour lookup table here between runs")
     p.add_argument("--out", type=Path, default=None, help="result JSON (default: RESULTS/../photo2labels.json)")
