@@ -24,8 +24,9 @@ from cityscapesscripts.helpers.labels import trainId2label  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from repro import ReproError  # noqa: E402
-from repro.check import METRIC_LABELS, METRICS, cell_values, load_ranges, load_results  # noqa: E402
+from repro.check import METRIC_LABELS, METRICS, Cell, cell_values, load_ranges, load_results  # noqa: E402
 from repro.eval.groundtruth import CLASS_NAMES, frame_id  # noqa: E402
+from repro.eval.labels2photo import calibration_file  # noqa: E402
 from repro.rows import ROWS, TABLE_ROWS, is_implemented  # noqa: E402
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
@@ -70,7 +71,7 @@ def table_frame(table: int, results: dict, scale: str, paper: dict, ranges: dict
                 if bounds is None:
                     verdict = "no range"
                 else:
-                    verdict = "below" if mean < bounds[0] else "above" if mean > bounds[1] else "within"
+                    verdict = Cell(table, row.key, metric, *bounds, values).verdict  # the rule `repro check` applies
                     verdict += f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
                 ours = f"{mean:.3f} +- {std:.3f} (n={len(values)})" if len(values) > 1 else f"{mean:.3f} (n=1)"
                 line |= {"ours (mean +- std, n seeds)": ours,
@@ -82,8 +83,7 @@ def table_frame(table: int, results: dict, scale: str, paper: dict, ranges: dict
 def calibration_frame(plan: dict, paper: dict) -> pd.DataFrame:
     """The paper's ground-truth row next to our segmenter's score of the real val photos at 256."""
     gt = paper["calibration"]["ground_truth"]
-    seg = Path(plan.get("segmenter", ""))
-    path = seg.with_name(seg.stem + ".calibration.json")
+    path = calibration_file(Path(plan.get("segmenter", "")))
     ours = json.loads(path.read_text())["metrics"] if path.is_file() else None
     return pd.DataFrame([{
         "row": "ground truth (real val photos at 256x256)", "metric": METRIC_LABELS[m], "paper": f"{p:.2f}",

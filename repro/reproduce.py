@@ -149,6 +149,7 @@ def paper_setup(args, rows: list[Row]) -> Setup:
     if problems:
         raise ReproError("cannot start the paper-scale reproduction:\n  - " + "\n  - ".join(problems) +
                          f"\n  Estimated duration on {device}: {format_duration(seconds)} ({text}).")
+    print(f"estimated duration: {text}", flush=True)
     return Setup("paper", Path(args.out), Path(data), Path(cityscapes), Path(segmenter), device)
 
 
@@ -340,9 +341,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
         _, text = estimate(rows, "smoke", seeds, device, SMOKE_CITY["n_train"], args.iters_per_epoch)
         print(f"estimated duration: {text}", flush=True)
         setup = smoke_setup(args, progress=not args.quiet)
-    if args.scale == "paper":
-        _, text = estimate(rows, "paper", seeds, setup.device, 2975, args.iters_per_epoch)
-        print(f"estimated duration: {text}", flush=True)
     reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet)
     from repro import report  # imported late: a long run writes its report with the current code
 
