@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from repro import ReproError
+from repro.io import write_text
 from repro.rows import TABLE_DIRECTION
 
 METRICS = ("pixel_acc", "class_acc", "iou")
@@ -133,9 +134,7 @@ def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: floa
 def run_check(args: argparse.Namespace) -> int:
     if args.measure:
         text = measured_ranges(args.results, args.command or f"repro reproduce ... --out {args.results}")
-        tmp = args.ranges.with_name(args.ranges.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.ranges)
+        write_text(args.ranges, text)
         print(text)
         return 0
     cells = check(args.results, args.ranges)

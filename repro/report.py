@@ -24,6 +24,7 @@ from cityscapesscripts.helpers.labels import trainId2label  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from repro import ReproError  # noqa: E402
+from repro.io import write_text  # noqa: E402
 from repro.check import METRIC_LABELS, METRICS, Cell, cell_values, load_ranges, load_results  # noqa: E402
 from repro.eval.groundtruth import CLASS_NAMES, frame_id  # noqa: E402
 from repro.eval.labels2photo import calibration_file  # noqa: E402
@@ -239,9 +240,7 @@ def write_report(out: Path, tables=(2, 3, 4, 5), ranges: Path | None = None, qui
         md += [f"\n## {TABLE_TITLES[t]}\n", markdown(df), ""]
     md += ["\n## Calibration of the segmenter (pix2pix Table 1, ground-truth row)\n", markdown(calibration), ""]
     md_path = out / "report.md"
-    tmp = md_path.with_name(md_path.name + ".tmp")
-    tmp.write_text("\n".join(md) + "\n")
-    tmp.replace(md_path)
+    write_text(md_path, "\n".join(md) + "\n")
     if not quiet:
         for t, df in frames.items():
             print(f"\n{TABLE_TITLES[t]}\n{df.to_markdown(index=False, tablefmt='simple', disable_numparse=True)}")
@@ -261,12 +260,10 @@ def write_report(out: Path, tables=(2, 3, 4, 5), ranges: Path | None = None, qui
         if not has_fid:
             body.append("<p>FID curve: not logged for these runs (config fid_every = 0).</p>")
     html_path = out / "report.html"
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text("<!doctype html>\n<html><head><meta charset='utf-8'><title>repro report</title>"
+    write_text(html_path, "<!doctype html>\n<html><head><meta charset='utf-8'><title>repro report</title>"
                    "<style>body{font-family:sans-serif;max-width:1300px;margin:auto} table{border-collapse:collapse;"
                    "font-size:13px} td,th{padding:2px 8px} img{max-width:100%}</style></head><body>\n"
                    + "\n".join(body) + "\n</body></html>\n")
-    tmp.replace(html_path)
     print(f"\nwrote {md_path} and {html_path}")
     return md_path, html_path
 

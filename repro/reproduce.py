@@ -179,7 +179,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
     """The segmenter's calibration (real val photos at 256), computed once and kept next to it."""
     from repro.eval import segmenter as seg
     from repro.eval.labels2photo import calibration_file
-    from repro.eval.results import sha256_file, write_json
+    from repro.io import sha256_file, write_json
 
     path = calibration_file(segmenter)
     if path.is_file():
@@ -199,7 +199,7 @@ def provenance(cfg: Config, setup: Setup, seg_sha: str, calibration: dict, run: 
     import PIL
     import torchvision
 
-    from repro.eval.results import sha256_file
+    from repro.io import sha256_file
 
     def git(*cmd):
         try:
@@ -250,7 +250,7 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
 def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
     """Trains, translates and scores one row at one seed; returns (and writes) its result.json content."""
     from repro.eval import labels2photo, photo2labels
-    from repro.eval.results import sha256_file, write_json
+    from repro.io import sha256_file, write_json
 
     cfg = row_config(row, setup.scale, seed, iters_per_epoch)
     folder = setup.out / row.key / f"seed-{seed}"
@@ -311,7 +311,7 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
               progress: bool = True) -> list[dict]:
     """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed).
     OUT/reproduce.json (what was asked) is written first, so an interrupted run can still be reported."""
-    from repro.eval.results import write_json
+    from repro.io import write_json
 
     plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
             "iters_per_epoch": iters_per_epoch, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),

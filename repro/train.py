@@ -11,7 +11,6 @@ Two update orders (config `update_order`):
 import importlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config
 from repro.device import pick_device
+from repro.io import atomic_path, write_json, write_text
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, build_generator, init_weights, zero_conv_biases
@@ -167,9 +167,8 @@ def save_checkpoint(path: Path, cfg, nets, opts, pools, rng, position: dict) -> 
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         "position": position,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
+    with atomic_path(path) as tmp:  # a crash leaves the previous checkpoint intact
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path, nets, opts, pools, rng, device) -> dict:
@@ -209,9 +208,8 @@ def trained_nets(run: Path, nets: dict[str, nn.Module], device) -> dict[str, nn.
 def export(run: Path, nets: dict[str, nn.Module], exports: dict[str, str]) -> None:
     """Nets alone (e.g. G and F), in the official port's state_dict format (its models load them with load_state_dict)."""
     for name, file in exports.items():
-        tmp = run / (file + ".tmp")
-        torch.save({k: v.cpu() for k, v in nets[name].state_dict().items()}, tmp)
-        os.replace(tmp, run / file)
+        with atomic_path(run / file) as tmp:
+            torch.save({k: v.cpu() for k, v in nets[name].state_dict().items()}, tmp)
 
 
 class FIDLog:
@@ -241,9 +239,7 @@ def truncate_log(log_path: Path, step: int) -> None:
     if not log_path.exists():
         return
     lines = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-    tmp = log_path.with_name(log_path.name + ".tmp")
-    tmp.write_text("".join(l + "\n" for l in lines))
-    os.replace(tmp, log_path)
+    write_text(log_path, "".join(l + "\n" for l in lines))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -392,7 +388,7 @@ def write_run_info(run: Path, cfg: Config, data: Path, device, amp: bool, second
              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
              "bf16_autocast": amp, "torch": torch.__version__, "epochs": cfg.epochs}
     info["train_seconds"] += seconds
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    write_json(info_path, info)
 
 
 def is_finished(run: Path) -> bool:

@@ -19,6 +19,7 @@ from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.eval.groundtruth import frame_id
 from repro.networks import GENERATORS, build_generator, load_official_state_dict
 from repro.device import pick_device
+from repro.io import atomic_path
 from repro.train import trained_nets
 
 # direction -> the translation it asks for; X = label maps, Y = photos
@@ -86,9 +87,8 @@ def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, r
         result = to_uint8(net(to_model_range(batch))).permute(0, 2, 3, 1).cpu().numpy()
         for image, name in zip(result, names[start:start + batch_size]):
             path = out / name
-            tmp = path.with_name(path.name + ".tmp.png")
-            Image.fromarray(np.ascontiguousarray(image)).save(tmp)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
             written.append(path)
     return written
 

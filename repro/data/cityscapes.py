@@ -35,6 +35,7 @@ from tqdm import tqdm
 from repro import ReproError, __version__
 from repro.data.loaders import FILTERS
 from repro.data.staging import partial_folder
+from repro.io import read_json_or_empty
 
 SPLITS = ("train", "val", "test")
 OUTPUT_FOLDERS = {"train": ("trainA", "trainB"), "val": ("testA", "testB")}  # (photos Y, labels X)
@@ -294,7 +295,7 @@ def prepare(
                "resample": resample_name, **({"jpeg": JPEG_OPTIONS} if fmt == "jpg" else {})}
     if out.exists() and any(out.iterdir()):
         manifest = out / "manifest.json"
-        if manifest.is_file() and _read_json(manifest).get("options") == options:
+        if manifest.is_file() and read_json_or_empty(manifest).get("options") == options:
             return out  # already prepared with the same options
         raise ReproError(f"{out} already exists and is not empty. Choose another --out, or delete {out} first.")
 
@@ -356,11 +357,3 @@ def download_packages(destination: str | Path) -> tuple[Path, Path]:
                 f"--gtfine and --leftimg."
             ) from err
     return paths[0], paths[1]
-
-
-def _read_json(path: Path) -> dict:
-    """A marker or manifest file; a damaged one reads as empty (the folder is then not taken as complete)."""
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return {}

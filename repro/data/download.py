@@ -12,7 +12,6 @@ So ROOT/NAME either does not exist or is a complete dataset, and a second call r
 """
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from tqdm import tqdm
 from repro import ReproError, __version__
 from repro.data.registry import Entry, lookup
 from repro.data.staging import partial_folder
+from repro.io import sha256_file
 
 DEFAULT_ROOT = Path("datasets")
 MARKER = ".repro-download.json"
@@ -286,18 +286,6 @@ def _disk_full_message(folder: Path, doing: str, needed: int | None = None, free
 
 
 # ---------------------------------------------------------------- verification
-
-
-def sha256_file(path: Path, progress: bool = False) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f, tqdm(
-        total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
-        desc=f"sha256 {path.name}", disable=not progress, file=sys.stderr, leave=False,
-    ) as bar:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-            bar.update(len(block))
-    return digest.hexdigest()
 
 
 def _verify(archive: Path, entry: Entry, expected: _Expected, *, keep_aside: bool, progress: bool) -> str:

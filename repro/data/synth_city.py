@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from repro import ReproError, __version__
 from repro.data.staging import partial_folder
+from repro.io import read_json_or_empty
 
 DEFAULT_SIZE = (256, 128)  # (W, H): the real packages are 2048x1024, the same 2:1 aspect
 DEFAULT_TRAIN = 200
@@ -416,7 +417,7 @@ def generate(
     params = {"seed": seed, "n_train": n_train, "n_val": n_val, "size": list(size), "zips": zips}
     if out.exists():
         marker = out / MARKER
-        if marker.is_file() and _read_json(marker).get("params") == params:
+        if marker.is_file() and read_json_or_empty(marker).get("params") == params:
             return out
         raise ReproError(
             f"{out} already exists and is not a synthetic city made with these arguments. "
@@ -447,11 +448,3 @@ def generate(
         (tmp / MARKER).write_text(json.dumps({"params": params, "frames": len(jobs), "repro": __version__}, indent=2) + "\n")
         os.replace(tmp, out)
     return out
-
-
-def _read_json(path: Path) -> dict:
-    """A marker or manifest file; a damaged one reads as empty (the folder is then not taken as complete)."""
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return {}

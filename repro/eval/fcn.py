@@ -19,7 +19,6 @@ so tests and the synthetic-city runs can use a small net with exactly the same g
 Inputs are Caffe-style: BGR, 0..255 minus the mean, never scaled (see labels2photo.py).
 """
 
-import os
 from pathlib import Path
 
 import torch
@@ -148,10 +147,9 @@ def sidecar(path: Path) -> Path:
 def save_segmenter(model: FCN8s, path: Path, **meta) -> str:
     """Writes PATH atomically with {"state_dict", "n_classes", "width", **meta} and PATH.sha256
     (sha256sum format); returns the hash. meta holds plain values ("source", "trained_on", ...)."""
-    from repro.eval.results import sha256_file
+    from repro.io import atomic_path, sha256_file, write_text
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -159,19 +157,16 @@ def save_segmenter(model: FCN8s, path: Path, **meta) -> str:
         "width": model.width,
         **meta,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    digest = sha256_file(tmp)
-    os.replace(tmp, path)
-    tmp_hash = sidecar(path).with_name(sidecar(path).name + ".tmp")
-    tmp_hash.write_text(f"{digest}  {path.name}\n")
-    os.replace(tmp_hash, sidecar(path))
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+        digest = sha256_file(tmp)
+    write_text(sidecar(path), f"{digest}  {path.name}\n")
     return digest
 
 
 def load_segmenter(path: Path, device: str | torch.device = "cpu") -> tuple[FCN8s, dict]:
     """The net in eval mode on `device`, and the file's metadata with its sha256 ("sha256")."""
-    from repro.eval.results import sha256_file
+    from repro.io import sha256_file
 
     path = Path(path)
     if not path.is_file():

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.device import pick_device
-from repro.eval.results import sha256_file, sha256_files, write_json
+from repro.io import sha256_file, sha256_files, write_json
 
 WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 DIMS = 2048

@@ -42,7 +42,8 @@ from repro.device import pick_device
 from repro.eval.fcn import load_segmenter
 from repro.eval.groundtruth import N_CLASSES, frame_id, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import scores
-from repro.eval.results import build_result, per_class_table, sha256_files, write_json
+from repro.eval.results import build_result, per_class_table
+from repro.io import sha256_files, write_json
 
 MEAN_BGR = (72.78044, 83.21195, 73.45286)
 PROTOCOLS = ("pix2pix", "strict")

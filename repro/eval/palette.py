@@ -25,12 +25,13 @@ memory and, when a cache folder is given, on disk.
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from skimage.color import rgb2lab
+
+from repro.io import atomic_path
 
 VOID = 19
 N_COLOURS = 1 << 24
@@ -115,11 +116,8 @@ def lookup_table(space: str = "rgb", cache_dir: Path | None = None, kind: str = 
     if table is None:
         table = build_table(space, kind)
     if path is not None and not on_disk:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, table)
-        os.replace(tmp, path)
     _TABLES[(space, kind)] = table
     return table
 

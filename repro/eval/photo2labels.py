@@ -27,7 +27,8 @@ from repro import ReproError
 from repro.eval import palette
 from repro.eval.groundtruth import CLASS_NAMES, N_CLASSES, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import EPS, confusion_matrix, scores
-from repro.eval.results import build_result, sha256_files, write_json
+from repro.eval.results import build_result
+from repro.io import sha256_files, write_json
 
 COMPARE = ("full", "generated")
 

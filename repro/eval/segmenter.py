@@ -49,7 +49,8 @@ from repro.eval.groundtruth import IGNORE, frame_id, ground_truth_files, load_tr
 from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, default_workers, load_band,
                                      protocol_block, protocol_description, score_frames)
 from repro.eval.metrics import scores
-from repro.eval.results import build_result, sha256_file, sha256_files, write_json
+from repro.eval.results import build_result
+from repro.io import sha256_file, sha256_files, write_json
 
 KNOWN_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix_extra/fcn-8s-cityscapes.caffemodel"
 DEAD_URL = "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/fcn-8s-cityscapes/fcn-8s-cityscapes.caffemodel"
