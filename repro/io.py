@@ -6,14 +6,85 @@ not an image's), and only a complete file is renamed over the target.
 """
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from tqdm import tqdm
+
+from repro import ReproError
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# torch.save reports a failed write without its errno (PytorchStreamWriter); these are its words for it
+TORCH_WRITE_FAILED = ("file write failed", "unexpected pos")
+
+
+def human_size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"  # pragma: no cover
+
+
+def free_space(folder: Path) -> int | None:
+    """Bytes free to this user on the file system holding `folder` (its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+class DiskFull(ReproError):
+    """The file system holding `folder` ran out of space (or quota). Carries the folder and the amounts so that
+    a caller who knows more (the whole job's size) can re-raise it with a better estimate."""
+
+    def __init__(self, folder: Path, writing: str, needed: int | None = None, free: int | None = None,
+                 at_least: bool = False, fix: str = "Free some space there, or write to another disk, and run the "
+                                                  "command again."):
+        self.folder, self.writing, self.needed, self.free, self.at_least, self.fix = (
+            Path(folder), writing, needed, free, at_least, fix)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.needed is None:
+            need = "the space needed is not known"
+        else:
+            need = f"{'more than ' if self.at_least else 'about '}{human_size(self.needed)} needed"
+        free = "free space unknown" if self.free is None else f"{human_size(self.free)} free"
+        return (f"the disk holding {self.folder} is full: {self.writing} failed ({need}, {free}). "
+                f"Nothing partial was left behind. {self.fix}")
+
+    def __reduce__(self):  # raised in worker processes: pickle the fields, not the message
+        return (DiskFull, (self.folder, self.writing, self.needed, self.free, self.at_least, self.fix))
+
+
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether `err` (or an error it was raised from) means no space or quota was left."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DiskFull) or isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+            return True
+        if isinstance(err, RuntimeError) and any(words in str(err) for words in TORCH_WRITE_FAILED):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def check_space(folder: Path, needed: int | None, writing: str) -> None:
+    """Refuses before writing anything when `needed` bytes are known not to fit."""
+    free = free_space(folder)
+    if needed is not None and free is not None and needed > free:
+        raise DiskFull(folder, writing, needed, free)
 
 
 def temporary_name(path: Path) -> Path:
@@ -22,17 +93,34 @@ def temporary_name(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yields a temporary path to write; on success it replaces `path`, on any error it is removed."""
+def atomic_path(path: Path, needed: int | None = None) -> Iterator[Path]:
+    """Yields a temporary path to write; on success it replaces `path`, on any error it is removed, so the
+    previous `path` (the last good checkpoint, say) stays intact. A full disk becomes one DiskFull naming the
+    folder, the space needed (`needed` bytes when the caller knows it, else more than what was written) and
+    the space free; with `needed` known, it is refused before anything is written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writing = f"writing {path.name}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if is_disk_full(err):
+            raise DiskFull(path.parent, f"creating {path.parent}", needed, free_space(path.parent)) from err
+        raise
+    check_space(path.parent, needed, writing)
     tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        written = tmp.stat().st_size if tmp.is_file() else 0
         tmp.unlink(missing_ok=True)
-        raise
+        if isinstance(err, DiskFull) or not is_disk_full(err):
+            raise
+        if needed is None and written:
+            needed, at_least = written, True  # it needed more than it could write
+        else:
+            at_least = False
+        raise DiskFull(path.parent, writing, needed, free_space(path.parent), at_least=at_least) from err
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -74,3 +162,34 @@ def sha256_files(paths) -> str:
     for path in sorted(Path(p) for p in paths):
         digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
     return digest.hexdigest()
+
+
+def load_torch_file(path: Path, what: str, fix: str):
+    """torch.load(weights_only=True) on the CPU, with errors that say what is wrong with the file (never torch's
+    advice to load it unsafely). Both torch formats are read: zip (torch >= 1.6) and the legacy pickle."""
+    import pickle
+    import warnings
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReproError(f"{what} file {path} does not exist. {fix}")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):  # zip archive, or a pickle (legacy format)
+        raise ReproError(f"{path} is not a torch file (neither a torch zip archive nor a legacy torch pickle): "
+                         f"it was cut short, or it is another kind of file. {fix}")
+    try:
+        with warnings.catch_warnings():  # torch's note on unusual pickle protocols asks to file an issue
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err) or "Unsupported class" in str(err):
+            raise ReproError(f"{path} is a torch file holding Python objects other than tensors and plain values; "
+                             f"they are not loaded, because loading them could run code. {fix}") from None
+        raise ReproError(f"{path} is a damaged torch file (its pickled data cannot be read). {fix}") from None
+    except Exception as err:  # a zip cut short inside, a damaged record
+        raise ReproError(f"{path} is a damaged torch file ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+                         f"{fix}") from None

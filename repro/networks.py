@@ -1,7 +1,8 @@
 """The paper's networks, laid out so their state_dicts match the official PyTorch port key for key.
 
 That layout (every layer in one nn.Sequential called `model`, U-Net blocks nested as `model.model`)
-is why the official pretrained `.pth` files load here strictly and ours load there. The two places
+is why the official pretrained `.pth` files load here strictly and ours load there (for every norm, "none"
+included: convs that feed a norm layer keep a bias exactly where the port keeps one). The two places
 where the Lua code the paper used differs from the port are arguments, not subclasses:
 `norm="instance_affine"` (learnable instance-norm scale and shift, adding `.weight`/`.bias` keys) and
 the discriminator's `padding=2`.
@@ -27,8 +28,12 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 def _uses_bias(norm: str) -> bool:
-    # The port drops conv biases before batch norm (its shift makes them redundant) and keeps them otherwise.
-    return norm != "batch"
+    # The port's rule (networks.py: use_bias = norm_layer == InstanceNorm2d): the convs that feed a norm layer
+    # keep their bias only before instance norm; batch norm's shift makes it redundant, and with norm "none"
+    # the port drops it too (its norm_layer is then a lambda, not InstanceNorm2d), so state_dicts match both ways.
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+    return norm in ("instance", "instance_affine")
 
 
 class ResnetBlock(nn.Module):
@@ -165,6 +170,40 @@ def zero_conv_biases(net: nn.Module) -> None:
     for module in net.modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.bias is not None:
             module.bias.zero_()
+
+
+class TestTimeGenerator(nn.Module):
+    """A generator run as the official port's test.py runs it.
+
+    mode "train" (the port's default, without --eval): every image goes through the net alone in train mode, so
+    batch norm uses that image's own statistics (the port tests with batch size 1) and dropout, if the net has any,
+    stays on; the dropout masks are seeded per image, so an image's output does not depend on how a folder is
+    batched. Nets without batch norm or dropout give the same outputs in both modes and run batched.
+    mode "eval" (the port's --eval): running statistics, no dropout. The mode is set in forward, so an outer
+    .eval() cannot undo it.
+    """
+
+    MODES = ("train", "eval")
+
+    def __init__(self, net: nn.Module, mode: str = "train", seed: int = 0):
+        super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f"unknown test mode {mode!r}; choose one of {self.MODES}")
+        self.net, self.mode, self.seed = net, mode, seed
+        self.per_image = any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in net.modules())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "eval":
+            return self.net.eval()(x)
+        self.net.train()
+        if not self.per_image:
+            return self.net(x)
+        outputs = []
+        for image in x:
+            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+                torch.manual_seed(self.seed)
+                outputs.append(self.net(image[None]))
+        return torch.cat(outputs)
 
 
 def count_parameters(net: nn.Module) -> int:

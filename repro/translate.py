@@ -6,6 +6,7 @@ to the run's crop size (the paper's test setting loads and crops at 128), as the
 """
 
 import importlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,9 @@ from repro import ReproError
 from repro.config import load_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.eval.groundtruth import frame_id
-from repro.networks import GENERATORS, build_generator, load_official_state_dict
+from repro.networks import GENERATORS, NORMS, TestTimeGenerator, build_generator, load_official_state_dict
 from repro.device import pick_device
-from repro.io import atomic_path
+from repro.io import DiskFull, atomic_path, load_torch_file
 from repro.train import trained_nets
 
 # direction -> the translation it asks for; X = label maps, Y = photos
@@ -53,21 +54,36 @@ def generator_from_run(run: Path, direction: str, device) -> tuple[torch.nn.Modu
     return trained_nets(run, {generator: net}, device)[generator], cfg.crop_size, cfg.resize_filter
 
 
-def generator_from_file(path: Path, arch: str, norm: str, device) -> torch.nn.Module:
-    """A generator saved by the official port (e.g. its pretrained cityscapes_label2photo.pth), loaded strictly."""
+DROPOUT = ("auto", "on", "off")
+
+
+def generator_from_file(path: Path, arch: str, norm: str, device, mode: str = "train", dropout: str = "auto",
+                        seed: int = 0) -> torch.nn.Module:
+    """A generator saved by the official port (e.g. its pretrained cityscapes_label2photo.pth), loaded strictly and
+    run as the port's test.py runs it: `mode` "train" is its default, "eval" its --eval (see TestTimeGenerator).
+    `dropout` "auto" gives U-Nets dropout (the port's default, pix2pix trains with it) and ResNets none (CycleGAN
+    trains without; the port needs --no_dropout to load them)."""
     if arch not in GENERATORS:
-        raise ReproError(f"unknown --arch {arch!r}; choose one of {GENERATORS}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ReproError(f"cannot read {path}: {err}") from None
-    net = build_generator(arch, norm=norm, dropout=False)
+        raise ReproError(f"unknown --arch {arch!r}; choose one of {', '.join(GENERATORS)}")
+    if norm not in NORMS:
+        raise ReproError(f"unknown --norm {norm!r}; choose one of {', '.join(NORMS)}")
+    if dropout not in DROPOUT:
+        raise ReproError(f"unknown --dropout {dropout!r}; choose one of {', '.join(DROPOUT)}")
+    if mode not in TestTimeGenerator.MODES:
+        raise ReproError(f"unknown test mode {mode!r}; choose one of {', '.join(TestTimeGenerator.MODES)}")
+    with_dropout = dropout == "on" or (dropout == "auto" and arch.startswith("unet_"))
+    state = load_torch_file(path, "generator", "Give a generator .pth saved by the official port (or a run's G_x2y.pth).")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ReproError(f"{path} is a torch file but not a state_dict (a dict of tensors); give a generator .pth "
+                         f"saved by the official port (or a run's G_x2y.pth / F_y2x.pth).")
+    net = build_generator(arch, norm=norm, dropout=with_dropout)
     try:
         load_official_state_dict(net, state)
     except RuntimeError as err:
-        raise ReproError(f"{path} does not match --arch {arch} (norm {norm}): {str(err).splitlines()[0]} ... "
-                         f"check the architecture the file was trained with") from None
-    return net.to(device)
+        raise ReproError(f"{path} does not match --arch {arch} --norm {norm} --dropout {'on' if with_dropout else 'off'}: "
+                         f"{str(err).splitlines()[0]} ... check the architecture, norm and dropout the file was trained "
+                         f"with") from None
+    return TestTimeGenerator(net, mode, seed).to(device)
 
 
 @torch.no_grad()
@@ -86,17 +102,26 @@ def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, r
         batch = torch.stack([load_image(f, size, resize_filter) for f in chunk]).to(device)
         result = to_uint8(net(to_model_range(batch))).permute(0, 2, 3, 1).cpu().numpy()
         for image, name in zip(result, names[start:start + batch_size]):
-            path = out / name
-            with atomic_path(path) as tmp:
-                Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
-            written.append(path)
+            buffer = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+            try:
+                with atomic_path(out / name, needed=buffer.tell()) as tmp:
+                    tmp.write_bytes(buffer.getvalue())
+            except DiskFull as err:  # say what the whole folder still needs: this PNG's size per image left
+                done = len(written)
+                raise DiskFull(err.folder, f"writing {name} (image {done + 1} of {len(files)})",
+                               buffer.tell() * (len(files) - done), err.free,
+                               fix=f"The {done} PNGs already in {out} are complete. Free some space there (or choose "
+                                   f"another --out) and run the same command again.") from err
+            written.append(out / name)
     return written
 
 
 def run_translate(args) -> None:
     device = pick_device(args.device)
     if args.checkpoint:
-        net = generator_from_file(args.checkpoint, args.arch, args.norm, device)
+        net = generator_from_file(args.checkpoint, args.arch, args.norm, device, "eval" if args.eval else "train",
+                                  args.dropout, args.seed)
         size = args.size or 256
         resize_filter = "bicubic"
     else:
@@ -113,8 +138,17 @@ def add_commands(commands) -> None:
     p.add_argument("run", nargs="?", type=Path, help="a `repro train` run folder")
     p.add_argument("--direction", default="labels2photo", help="labels2photo (= x2y, G) or photo2labels (= y2x, F)")
     p.add_argument("--checkpoint", type=Path, help="instead of RUN: a generator .pth in the official port's format")
-    p.add_argument("--arch", default="resnet_9blocks", help=f"with --checkpoint: one of {', '.join(GENERATORS)}")
-    p.add_argument("--norm", default="instance", help="with --checkpoint: instance (the port) or batch (pix2pix U-Nets)")
+    p.add_argument("--arch", default="resnet_9blocks", choices=GENERATORS, help="with --checkpoint: the generator")
+    p.add_argument("--norm", default="instance", choices=NORMS,
+                   help="with --checkpoint: instance (the port's CycleGAN), batch (pix2pix U-Nets), instance_affine "
+                        "(the Lua code's learned scale and shift) or none")
+    p.add_argument("--eval", action="store_true",
+                   help="with --checkpoint: run the net in eval mode (the port's test.py --eval: batch norm's running "
+                        "statistics, no dropout). Default, as the port's test.py: train mode, one image at a time")
+    p.add_argument("--dropout", default="auto", choices=DROPOUT,
+                   help="with --checkpoint: dropout layers in the generator (auto: U-Nets yes, as the port's default; "
+                        "ResNets no, as CycleGAN trains them); active only in train mode")
+    p.add_argument("--seed", type=int, default=0, help="with --checkpoint in train mode: seed of each image's dropout masks")
     p.add_argument("--input", required=True, type=Path, help="folder of input images")
     p.add_argument("--out", required=True, type=Path, help="output folder for the PNGs")
     p.add_argument("--size", type=int, help="resize inputs to SIZE x SIZE (default: the run's crop size; 256 with --checkpoint)")

@@ -29,13 +29,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from PIL import Image
 from tqdm import tqdm
 
 from repro import ReproError, __version__
+from repro.data.images import open_image
 from repro.data.loaders import FILTERS
 from repro.data.staging import partial_folder
-from repro.io import read_json_or_empty
+from repro.io import DiskFull, free_space, is_disk_full, read_json_or_empty
 
 SPLITS = ("train", "val", "test")
 OUTPUT_FOLDERS = {"train": ("trainA", "trainB"), "val": ("testA", "testB")}  # (photos Y, labels X)
@@ -59,6 +62,17 @@ RESAMPLE = FILTERS
 # since Pillow 7.0 (tests/test_cityscapes_prep.py checks this against the installed Pillow).
 DEFAULT_RESAMPLE = Image.Resampling.BICUBIC
 JPEG_OPTIONS = {"quality": 100, "subsampling": 0}  # the official files
+
+# Files an operating system drops into folders (Finder, Explorer, file managers): ignored, as the training loader
+# ignores hidden files. Anything else unexpected is still an error naming it.
+OS_JUNK = {"Thumbs.db", "ehthumbs.db", "desktop.ini", "Desktop.ini", "Icon\r"}
+
+
+def is_os_junk(member: str) -> bool:
+    """A hidden file or folder (.DS_Store, ._NAME AppleDouble files, .directory) or a known OS file."""
+    parts = member.split("/")
+    return parts[-1] in OS_JUNK or any(part.startswith(".") for part in parts)
+
 
 _FILE = re.compile(
     r"^(?P<frame>(?P<city>[a-z_]+)_\d{6}_\d{6})_"
@@ -108,7 +122,7 @@ class Package:
                     names = [n for n in zf.namelist() if not n.endswith("/")]
             except zipfile.BadZipFile as err:
                 raise ReproError(f"{self.path} is not a readable zip ({err}): download {PACKAGES[self.name]} again.") from err
-            members = [n for n in names if n.startswith(self.name + "/")]
+            members = [n for n in names if n.startswith(self.name + "/") and not is_os_junk(n)]
             if not members:
                 found = sorted({n.split("/")[0] for n in names if "/" in n})
                 raise ReproError(
@@ -117,7 +131,8 @@ class Package:
                 )
             return sorted(members)
         folder = self.folder()
-        return sorted(f"{self.name}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file())
+        members = (f"{self.name}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file())
+        return sorted(m for m in members if not is_os_junk(m))
 
     def opener(self):
         """A function member -> bytes. Each worker process makes its own (zip handles are not shareable).
@@ -181,17 +196,28 @@ def index(package: Package) -> dict[str, dict[str, dict[str, str]]]:
 _worker = {}
 
 
+def palette_table() -> np.ndarray:
+    """2**24 booleans: which RGB colours (r << 16 | g << 8 | b) the Cityscapes colour maps use (every label's
+    colour in cityscapesscripts' table, void ones included)."""
+    table = np.zeros(1 << 24, dtype=bool)
+    for label in CITYSCAPES_LABELS:
+        r, g, b = label.color
+        table[r << 16 | g << 8 | b] = True
+    return table
+
+
+def off_palette_pixels(rgb: np.ndarray, table: np.ndarray) -> int:
+    rgb = rgb.astype(np.int32)
+    return int((~table[rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]]).sum())
+
+
 def _init_worker(gtfine: Package, leftimg: Package, out: Path, size: int, fmt: str, resample: int) -> None:
     _worker.update(read_label=gtfine.opener(), read_photo=leftimg.opener(), gtfine=gtfine, leftimg=leftimg,
-                   out=out, size=size, fmt=fmt, resample=resample)
+                   out=out, size=size, fmt=fmt, resample=resample, palette=palette_table())
 
 
 def _load(data: bytes, where: str, modes: tuple[str, ...], what: str) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as err:
-        raise ReproError(f"{where} is not a readable image ({err}): the package is damaged; download it again.") from err
+    image = open_image(io.BytesIO(data), where, fix="the package is damaged; download it again")
     if image.mode not in modes:
         raise ReproError(
             f"{where} is a {image.mode}-mode image, but a Cityscapes {what} is {' or '.join(modes)}. "
@@ -228,15 +254,25 @@ def prepare_frame(task: tuple[str, str, str, str]) -> list[dict]:
         (label, label_data, label_member, label_dir, "gtFine_color", "X", "colour label map"),
     ):
         # the official order: convert to RGB first (drops the labels' alpha), then resize
-        resized = image.convert("RGB").resize((w["size"], w["size"]), resample=w["resample"])
+        rgb = image.convert("RGB")
+        resized = rgb.resize((w["size"], w["size"]), resample=w["resample"])
         encoded = _encode(resized, w["fmt"])
         name = f"{folder}/{frame}_{suffix}.{w['fmt']}"
-        (w["out"] / name).write_bytes(encoded)
+        try:
+            (w["out"] / name).write_bytes(encoded)
+        except OSError as err:
+            if is_disk_full(err):  # the main process adds the whole job's estimate
+                raise DiskFull(w["out"], f"writing {name}", len(encoded)) from None
+            raise
         records.append({
             "name": name, "frame": frame, "split": split, "domain": domain, "content": content,
             "source": member, "source_bytes": len(data), "source_size": list(image.size),
             "sha256": hashlib.sha256(encoded).hexdigest(),
         })
+        if domain == "X":
+            off = off_palette_pixels(np.asarray(rgb), w["palette"])
+            if off:
+                records[-1]["off_palette_pixels"] = off
     return records
 
 
@@ -276,6 +312,42 @@ def pairs(gtfine: Package, leftimg: Package) -> dict[str, list[tuple[str, str, s
     return result
 
 
+def _same_options(recorded: dict | None, options: dict) -> bool:
+    """The same packages (compared as resolved paths, however they were written) and the same options."""
+    if not isinstance(recorded, dict):
+        return False
+    resolved = {k: str(Path(v).resolve()) for k, v in recorded.items() if k in ("gtfine", "leftimg") and isinstance(v, str)}
+    return recorded | resolved == options
+
+
+def _warn_off_palette(records: list[dict], gtfine: Package) -> dict | None:
+    """A colour map with colours outside the Cityscapes palette (a damaged or edited file) is prepared as it is,
+    with one warning naming the first such file; the manifest records the counts."""
+    off = [r for r in records if r.get("off_palette_pixels")]
+    if not off:
+        return None
+    first = min(off, key=lambda r: r["source"])
+    summary = {"maps": len(off), "pixels": sum(r["off_palette_pixels"] for r in off), "first": first["source"]}
+    print(
+        f"WARNING: {summary['maps']} colour label map(s) hold colours outside the Cityscapes palette "
+        f"({summary['pixels']} pixels in all; first: {_where(gtfine, first['source'])}, {first['off_palette_pixels']} "
+        f"pixels). They were prepared as they are: a model trained on them learns those colours, and photo -> labels "
+        f"scoring maps each to the nearest palette colour. The official gtFine package has none; check that file.",
+        file=sys.stderr,
+    )
+    return summary
+
+
+def _disk_full(err: BaseException, tmp: Path, out: Path, n_files: int) -> DiskFull:
+    """The whole job's estimate: the mean size of the images written so far times the number of images."""
+    sizes = [p.stat().st_size for p in tmp.rglob("*") if p.is_file()]
+    if isinstance(err, DiskFull) and err.needed:
+        sizes.append(err.needed)
+    needed = int(sum(sizes) / len(sizes) * n_files) if sizes else None
+    return DiskFull(out.parent, f"preparing {out} ({len(sizes)} of {n_files} images written)", needed,
+                    fix="Free some space there, or choose an --out on another disk, and run the command again.")
+
+
 def prepare(
     gtfine: str | Path,
     leftimg: str | Path,
@@ -291,47 +363,64 @@ def prepare(
         raise ReproError(f"--format {fmt!r}: choose png or jpg.")
     gtfine, leftimg, out = Package(Path(gtfine), "gtFine"), Package(Path(leftimg), "leftImg8bit"), Path(out)
     resample_name = next(n for n, f in RESAMPLE.items() if f == resample)
-    options = {"gtfine": str(gtfine.path), "leftimg": str(leftimg.path), "size": size, "format": fmt,
-               "resample": resample_name, **({"jpeg": JPEG_OPTIONS} if fmt == "jpg" else {})}
+    options = {"gtfine": str(gtfine.path.resolve()), "leftimg": str(leftimg.path.resolve()), "size": size,
+               "format": fmt, "resample": resample_name, **({"jpeg": JPEG_OPTIONS} if fmt == "jpg" else {})}
     if out.exists() and any(out.iterdir()):
         manifest = out / "manifest.json"
-        if manifest.is_file() and read_json_or_empty(manifest).get("options") == options:
+        if manifest.is_file() and _same_options(read_json_or_empty(manifest).get("options"), options):
             return out  # already prepared with the same options
         raise ReproError(f"{out} already exists and is not empty. Choose another --out, or delete {out} first.")
 
     tasks = pairs(gtfine, leftimg)
     counts = {split: len(t) for split, t in tasks.items()}
-    with partial_folder(out) as tmp:
-        for folder in ("trainA", "trainB", "testA", "testB"):
-            (tmp / folder).mkdir()
-        init = (gtfine, leftimg, tmp, size, fmt, resample)
-        jobs = tasks["train"] + tasks["val"]
-        bar = dict(total=len(jobs), desc="cityscapes", unit="pair", disable=not progress, file=sys.stderr)
-        workers = (os.cpu_count() or 1) if workers is None else workers
-        if workers <= 1:
-            _init_worker(*init)
-            records = [r for job in tqdm(jobs, **bar) for r in prepare_frame(job)]
-        else:
-            pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init)
+    jobs = tasks["train"] + tasks["val"]
+    try:
+        with partial_folder(out) as tmp:
             try:
-                results = pool.map(prepare_frame, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
-                records = [r for rs in tqdm(results, **bar) for r in rs]
-            finally:
-                pool.shutdown(cancel_futures=True)  # on an error, do not finish the queued frames first
-        first = records[0]["source_size"]
-        if tuple(first) == OFFICIAL_FRAME_SIZE and counts != OFFICIAL_COUNTS:
-            print(
-                f"WARNING: these look like the real Cityscapes packages ({first[0]}x{first[1]} frames), but they give "
-                f"{counts['train']} train and {counts['val']} val pairs instead of 2975 and 500. The paper's numbers "
-                f"assume the complete packages.",
-                file=sys.stderr,
-            )
-        manifest = {"options": options, "counts": counts, "repro": __version__, "files": records}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if out.exists():
-            out.rmdir()  # an empty folder left for us
-        os.replace(tmp, out)
+                _build(tmp, out, jobs, counts, options, gtfine, leftimg, size, fmt, resample, workers, progress)
+            except Exception as err:
+                if not is_disk_full(err):
+                    raise
+                raise _disk_full(err, tmp, out, 2 * len(jobs)) from None
+    except DiskFull as err:
+        err.free = free_space(out.parent)  # measured once the partial folder is gone
+        raise
     return out
+
+
+def _build(tmp: Path, out: Path, jobs: list, counts: dict, options: dict, gtfine: Package, leftimg: Package,
+           size: int, fmt: str, resample: int, workers: int | None, progress: bool) -> None:
+    """Writes every pair and the manifest into the partial folder TMP, then renames it to OUT."""
+    for folder in ("trainA", "trainB", "testA", "testB"):
+        (tmp / folder).mkdir()
+    init = (gtfine, leftimg, tmp, size, fmt, resample)
+    bar = dict(total=len(jobs), desc="cityscapes", unit="pair", disable=not progress, file=sys.stderr)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers <= 1:
+        _init_worker(*init)
+        records = [r for job in tqdm(jobs, **bar) for r in prepare_frame(job)]
+    else:
+        pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init)
+        try:
+            results = pool.map(prepare_frame, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
+            records = [r for rs in tqdm(results, **bar) for r in rs]
+        finally:
+            pool.shutdown(cancel_futures=True)  # on an error, do not finish the queued frames first
+    first = records[0]["source_size"]
+    if tuple(first) == OFFICIAL_FRAME_SIZE and counts != OFFICIAL_COUNTS:
+        print(
+            f"WARNING: these look like the real Cityscapes packages ({first[0]}x{first[1]} frames), but they give "
+            f"{counts['train']} train and {counts['val']} val pairs instead of 2975 and 500. The paper's numbers "
+            f"assume the complete packages.",
+            file=sys.stderr,
+        )
+    off_palette = _warn_off_palette(records, gtfine)
+    manifest = {"options": options, "counts": counts, "repro": __version__,
+                **({"off_palette": off_palette} if off_palette else {}), "files": records}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    if out.exists():
+        out.rmdir()  # an empty folder left for us
+    os.replace(tmp, out)
 
 
 def download_packages(destination: str | Path) -> tuple[Path, Path]:

@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.data.images import open_image
 from repro.eval.groundtruth import frame_id
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -37,11 +38,7 @@ def list_images(folder: Path) -> list[Path]:
 def read_rgb(path: Path) -> Image.Image:
     """An 8-bit RGB image. Grayscale and palette images are converted, RGBA loses its alpha (Cityscapes
     colour maps are RGBA with alpha 255); 16-bit and unreadable files are refused with the file named."""
-    try:
-        image = Image.open(path)
-        image.load()
-    except Exception as err:  # PIL raises many types for broken files
-        raise ReproError(f"cannot read image {path}: {err}. Re-extract or delete the file.") from None
+    image = open_image(path, fix="re-extract the dataset, or delete the file")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F") or image.mode.startswith("I;16"):
         raise ReproError(f"{path} is a {image.mode} (16-bit or float) image; convert it to 8-bit RGB first "
                          f"(e.g. `PIL.Image.open(f).point(lambda v: v / 256).convert('RGB')`).")

@@ -166,7 +166,7 @@ def save_segmenter(model: FCN8s, path: Path, **meta) -> str:
 
 def load_segmenter(path: Path, device: str | torch.device = "cpu") -> tuple[FCN8s, dict]:
     """The net in eval mode on `device`, and the file's metadata with its sha256 ("sha256")."""
-    from repro.io import sha256_file
+    from repro.io import load_torch_file, sha256_file
 
     path = Path(path)
     if not path.is_file():
@@ -179,10 +179,7 @@ def load_segmenter(path: Path, device: str | torch.device = "cpu") -> tuple[FCN8
                 f"{path} does not match its hash file {sidecar(path)} (sha256 {digest[:12]}... vs {expected[:12]}...): "
                 f"the file changed or was cut short. Get, import or train it again."
             )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file
-        raise ReproError(f"{path} is not a readable segmenter file ({err}). {HOW_TO_GET}") from err
+    payload = load_torch_file(path, "segmenter", HOW_TO_GET)  # a cut-short or foreign file: says which
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ReproError(f"{path} is not a repro FCN-8s segmenter (no format {FORMAT!r}). {HOW_TO_GET}")
     model = fcn8s(n_classes=payload["n_classes"], width=payload["width"])

@@ -22,15 +22,15 @@ from unittest import mock
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from pytorch_fid import inception as fid_inception
 from pytorch_fid.fid_score import IMAGE_EXTENSIONS, calculate_frechet_distance
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.data.images import open_image
 from repro.device import pick_device
-from repro.io import sha256_file, sha256_files, write_json
+from repro.io import load_torch_file, sha256_file, sha256_files, write_json
 
 WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 DIMS = 2048
@@ -61,10 +61,7 @@ def load_inception(weights: Path | None = None, device: str = "cpu") -> Inceptio
     local file instead (by replacing its download function for the duration of the call), so it can never
     reach the network."""
     path = weights_path(weights)
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ReproError(f"cannot read the Inception weights {path} ({err}); fetch {WEIGHTS_FILE} again from {FID_WEIGHTS_URL}.")
+    state_dict = load_torch_file(path, "Inception weights", f"Fetch {WEIGHTS_FILE} again from {FID_WEIGHTS_URL}.")
     with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
         try:
             model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
@@ -85,11 +82,7 @@ def image_files(folder: Path) -> list[Path]:
 
 def load_image(path: Path) -> torch.Tensor:
     """(3, H, W) float in [0, 1], like torchvision's ToTensor in pytorch-fid."""
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    except OSError as err:
-        raise ReproError(f"cannot read the image {path} ({err}).")
+    array = np.asarray(open_image(path, fix="replace or delete it").convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1)
 
 

@@ -38,6 +38,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.data.images import image_size, open_image
 from repro.device import pick_device
 from repro.eval.fcn import load_segmenter
 from repro.eval.groundtruth import N_CLASSES, frame_id, ground_truth_files, load_train_ids, pair_results
@@ -157,13 +158,9 @@ class FrameDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         fid, image_path, label_path = self.frames[i]
         label = load_train_ids(label_path)
-        try:
-            with Image.open(image_path) as image:
-                image = image.convert("RGB")
-        except OSError as err:
-            hint = ("it is a real photo: re-extract leftImg8bit_trainvaltest.zip" if self.prepare is not None  # calibration
-                    else "regenerate it with `repro translate`")
-            raise ReproError(f"cannot read {image_path} ({err}): {hint}.") from err
+        hint = ("it is a real photo: re-extract leftImg8bit_trainvaltest.zip" if self.prepare is not None  # calibration
+                else "regenerate it with `repro translate`")
+        image = open_image(image_path, fix=hint).convert("RGB")
         if self.prepare is not None:
             image = self.prepare(image)
         return fid, upsample_to_label(image, label.shape), label
@@ -229,8 +226,7 @@ def image_sizes(paths) -> dict[str, int]:
     """{"WxH": count} of the generated images (headers only): the paper's CycleGAN outputs were 128x128."""
     sizes = {}
     for path in paths:
-        with Image.open(path) as image:
-            key = "{}x{}".format(*image.size)
+        key = "{}x{}".format(*image_size(path, fix="regenerate it with `repro translate`"))
         sizes[key] = sizes.get(key, 0) + 1
     return sizes
 

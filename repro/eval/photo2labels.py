@@ -24,6 +24,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.data.images import open_image
 from repro.eval import palette
 from repro.eval.groundtruth import CLASS_NAMES, N_CLASSES, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import EPS, confusion_matrix, scores
@@ -34,11 +35,7 @@ COMPARE = ("full", "generated")
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except OSError as err:
-        raise ReproError(f"cannot read the generated image {path} ({err}); regenerate it with `repro translate`.")
+    return np.asarray(open_image(path, fix="regenerate it with `repro translate`").convert("RGB"))
 
 
 def resize_nearest(class_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -38,6 +38,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.data.images import open_image
 from repro.baselines.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
 from repro.data.cityscapes import JPEG_OPTIONS
 from repro.data.download import DownloadFailed, download_file
@@ -132,8 +133,7 @@ class TrainingSet(torch.utils.data.Dataset):
         label = load_train_ids(label_path)
         if self.label_size is not None:
             label = np.asarray(Image.fromarray(label).resize(self.label_size, Image.NEAREST))
-        with Image.open(photo_path) as photo:
-            photo = shrink_photo(photo)
+        photo = shrink_photo(open_image(photo_path, fix="re-extract leftImg8bit_trainvaltest.zip"))
         photo = np.asarray(photo.resize((label.shape[1], label.shape[0]), Image.BILINEAR), dtype=np.float32)
         x = torch.from_numpy(np.ascontiguousarray(photo[..., ::-1] - np.float32(MEAN_BGR))).permute(2, 0, 1)
         return x, torch.from_numpy(label.astype(np.int64))
@@ -199,11 +199,34 @@ def init_trunk(model: FCN8s) -> str:
 # ------------------------------------------------------------------------------ train
 
 
+def check_training_args(width: float, iters: int | None, epochs: int | None, batch_size: int, lr: float | None,
+                        label_size: tuple[int, int] | None, workers: int | None) -> None:
+    """Refuses values that would build or save a degenerate segmenter, before anything is loaded."""
+    problems = []
+    if not width > 0:
+        problems.append(f"--width {width:g}: the channel multiplier must be above 0 (1 = VGG16's widths)")
+    if iters is not None and iters < 1:
+        problems.append(f"--iters {iters}: give at least 1 optimizer step")
+    if epochs is not None and epochs < 1:
+        problems.append(f"--epochs {epochs}: give at least 1 pass over the train split")
+    if batch_size < 1:
+        problems.append(f"--batch-size {batch_size}: give at least 1")
+    if lr is not None and not lr > 0:
+        problems.append(f"--lr {lr:g}: the learning rate must be above 0")
+    if label_size is not None and min(label_size) < 1:
+        problems.append(f"--label-size {label_size[0]}x{label_size[1]}: both sides must be at least 1 pixel")
+    if workers is not None and workers < 0:
+        problems.append(f"--workers {workers}: give 0 or more")
+    if problems:
+        raise ReproError("repro segmenter train: " + "; ".join(problems) + ". Nothing was trained or written.")
+
+
 def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = None, epochs: int | None = None,
           batch_size: int = 1, optimizer: str = "adam", lr: float | None = None, device: str = "auto",
           seed: int = 0, label_size: tuple[int, int] | None = None, workers: int | None = None) -> str:
     """Trains FCN-8s on the train split and writes the segmenter; returns its sha256.
     workers=None: none on CPU (loading processes would take cores from the net), 4 on CUDA."""
+    check_training_args(width, iters, epochs, batch_size, lr, label_size, workers)
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = pick_device(device)
@@ -301,6 +324,8 @@ def parse_size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x256") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be at least 1 pixel, e.g. 512x256")
     return w, h
 
 
