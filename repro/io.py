@@ -113,14 +113,18 @@ def atomic_path(path: Path, needed: int | None = None) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException as err:
         written = tmp.stat().st_size if tmp.is_file() else 0
+        before = free_space(path.parent)
         tmp.unlink(missing_ok=True)
         if isinstance(err, DiskFull) or not is_disk_full(err):
             raise
+        free = free_space(path.parent)
+        if free is not None and before is not None and free <= before:
+            free = before + written  # the writer (torch.save's) still holds the unlinked file open until it is freed
         if needed is None and written:
             needed, at_least = written, True  # it needed more than it could write
         else:
             at_least = False
-        raise DiskFull(path.parent, writing, needed, free_space(path.parent), at_least=at_least) from err
+        raise DiskFull(path.parent, writing, needed, free, at_least=at_least) from err
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -58,7 +58,7 @@ DROPOUT = ("auto", "on", "off")
 
 
 def generator_from_file(path: Path, arch: str, norm: str, device, mode: str = "train", dropout: str = "auto",
-                        seed: int = 0) -> torch.nn.Module:
+                        seed: int = 0, ngf: int = 64) -> torch.nn.Module:
     """A generator saved by the official port (e.g. its pretrained cityscapes_label2photo.pth), loaded strictly and
     run as the port's test.py runs it: `mode` "train" is its default, "eval" its --eval (see TestTimeGenerator).
     `dropout` "auto" gives U-Nets dropout (the port's default, pix2pix trains with it) and ResNets none (CycleGAN
@@ -69,6 +69,8 @@ def generator_from_file(path: Path, arch: str, norm: str, device, mode: str = "t
         raise ReproError(f"unknown --norm {norm!r}; choose one of {', '.join(NORMS)}")
     if dropout not in DROPOUT:
         raise ReproError(f"unknown --dropout {dropout!r}; choose one of {', '.join(DROPOUT)}")
+    if ngf < 1:
+        raise ReproError(f"--ngf {ngf}: give the generator's width the file was trained with (the port's default: 64)")
     if mode not in TestTimeGenerator.MODES:
         raise ReproError(f"unknown test mode {mode!r}; choose one of {', '.join(TestTimeGenerator.MODES)}")
     with_dropout = dropout == "on" or (dropout == "auto" and arch.startswith("unet_"))
@@ -76,13 +78,14 @@ def generator_from_file(path: Path, arch: str, norm: str, device, mode: str = "t
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ReproError(f"{path} is a torch file but not a state_dict (a dict of tensors); give a generator .pth "
                          f"saved by the official port (or a run's G_x2y.pth / F_y2x.pth).")
-    net = build_generator(arch, norm=norm, dropout=with_dropout)
+    net = build_generator(arch, ngf=ngf, norm=norm, dropout=with_dropout)
     try:
         load_official_state_dict(net, state)
-    except RuntimeError as err:
-        raise ReproError(f"{path} does not match --arch {arch} --norm {norm} --dropout {'on' if with_dropout else 'off'}: "
-                         f"{str(err).splitlines()[0]} ... check the architecture, norm and dropout the file was trained "
-                         f"with") from None
+    except RuntimeError as err:  # torch lists the missing / unexpected keys and wrong shapes after its first line
+        detail = "; ".join(line.strip()[:200] for line in str(err).splitlines()[1:3] if line.strip())
+        raise ReproError(f"{path} does not match --arch {arch} --ngf {ngf} --norm {norm} --dropout "
+                         f"{'on' if with_dropout else 'off'} ({detail}). Give the architecture, width, norm and dropout "
+                         f"the file was trained with.") from None
     return TestTimeGenerator(net, mode, seed).to(device)
 
 
@@ -118,10 +121,14 @@ def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, r
 
 
 def run_translate(args) -> None:
+    if args.batch_size < 1:
+        raise ReproError(f"--batch-size {args.batch_size}: give at least 1")
+    if args.size is not None and args.size < 1:
+        raise ReproError(f"--size {args.size}: give the side in pixels, at least 1 (default: the run's crop size)")
     device = pick_device(args.device)
     if args.checkpoint:
         net = generator_from_file(args.checkpoint, args.arch, args.norm, device, "eval" if args.eval else "train",
-                                  args.dropout, args.seed)
+                                  args.dropout, args.seed, args.ngf)
         size = args.size or 256
         resize_filter = "bicubic"
     else:
@@ -142,6 +149,7 @@ def add_commands(commands) -> None:
     p.add_argument("--norm", default="instance", choices=NORMS,
                    help="with --checkpoint: instance (the port's CycleGAN), batch (pix2pix U-Nets), instance_affine "
                         "(the Lua code's learned scale and shift) or none")
+    p.add_argument("--ngf", type=int, default=64, help="with --checkpoint: generator width (the port's --ngf, default 64)")
     p.add_argument("--eval", action="store_true",
                    help="with --checkpoint: run the net in eval mode (the port's test.py --eval: batch norm's running "
                         "statistics, no dropout). Default, as the port's test.py: train mode, one image at a time")

@@ -1,0 +1,563 @@
+"""Bad input and faults (issue 12): each case gives one clear ReproError (or argparse error) whose message names
+the file, folder or field, and leaves nothing partial behind. A full disk is a real one: a small tmpfs the test
+mounts (CI runs as root); without root the disk-full cases are skipped, saying why."""
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from repro import ReproError
+from repro.cli import main
+from repro.data import loaders, synth_city
+from repro.data.cityscapes import prepare
+from repro.eval import fcn, groundtruth, photo2labels, segmenter
+from repro.io import DiskFull, atomic_path, load_torch_file
+from repro import networks
+from repro.networks import UnetGenerator, build_generator
+from repro.translate import generator_from_file, translate_folder
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """make(size) -> a folder on a fresh tmpfs of `size` bytes, unmounted after the test."""
+    mounts = []
+
+    def make(size: int) -> Path:
+        folder = tmp_path / f"disk{len(mounts)}"
+        folder.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("a real full disk needs a small tmpfs, and mounting one needs root (CI runs as root)")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounts.append(folder)
+        return folder
+
+    yield make
+    for folder in mounts:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def partial_files(folder: Path) -> list[Path]:
+    """Anything a crashed writer could leave: atomic_path's hidden temporaries and partial folders."""
+    return [p for p in Path(folder).rglob(".*") if ".partial" in p.name]
+
+
+def noise_images(folder: Path, n: int, size: int = 64, seed: int = 0) -> Path:
+    """Incompressible RGB images named like Cityscapes frames (so their PNGs have a predictable size)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+            folder / f"frankfurt_000000_{i:06d}_gtFine_color.png")
+    return folder
+
+
+def cli_error(capsys, argv: list[str]) -> str:
+    """Runs `repro ARGV`, expects the clean error exit (status 2), returns stderr."""
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory) -> Path:
+    return synth_city.generate(tmp_path_factory.mktemp("city") / "cs", n_train=3, n_val=2, size=(64, 32), seed=3,
+                               zips=True, progress=False)
+
+
+@pytest.fixture
+def city_copy(city, tmp_path) -> Path:
+    dst = tmp_path / "pkg"
+    shutil.copytree(city / "gtFine", dst / "gtFine")
+    shutil.copytree(city / "leftImg8bit", dst / "leftImg8bit")
+    return dst
+
+
+def write_results(city: Path, out: Path, suffix: str = ".png") -> Path:
+    """The val photos under the generated-image names (any content will do for these tests)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for photo in sorted((city / "leftImg8bit" / "val").glob("*/*_leftImg8bit.png")):
+        Image.open(photo).convert("RGB").save(out / (photo.stem + suffix))
+    return out
+
+
+# ------------------------------------------------------------------------------ 1. disk full
+
+
+def test_disk_full_names_folder_and_space_and_keeps_the_last_good_file(small_disk):
+    disk = small_disk(64 * 1024)
+    (disk / "checkpoint.pt").write_bytes(b"last good")
+    with pytest.raises(DiskFull) as err:
+        with atomic_path(disk / "checkpoint.pt") as tmp:
+            tmp.write_bytes(os.urandom(200 * 1024))
+    message = str(err.value)
+    assert str(disk) in message and "checkpoint.pt" in message
+    assert "needed" in message and "free" in message and "more than" in message
+    assert (disk / "checkpoint.pt").read_bytes() == b"last good"
+    assert partial_files(disk) == []
+
+
+def test_disk_full_with_known_size_is_refused_before_writing(small_disk):
+    disk = small_disk(64 * 1024)
+    with pytest.raises(DiskFull, match=r"about 1,000\.0 KiB needed, \d+\.\d KiB free") as err:
+        with atomic_path(disk / "big.bin", needed=1000 * 1024) as tmp:
+            tmp.write_bytes(b"never")
+    assert str(disk) in str(err.value)
+    assert list(disk.iterdir()) == []
+
+
+def test_disk_full_in_torch_save_is_recognised(small_disk):
+    """torch.save hides the errno ("unexpected pos"); the checkpoint writer's fault is still a full disk."""
+    disk = small_disk(64 * 1024)
+    torch.save({"w": torch.zeros(3)}, disk / "checkpoint.pt")
+    good = (disk / "checkpoint.pt").read_bytes()
+    with pytest.raises(DiskFull, match="writing checkpoint.pt failed") as err:
+        with atomic_path(disk / "checkpoint.pt") as tmp:
+            torch.save({"w": torch.randn(100_000)}, tmp)
+    assert "unexpected pos" not in str(err.value) and str(disk) in str(err.value)
+    assert (disk / "checkpoint.pt").read_bytes() == good and partial_files(disk) == []
+    assert torch.load(disk / "checkpoint.pt", weights_only=True)["w"].shape == (3,)
+
+
+def test_translate_disk_full_leaves_only_complete_pngs(small_disk, tmp_path):
+    inputs = noise_images(tmp_path / "in", 6, size=64)
+    disk = small_disk(48 * 1024)  # room for 3 of the 6 incompressible 12 KiB PNGs
+    with pytest.raises(DiskFull) as err:
+        translate_folder(torch.nn.Identity(), inputs, disk / "out", 64, progress=False)
+    message = str(err.value)
+    assert str(disk / "out") in message and "of 6" in message and "needed" in message and "free" in message
+    assert partial_files(disk) == []
+    written = sorted((disk / "out").iterdir())
+    assert 0 < len(written) < 6
+    for path in written:  # every file left is a complete PNG
+        assert Image.open(path).size == (64, 64) and not path.name.startswith(".")
+
+
+def test_translate_cli_disk_full_is_one_clean_error(small_disk, tmp_path, capsys):
+    inputs = noise_images(tmp_path / "in", 4, size=64)
+    disk = small_disk(16 * 1024)
+    net = build_generator("resnet_6blocks", ngf=2, norm="instance")
+    torch.save(net.state_dict(), tmp_path / "G.pth")
+    err = cli_error(capsys, ["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks",
+                             "--ngf", "2", "--size", "64", "--input", str(inputs), "--out", str(disk / "out"),
+                             "--device", "cpu"])
+    assert "repro translate: error: the disk holding" in err and str(disk / "out") in err and "Traceback" not in err
+    assert partial_files(disk) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cityscapes_preparation_disk_full_removes_everything(small_disk, city, workers):
+    disk = small_disk(64 * 1024)
+    out = disk / "cityscapes"
+    with pytest.raises(DiskFull) as err:
+        prepare(city / "gtFine_trainvaltest.zip", city / "leftImg8bit_trainvaltest.zip", out, workers=workers,
+                progress=False)
+    message = str(err.value)
+    assert str(out) in message and "images written" in message and "needed" in message and "free" in message
+    assert "choose an --out on another disk" in message
+    assert not out.exists() and list(disk.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ 4. ground-truth ids
+
+
+def damage_labels(city_copy: Path, value: int) -> Path:
+    """Sets one val labelIds file's road pixels (id 7) to `value`; returns the file."""
+    path = sorted((city_copy / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"))[0]
+    ids = np.asarray(Image.open(path)).copy()
+    ids[ids == 7] = value
+    ids[0, 0] = value
+    Image.fromarray(ids).save(path)
+    return path
+
+
+def test_label_id_outside_the_cityscapes_table_is_refused(city_copy):
+    path = damage_labels(city_copy, 77)
+    with pytest.raises(ReproError, match=r"label id 77 \(first at row 0, column 0") as err:
+        groundtruth.load_train_ids(path)
+    assert str(path) in str(err.value) and "0..33" in str(err.value)
+
+
+def test_every_table_id_is_accepted(tmp_path):
+    ids = np.arange(34, dtype=np.uint8).reshape(2, 17)
+    Image.fromarray(ids).save(tmp_path / "ok_gtFine_labelIds.png")
+    train_ids = groundtruth.load_train_ids(tmp_path / "ok_gtFine_labelIds.png")
+    assert train_ids[0, 7] == 0 and train_ids[0, 0] == 255  # road -> 0, unlabeled ignored
+
+
+def test_evaluation_with_foreign_label_ids_writes_no_result(city_copy, tmp_path, capsys):
+    path = damage_labels(city_copy, 200)
+    results = write_results(city_copy, tmp_path / "results")
+    out = tmp_path / "p2l.json"
+    err = cli_error(capsys, ["evaluate", "photo2labels", "--results", str(results), "--cityscapes", str(city_copy),
+                             "--out", str(out)])
+    assert str(path) in err and "label id 200" in err
+    assert not out.exists() and partial_files(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ 6. accurate messages
+
+
+def truth(city):
+    return groundtruth.ground_truth_files(city)
+
+
+def test_missing_results_folder(city, tmp_path):
+    with pytest.raises(ReproError, match="does not exist") as err:
+        groundtruth.pair_results(tmp_path / "nope", truth(city))
+    assert str(tmp_path / "nope") in str(err.value) and "no images named like" not in str(err.value)
+
+
+def test_results_folder_that_is_a_file(city, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ReproError, match="is a file, not a folder"):
+        groundtruth.pair_results(tmp_path / "file", truth(city))
+
+
+def test_webp_results_are_named_as_such(city, tmp_path):
+    results = write_results(city, tmp_path / "webp", suffix=".webp")
+    with pytest.raises(ReproError, match=r"as \.webp") as err:
+        groundtruth.pair_results(results, truth(city))
+    assert str(results) in str(err.value) and "PNG" in str(err.value)
+
+
+def test_empty_results_folder(city, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReproError, match="it is empty"):
+        groundtruth.pair_results(tmp_path / "empty", truth(city))
+
+
+def test_hidden_partial_files_are_never_taken_for_results(city, tmp_path):
+    results = write_results(city, tmp_path / "r")
+    first = sorted(results.iterdir())[0]
+    (results / f".{first.name}.partial-123").write_bytes(b"")
+    pairs = groundtruth.pair_results(results, truth(city))
+    assert [g.name for g, _ in pairs] == sorted(p.name for p in results.iterdir() if not p.name.startswith("."))
+
+
+def test_garbage_segmenter_file(tmp_path):
+    path = tmp_path / "seg.pt"
+    path.write_bytes(b"not a torch file at all" * 50)
+    with pytest.raises(ReproError, match="is not a torch file") as err:
+        fcn.load_segmenter(path)
+    message = str(err.value)
+    assert str(path) in message and "weights_only" not in message and "file an issue" not in message
+
+
+def test_cut_short_segmenter_file(tmp_path):
+    seg = fcn.fcn8s(n_classes=20, width=1 / 16)
+    fcn.save_segmenter(seg, tmp_path / "seg.pt", source="test")
+    data = (tmp_path / "seg.pt").read_bytes()
+    (tmp_path / "seg.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "seg.pt.sha256").unlink()
+    with pytest.raises(ReproError, match="cut short") as err:
+        fcn.load_segmenter(tmp_path / "seg.pt")
+    assert "weights_only" not in str(err.value)
+
+
+class Unsafe:
+    pass
+
+
+def test_torch_file_holding_objects_is_not_loaded(tmp_path):
+    torch.save({"state_dict": Unsafe()}, tmp_path / "obj.pt")
+    with pytest.raises(ReproError, match="Python objects other than tensors") as err:
+        load_torch_file(tmp_path / "obj.pt", "segmenter", "FIX.")
+    assert str(tmp_path / "obj.pt") in str(err.value) and "weights_only" not in str(err.value)
+
+
+def test_legacy_torch_files_still_load(tmp_path):
+    """The port's older pretrained .pth files use torch's pre-1.6 pickle format."""
+    torch.save({"w": torch.ones(2)}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    assert load_torch_file(tmp_path / "old.pth", "generator", "")["w"].tolist() == [1.0, 1.0]
+
+
+@pytest.fixture
+def tiny_bomb_limit(monkeypatch):
+    """Pillow refuses more than 2 x MAX_IMAGE_PIXELS pixels; lower the limit instead of writing a 200 MP file."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+
+
+def test_decompression_bomb_in_training_data(tmp_path, tiny_bomb_limit):
+    path = noise_images(tmp_path, 1, size=16) / "frankfurt_000000_000000_gtFine_color.png"
+    with pytest.raises(ReproError, match="decompression-bomb guard") as err:
+        loaders.read_rgb(path)
+    assert str(path) in str(err.value) and "re-extract" not in str(err.value).lower()
+
+
+def test_decompression_bomb_in_ground_truth(tmp_path, tiny_bomb_limit):
+    Image.fromarray(np.full((16, 16), 7, np.uint8)).save(tmp_path / "a_gtFine_labelIds.png")
+    with pytest.raises(ReproError, match="decompression-bomb guard") as err:
+        groundtruth.load_train_ids(tmp_path / "a_gtFine_labelIds.png")
+    assert "re-extract" not in str(err.value)
+
+
+def test_decompression_bomb_in_generated_label_map(tmp_path, tiny_bomb_limit):
+    path = noise_images(tmp_path, 1, size=16) / "frankfurt_000000_000000_gtFine_color.png"
+    with pytest.raises(ReproError, match="decompression-bomb guard") as err:
+        photo2labels.load_rgb(path)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_training_image_names_the_file(tmp_path):
+    path = noise_images(tmp_path, 1, size=32) / "frankfurt_000000_000000_gtFine_color.png"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ReproError, match="not a readable image") as err:
+        loaders.read_rgb(path)
+    assert str(path) in str(err.value)
+
+
+# ------------------------------------------------------------------------------ 7. repro data cityscapes acceptance
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name != "manifest.json"}
+
+
+def test_os_junk_files_are_ignored(city, city_copy, tmp_path):
+    for junk in ("gtFine/train/aachen/.DS_Store", "leftImg8bit/val/frankfurt/Thumbs.db",
+                 "leftImg8bit/train/._aachen_000000_000000_leftImg8bit.png", "gtFine/.DS_Store"):
+        target = city_copy / junk
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"\0junk")
+    out = prepare(city_copy, city_copy, tmp_path / "with_junk", workers=1, progress=False)
+    clean = prepare(city, city, tmp_path / "clean", workers=1, progress=False)
+    assert listing(out) == listing(clean)
+
+
+def test_os_junk_in_a_zip_is_ignored(city, tmp_path):
+    src = city / "gtFine_trainvaltest.zip"
+    dst = tmp_path / "gtFine_trainvaltest.zip"
+    shutil.copy(src, dst)
+    with zipfile.ZipFile(dst, "a") as zf:
+        zf.writestr("gtFine/train/aachen/.DS_Store", b"junk")
+        zf.writestr("__MACOSX/gtFine/._x", b"junk")
+    out = prepare(dst, city / "leftImg8bit_trainvaltest.zip", tmp_path / "out", workers=1, progress=False)
+    assert len(list((out / "trainB").iterdir())) == 3
+
+
+def test_other_unexpected_files_are_still_refused(city_copy, tmp_path):
+    (city_copy / "gtFine" / "train" / "aachen" / "notes.txt").write_text("x")
+    with pytest.raises(ReproError, match="unexpected file") as err:
+        prepare(city_copy, city_copy, tmp_path / "out", workers=1, progress=False)
+    assert "notes.txt" in str(err.value) and not (tmp_path / "out").exists()
+
+
+def test_rerun_with_absolute_instead_of_relative_paths_is_the_same_job(city, tmp_path, monkeypatch):
+    monkeypatch.chdir(city.parent)
+    out = prepare(Path(city.name) / "gtFine_trainvaltest.zip", Path(city.name) / "leftImg8bit_trainvaltest.zip",
+                  tmp_path / "out", workers=1, progress=False)
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    again = prepare(city / "gtFine_trainvaltest.zip", city / "leftImg8bit_trainvaltest.zip", out, workers=1,
+                    progress=False)
+    assert again == out and (out / "manifest.json").stat().st_mtime_ns == stamp
+    with pytest.raises(ReproError, match="already exists"):  # other packages are still another job
+        prepare(city, city, out, workers=1, progress=False)
+
+
+def test_off_palette_colours_warn_with_count_and_first_file(city_copy, tmp_path, capsys):
+    maps = sorted((city_copy / "gtFine" / "train").glob("*/*_gtFine_color.png"))
+    for path, n in ((maps[1], 5), (maps[2], 3)):
+        rgba = np.asarray(Image.open(path)).copy()
+        rgba[0, :n, :3] = (1, 2, 3)  # not a Cityscapes colour
+        Image.fromarray(rgba).save(path)
+    out = prepare(city_copy, city_copy, tmp_path / "out", workers=1, progress=False)
+    err = capsys.readouterr().err
+    assert "2 colour label map(s) hold colours outside the Cityscapes palette (8 pixels in all" in err
+    assert str(maps[1]) in err
+    assert json.loads((out / "manifest.json").read_text())["off_palette"] == {
+        "maps": 2, "pixels": 8, "first": f"gtFine/train/{maps[1].parent.name}/{maps[1].name}"}
+
+
+def test_official_colours_give_no_warning(city, tmp_path, capsys):
+    out = prepare(city, city, tmp_path / "out", workers=1, progress=False)
+    assert "palette" not in capsys.readouterr().err
+    assert "off_palette" not in (out / "manifest.json").read_text()
+
+
+# ------------------------------------------------------------------------------ 3. segmenter train arguments
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--width", "0"], "--width 0"),
+    (["--width", "-1"], "--width -1"),
+    (["--iters", "0"], "--iters 0"),
+    (["--iters", "-5"], "--iters -5"),
+    (["--epochs", "0"], "--epochs 0"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--lr", "0"], "--lr 0"),
+    (["--lr", "-0.1"], "--lr -0.1"),
+])
+def test_segmenter_train_refuses_degenerate_arguments(city, tmp_path, capsys, argv, field):
+    out = tmp_path / "seg.pt"
+    err = cli_error(capsys, ["segmenter", "train", "--cityscapes", str(city), "--out", str(out), *argv])
+    assert field in err and "Nothing was trained or written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", ["0x0", "0x256", "-4x8", "big"])
+def test_segmenter_label_size_is_checked_by_the_parser(city, tmp_path, capsys, size):
+    with pytest.raises(SystemExit) as exit_:
+        main(["segmenter", "train", "--cityscapes", str(city), "--out", str(tmp_path / "s.pt"), "--label-size", size])
+    assert exit_.value.code == 2
+    assert "--label-size" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ translate --checkpoint
+
+
+def test_unknown_norm_is_an_argument_error_listing_the_choices(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["translate", "--checkpoint", "x.pth", "--norm", "layer", "--input", "i", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert "--norm" in err and "instance_affine" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_translate_help_lists_every_norm(capsys):
+    with pytest.raises(SystemExit):
+        main(["translate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for norm in ("instance", "instance_affine", "batch", "none"):
+        assert norm in out
+    assert "--eval" in out
+
+
+def test_generator_file_that_is_not_a_torch_file(tmp_path, capsys):
+    (tmp_path / "G.pth").write_text("<html>404 not found</html>")
+    inputs = noise_images(tmp_path / "in", 1)
+    err = cli_error(capsys, ["translate", "--checkpoint", str(tmp_path / "G.pth"), "--input", str(inputs),
+                             "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert str(tmp_path / "G.pth") in err and "not a torch file" in err and "weights_only" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_generator_file_of_another_architecture(tmp_path):
+    torch.save(build_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "G.pth")
+    with pytest.raises(ReproError, match=r"does not match --arch resnet_9blocks --ngf 2") as err:
+        generator_from_file(tmp_path / "G.pth", "resnet_9blocks", "instance", "cpu", ngf=2)
+    assert str(tmp_path / "G.pth") in str(err.value) and "Unexpected key" in str(err.value)
+
+
+def test_generator_file_that_is_not_a_state_dict(tmp_path):
+    torch.save({"epoch": 3, "nested": {"w": torch.ones(1)}}, tmp_path / "G.pth")
+    with pytest.raises(ReproError, match="not a state_dict"):
+        generator_from_file(tmp_path / "G.pth", "resnet_6blocks", "instance", "cpu")
+
+
+@pytest.mark.parametrize("argv, field", [(["--batch-size", "0"], "--batch-size 0"), (["--size", "0"], "--size 0"),
+                                         (["--ngf", "0"], "--ngf 0")])
+def test_translate_refuses_degenerate_numbers(tmp_path, capsys, argv, field):
+    torch.save(build_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "G.pth")
+    inputs = noise_images(tmp_path / "in", 1)
+    err = cli_error(capsys, ["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks",
+                             "--ngf", "2", "--input", str(inputs), "--out", str(tmp_path / "out"), "--device", "cpu",
+                             *argv])
+    assert field in err and not (tmp_path / "out").exists()
+
+
+def batchnorm_unet(tmp_path: Path) -> Path:
+    """A pix2pix-style U-Net (batch norm, dropout) with non-trivial running statistics, saved as the port saves."""
+    torch.manual_seed(0)
+    net = UnetGenerator(3, 3, num_downs=7, ngf=4, norm="batch", dropout=True)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(2, 3, 128, 128) * 2 - 1)
+    torch.save(net.state_dict(), tmp_path / "unet.pth")
+    return tmp_path / "unet.pth"
+
+
+def translated(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.iterdir())}
+
+
+def test_checkpoint_runs_as_the_ports_test_py_by_default_and_eval_is_a_switch(tmp_path, capsys):
+    pth = batchnorm_unet(tmp_path)
+    inputs = noise_images(tmp_path / "in", 3, size=128)
+    common = ["translate", "--checkpoint", str(pth), "--arch", "unet_128", "--ngf", "4", "--norm", "batch",
+              "--input", str(inputs), "--device", "cpu", "--size", "128"]
+    assert main(common + ["--out", str(tmp_path / "default"), "--batch-size", "3"]) == 0
+    assert main(common + ["--out", str(tmp_path / "default_b1"), "--batch-size", "1"]) == 0
+    assert main(common + ["--out", str(tmp_path / "eval"), "--eval"]) == 0
+    default, default_b1, evaluated = (translated(tmp_path / d) for d in ("default", "default_b1", "eval"))
+    # the reference: the port's test.py without --eval = train mode, batch size 1, dropout on (masks seeded here)
+    state = torch.load(pth, weights_only=True)
+    net = UnetGenerator(3, 3, num_downs=7, ngf=4, norm="batch", dropout=True)
+    net.load_state_dict(state)
+    images = torch.stack([loaders.load_image(p, 128) for p in sorted(inputs.iterdir())])
+    x = loaders.to_model_range(images)
+    with torch.no_grad():
+        expected_eval = loaders.to_uint8(net.eval()(x)).permute(0, 2, 3, 1).numpy()  # before train mode moves the stats
+        expected_train = []
+        for image in x:
+            torch.manual_seed(0)
+            expected_train.append(net.train()(image[None]))
+        expected_train = loaders.to_uint8(torch.cat(expected_train)).permute(0, 2, 3, 1).numpy()
+    names = sorted(default)
+    for i, name in enumerate(names):
+        np.testing.assert_array_equal(default[name], expected_train[i])
+        np.testing.assert_array_equal(default_b1[name], default[name])  # batching does not change an image
+        np.testing.assert_array_equal(evaluated[name], expected_eval[i])
+    assert max(np.abs(default[n].astype(int) - evaluated[n].astype(int)).max() for n in names) > 10
+
+
+def test_instance_norm_nets_are_the_same_in_both_modes_and_run_batched():
+    net = build_generator("resnet_6blocks", ngf=2, norm="instance")
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        train, evaluated = networks.TestTimeGenerator(net, "train")(x), networks.TestTimeGenerator(net, "eval")(x)
+    assert not networks.TestTimeGenerator(net, "train").per_image
+    torch.testing.assert_close(train, evaluated, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------ norm "none" biases
+
+
+def conv_keys(net: torch.nn.Module) -> set[str]:
+    convs = {n for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))}
+    return {k for k in net.state_dict() if k.rsplit(".", 1)[0] in convs}
+
+
+@pytest.mark.parametrize("arch", ["resnet_6blocks", "unet_128"])
+def test_norm_none_drops_the_biases_the_port_drops(arch):
+    """The port: use_bias = (norm_layer == InstanceNorm2d), so norm "none" has the same conv keys as batch norm."""
+    none = build_generator(arch, ngf=4, norm="none")
+    batch = build_generator(arch, ngf=4, norm="batch")
+    assert set(none.state_dict()) == conv_keys(batch)
+    instance = build_generator(arch, ngf=4, norm="instance")
+    assert len(conv_keys(instance)) > len(conv_keys(none))  # instance norm keeps them
+    fresh = build_generator(arch, ngf=4, norm="none")
+    fresh.load_state_dict(none.state_dict(), strict=True)
+
+
+def test_unknown_norm_in_the_builder_is_named():
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):
+        build_generator("resnet_6blocks", norm="layer")
+
+
+def test_prepare_frame_worker_error_is_picklable():
+    """A worker process's DiskFull reaches the main process whole (fields, not just the text)."""
+    err = pickle.loads(pickle.dumps(DiskFull(Path("/x"), "writing a.png", 10, 5, fix="Do this.")))
+    assert (err.folder, err.needed, err.free, err.fix) == (Path("/x"), 10, 5, "Do this.")
+    assert "Do this." in str(err)
+
+
+def test_segmenter_check_runs_before_loading_anything(tmp_path):
+    with pytest.raises(ReproError, match="--width 0"):
+        segmenter.train(tmp_path / "no_city", tmp_path / "seg.pt", width=0)
+    assert not (tmp_path / "seg.pt").exists()
