@@ -174,7 +174,7 @@ def test_wrong_weights_file_is_refused(tmp_path):
     with pytest.raises(ReproError, match="not pytorch-fid"):
         fid.load_inception(bad)
     bad.write_bytes(b"garbage")
-    with pytest.raises(ReproError, match="cannot read"):
+    with pytest.raises(ReproError, match="is not a torch file"):
         fid.load_inception(bad)
 
 
