@@ -13,7 +13,12 @@ What it changes, each a named option or a documented addition:
     instead of sorted indices, because the evaluator matches outputs to ground truth by name;
   - it reads the official zips directly (or their extracted folders), works in parallel, checks
     counts, pairing and image modes with errors that name the file, and writes manifest.json
-    (per output file: split, domain, source members, source size, sha256; plus the options).
+    (per output file: split, domain, source members, source size, sha256; plus the options, with the
+    packages' resolved paths, so a rerun naming them another way is the same job);
+  - files an OS drops into folders (.DS_Store, ._NAME, Thumbs.db, any hidden file) are ignored; colour maps
+    with colours outside the Cityscapes palette are prepared as they are, with one warning (count, first file)
+    and an `off_palette` entry in the manifest;
+  - a full disk is one error with the space needed (estimated from the images written) and free.
 The output appears only when complete: it is written to a hidden temporary folder, then renamed.
 """
 
