@@ -90,30 +90,58 @@ def random_crop_flip(images: torch.Tensor, crop: int, flip: bool, generator: tor
     return out
 
 
-class UnalignedData:
-    """The two domains of an unpaired dataset, in memory. An epoch visits a shuffled order of the larger
-    domain; the other domain's image is drawn uniformly at random, so pairs are never aligned."""
+# How an epoch pairs the two unaligned domains (config `pairing`); an epoch is max(|X|, |Y|) pairs in all three.
+PAIRINGS = ("lua", "port", "larger")
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, crop: int, flip: bool, device="cpu"):
+
+def unaligned_order(n_x: int, n_y: int, pairing: str, generator: torch.Generator, port_a: str = "y") -> torch.Tensor:
+    """(max(n_x, n_y), 2) indices into X and Y for one epoch.
+
+    lua     the Lua code (data/dataset.lua with serial_batches = 0): every iteration draws an X and a Y image
+            uniformly at random, independently, with replacement (here: all X draws, then all Y draws);
+    port    the PyTorch port (unaligned_dataset.py): a shuffled order of range(max(|A|, |B|)) taken modulo |A|
+            walks domain A (the `*A` folder, `port_a`: photos Y for Cityscapes), B is drawn uniformly;
+    larger  this project before the switch existed: a shuffled pass over the larger domain (X on a tie), the
+            other drawn uniformly. Kept bit for bit, so runs made with it resume and reproduce.
+    """
+    n = max(n_x, n_y)
+    if pairing == "lua":
+        x = torch.randint(n_x, (n,), generator=generator)
+        return torch.stack([x, torch.randint(n_y, (n,), generator=generator)], 1)
+    if pairing == "port":
+        walk = torch.randperm(n, generator=generator)
+        if port_a == "x":
+            return torch.stack([walk % n_x, torch.randint(n_y, (n,), generator=generator)], 1)
+        return torch.stack([torch.randint(n_x, (n,), generator=generator), walk % n_y], 1)
+    if pairing == "larger":
+        order = torch.randperm(n, generator=generator)
+        other = torch.randint(min(n_x, n_y), (n,), generator=generator)
+        return torch.stack([order, other] if n_x >= n_y else [other, order], 1)
+    raise ValueError(f"unknown pairing {pairing!r}; choose one of {PAIRINGS}")
+
+
+class UnalignedData:
+    """The two domains of an unpaired dataset, in memory. An epoch is max(|X|, |Y|) pairs, never aligned,
+    drawn by `pairing` (see unaligned_order)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, crop: int, flip: bool, device="cpu", pairing: str = "larger",
+                 port_a: str = "y"):
         self.x, self.y = x.to(device), y.to(device)
-        self.crop, self.flip = crop, flip
+        self.crop, self.flip, self.pairing, self.port_a = crop, flip, pairing, port_a
 
     @classmethod
     def from_folders(cls, x_dir: Path, y_dir: Path, load_size: int, crop: int, flip: bool,
-                     resize_filter: str, device="cpu") -> "UnalignedData":
+                     resize_filter: str, device="cpu", pairing: str = "larger", port_a: str = "y") -> "UnalignedData":
         x, _ = load_folder(x_dir, load_size, resize_filter, desc="loading X (labels)")
         y, _ = load_folder(y_dir, load_size, resize_filter, desc="loading Y (photos)")
-        return cls(x, y, crop, flip, device)
+        return cls(x, y, crop, flip, device, pairing, port_a)
 
     def __len__(self) -> int:
         return max(len(self.x), len(self.y))
 
     def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
         """(len, 2) indices into X and Y for one epoch."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator)
-        other = torch.randint(min(len(self.x), len(self.y)), (n,), generator=generator)
-        return torch.stack([order, other] if len(self.x) >= len(self.y) else [other, order], 1)
+        return unaligned_order(len(self.x), len(self.y), self.pairing, generator, self.port_a)
 
     def batch(self, pairs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Crops and flips X and Y independently (the paper's augmentation), scaled to [-1, 1]."""
