@@ -561,3 +561,11 @@ def test_segmenter_check_runs_before_loading_anything(tmp_path):
     with pytest.raises(ReproError, match="--width 0"):
         segmenter.train(tmp_path / "no_city", tmp_path / "seg.pt", width=0)
     assert not (tmp_path / "seg.pt").exists()
+
+
+def test_synthetic_city_disk_full_leaves_nothing(small_disk):
+    disk = small_disk(32 * 1024)
+    with pytest.raises(DiskFull) as err:
+        synth_city.generate(disk / "city", n_train=4, n_val=2, size=(128, 64), progress=False)
+    assert str(disk / "city") in str(err.value) and "free" in str(err.value)
+    assert list(disk.iterdir()) == []
