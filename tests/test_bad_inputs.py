@@ -521,7 +521,7 @@ def test_instance_norm_nets_compute_the_same_in_both_modes():
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         train, evaluated = networks.TestTimeGenerator(net, "train")(x), networks.TestTimeGenerator(net, "eval")(x)
-    torch.testing.assert_close(train, evaluated, rtol=0, atol=1e-6)
+    torch.testing.assert_close(train, evaluated, rtol=0, atol=1e-5)  # batched vs one by one: float rounding only
 
 
 # ------------------------------------------------------------------------------ norm "none" biases
