@@ -183,7 +183,7 @@ def curves_figure(runs: list[Path], out: Path) -> tuple[dict | None, bool]:
     g_keys = [k for k in keys if k not in d_keys]
     panels = [("generator-side terms", g_keys), ("discriminator terms", d_keys)]
     panels = [(t, k) for t, k in panels if k]
-    fig, axes = plt.subplots(1, len(panels) + has_fid, figsize=(5.2 * (len(panels) + has_fid), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels) + has_fid, figsize=(5.6 * (len(panels) + has_fid), 4.6), squeeze=False)
     for ax, (title, panel_keys) in zip(axes[0], panels):
         for k_i, key in enumerate(panel_keys):
             for s_i, log in enumerate(logs):
@@ -193,7 +193,7 @@ def curves_figure(runs: list[Path], out: Path) -> tuple[dict | None, bool]:
                             alpha=1.0 if s_i == 0 else 0.3, linewidth=1.2, label=term_name(key) if s_i == 0 else None)
         ax.set_xlabel("iteration"), ax.set_ylabel("loss (weighted, smoothed)")
         ax.set_title(title + (" (seed 0 solid, other seeds faint)" if len(logs) > 1 else ""))
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
         ax.grid(linewidth=0.3)
     if has_fid:
         ax = axes[0][-1]

@@ -40,7 +40,7 @@ def results(tmp_path):
     out = tmp_path / "out"
     fake_result(out, "cyclegan", 0, (0.50, 0.16, 0.10), (0.55, 0.20, 0.15))
     fake_result(out, "cyclegan", 1, (0.54, 0.18, 0.12), (0.59, 0.24, 0.17))
-    (out / "reproduce.json").write_text(json.dumps({"scale": "smoke", "seeds": 2, "iters_per_epoch": None,
+    (out / "reproduce.json").write_text(json.dumps({"scale": "smoke", "seeds": 2, "iters_per_epoch": None, "tables": [4, 5],
                                                     "segmenter": str(tmp_path / "none.pt"), "data": str(tmp_path)}))
     return out
 
