@@ -140,13 +140,15 @@ def absent_classes(result: dict) -> list[str]:
 SIDES = {"G": "G: labels -> photo", "F": "F: photo -> labels", "E": "E: photo -> code",
          "y": "photo side", "x": "label side", "Y": "photo side", "X": "label side"}
 KINDS = {"gan": "adversarial", "cycle_forward": "cycle x -> G -> F", "cycle_backward": "cycle y -> F -> G",
-         "identity": "identity", "l1": "L1 to the pair"}
+         "identity": "identity", "l1": "L1 to the pair", "self_reg": "self-regularisation"}
 TERM = re.compile(r"^(?P<kind>.+)_(?P<who>[GFExyXY])$")
 
 
 def term_name(key: str) -> str:
     """One display name per loss term across methods (CycleGAN, pix2pix, SimGAN, CoGAN and BiGAN log the same
     kinds of terms under different keys)."""
+    if key == "D":
+        return "D, joint (code, image) pairs"
     if key.startswith("D_"):
         return f"D, {SIDES.get(key[2:], key[2:])}"
     match = TERM.match(key)

@@ -245,3 +245,18 @@ def test_committed_reproductions_lie_in_the_ranges_of_their_scale(manifest):
     scale = json.loads(manifest.read_text())["scale"]
     outside = [c for c in check(manifest.parent, EXPECTED / f"ranges_{scale}.toml") if c.fails("band")]
     assert not outside, f"{manifest.parent}: cells outside expected/ranges_{scale}.toml: {outside}"
+
+
+def test_loss_terms_get_one_readable_name_across_methods():
+    from repro.report_figures import term_name
+
+    logged = {  # first lines of each method's losses.jsonl at smoke scale
+        "cyclegan": ["gan_F", "cycle_backward_F", "cycle_forward_F", "D_X", "gan_G", "cycle_forward_G", "cycle_backward_G", "D_Y"],
+        "pix2pix": ["D_Y", "gan_G", "l1_G", "D_X", "gan_F", "l1_F"],
+        "simgan": ["gan_F", "self_reg_F", "D_X", "gan_G", "self_reg_G", "D_Y"],
+        "cogan": ["D_X", "D_Y", "gan_x", "gan_y"], "bigan": ["gan_G", "gan_E", "D"]}
+    names = {key: term_name(key) for keys in logged.values() for key in keys}
+    assert all("_" not in name for name in names.values()), names
+    assert len(set(names.values())) == len(names)  # distinct terms stay distinct
+    assert names["gan_G"] == "adversarial (G: labels -> photo)" and names["D_Y"] == "D, photo side"
+    assert names["gan_y"] == "adversarial (photo side)" and names["self_reg_G"] == "self-regularisation (G: labels -> photo)"
