@@ -135,6 +135,7 @@ class Facts:
     commits: list[str] = field(default_factory=list)
     dirty: bool = False
     iters_per_epoch: list = field(default_factory=list)
+    overridden: bool = False          # the plan overrode the configs' iterations per epoch
 
     def lines(self) -> list[str]:
         counts = sorted({len(s) for s in self.seeds.values()})
@@ -155,7 +156,8 @@ class Facts:
                  f"Commit: {', '.join(c[:10] for c in self.commits) or 'unknown'}"
                  + (" (with uncommitted changes)" if self.dirty else "")]
         if any(i is not None for i in self.iters_per_epoch):
-            lines.append(f"Iterations per epoch: {', '.join(str(i) for i in self.iters_per_epoch)} (reduced run)")
+            lines.append(f"Iterations per epoch: {', '.join(str(i) for i in self.iters_per_epoch)}"
+                         + (" (overridden with --iters-per-epoch: a reduced run)" if self.overridden else ""))
         return lines
 
 
@@ -170,7 +172,8 @@ def facts(plan: dict, results: dict, tables) -> Facts:
         devices=sorted({p["device"] for p in prov if p.get("device")}),
         commits=sorted({p["git_commit"] for p in prov if p.get("git_commit")}),
         dirty=any(p.get("git_dirty") for p in prov),
-        iters_per_epoch=sorted({res.get("config", {}).get("iters_per_epoch") for res in everything} - {None}) or [None])
+        iters_per_epoch=sorted({res.get("config", {}).get("iters_per_epoch") for res in everything} - {None}) or [None],
+        overridden=plan.get("iters_per_epoch") is not None)
 
 
 def calibration_info(plan: dict, results: dict) -> dict:

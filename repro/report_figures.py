@@ -115,6 +115,7 @@ def iou_figure(results: list[dict], out: Path) -> dict:
         ax.set_xticks(x, CLASS_NAMES, rotation=70, fontsize=8)
         ax.set_title(f"{direction.replace('2', ' -> ')}: mean over {n} seed(s)" + (", bars: std" if n > 1 else ""))
         ax.set_ylim(0, 1)
+        ax.set_xlim(-0.8, len(x) - 0.2)
         ax.grid(axis="y", linewidth=0.3)
     axes[0].set_ylabel("IoU on the val frames")
     fig.tight_layout()

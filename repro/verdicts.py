@@ -28,7 +28,8 @@ from repro.rows import TABLE_DIRECTION
 METRICS = ("pixel_acc", "class_acc", "iou")
 METRIC_LABELS = {"pixel_acc": "per-pixel acc", "class_acc": "per-class acc", "iou": "class IoU"}
 RULE_INTERVAL = ("95% prediction interval for one new run, mean +- t(n-1, 0.975) x s x sqrt(1 + 1/n) over our "
-                 "seeds: `consistent` when the reference lies inside, else `differs` (by how many of our stds)")
+                 "seeds (clipped to [0, 1]): `consistent` when the reference lies inside, else `differs` (by how many "
+                 "of our stds)")
 RULE_BAND = "fixed band of the ranges file: `close` when our mean lies in [lo, hi], else `far`"
 
 
@@ -57,13 +58,13 @@ class Verdict:
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        """The 95% prediction interval for one new run (None with fewer than 2 seeds)."""
+        """The 95% prediction interval for one new run, clipped to [0, 1] (None with fewer than 2 seeds)."""
         if self.n < 2:
             return None
         from scipy.stats import t  # imported here: scipy.stats takes a moment to import
 
         half = float(t.ppf(0.975, self.n - 1)) * self.std * math.sqrt(1 + 1 / self.n)
-        return self.mean - half, self.mean + half
+        return max(0.0, self.mean - half), min(1.0, self.mean + half)  # the metrics are fractions
 
     @property
     def sds_away(self) -> float | None:

@@ -65,7 +65,7 @@ def test_header_of_an_interrupted_reproduction(reproduction, capsys):
     text = (reproduction / "report.md").read_text()
     assert "- Rows with results: 2 of 5 implemented rows planned" in text
     assert "- Seeds found: 1 to 2 per row: cyclegan 2, gan_alone 1; 2 planned; fewer than planned: gan_alone" in text
-    assert "- Device: cpu" in text and "- Iterations per epoch: 1 (reduced run)" in text
+    assert "- Device: cpu" in text and "- Iterations per epoch: 1 (overridden with --iters-per-epoch: a reduced run)" in text
     assert "band verdicts read `no range`" in text  # no ranges were measured for 1 iteration per epoch
 
 

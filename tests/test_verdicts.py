@@ -90,3 +90,8 @@ def test_paths_are_stored_relative_to_the_reproduction_folder(tmp_path):
     out = tmp_path / "out"
     assert stored_path(out / "data", out) == "data"
     assert stored_path(tmp_path / "elsewhere" / "seg.pt", out) == str((tmp_path / "elsewhere" / "seg.pt").resolve())
+
+
+def test_the_interval_is_clipped_to_the_range_of_a_fraction():
+    v = judge([0.01, 0.05], reference=0.0)  # mean 0.03 - 0.4402 x sqrt(2) ... < 0
+    assert v.interval[0] == 0.0 and v.interval[1] < 1.0 and v.verdict == "consistent"
