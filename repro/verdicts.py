@@ -128,7 +128,10 @@ def load_plan(out: Path) -> dict:
         raise ReproError(f"{path} is not valid JSON ({err}); run `repro reproduce` again with this --out.") from None
     for key in ("data", "cityscapes", "segmenter"):
         if plan.get(key):
-            plan[key] = Path(out) / plan[key]  # an absolute stored path stays itself
+            path = Path(out) / plan[key]  # an absolute stored path stays itself
+            if not path.exists() and Path(plan[key]).exists():
+                path = Path(plan[key])  # a reproduce.json written before paths were stored relative to OUT
+            plan[key] = path
     return plan
 
 
