@@ -149,7 +149,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command tree; the module of the command named in argv (if any) fills in its arguments."""
     parser = argparse.ArgumentParser(prog="repro", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"repro {__version__}")
-    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    top = parser.add_subparsers(dest="repro_command", required=True, metavar="COMMAND")
     groups, parsers = {}, {}
     for path, (_, description) in COMMANDS.items():
         group, _, name = path.rpartition(" ")
@@ -184,13 +184,14 @@ def chosen_command(argv: list[str]) -> str | None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    command = chosen_command(argv)
     try:
         result = args.func(args)
     except ReproError as err:
-        print(f"repro {args.command}: error: {err}", file=sys.stderr)
+        print(f"repro {command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"repro {args.command}: interrupted; files already written are complete.", file=sys.stderr)
+        print(f"repro {command}: interrupted; files already written are complete.", file=sys.stderr)
         return 130
     return int(result or 0)
 

@@ -181,17 +181,15 @@ def smoke_setup(args, progress: bool = True) -> Setup:
 
 def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
     """The segmenter's calibration (real val photos at 256), computed once and kept next to it."""
+    from repro.eval import calibration
     from repro.eval import segmenter as seg
-    from repro.eval.labels2photo import calibration_file
     from repro.io import sha256_file, write_json
 
-    path = calibration_file(segmenter)
-    if path.is_file():
-        data = json.loads(path.read_text())
-        if data.get("segmenter", {}).get("sha256") == sha256_file(segmenter):
-            return data
+    kept = calibration.read(segmenter, sha256_file(segmenter))
+    if kept is not None:
+        return kept
     result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None)
-    write_json(path, result)
+    write_json(calibration.calibration_file(segmenter), result)
     return result
 
 
@@ -203,6 +201,7 @@ def provenance(cfg: Config, setup: Setup, seg_sha: str, calibration: dict, run: 
     import PIL
     import torchvision
 
+    from repro.eval.calibration import summary
     from repro.io import sha256_file
 
     def git(*cmd):
@@ -224,7 +223,7 @@ def provenance(cfg: Config, setup: Setup, seg_sha: str, calibration: dict, run: 
         "dataset_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
         "cityscapes": str(setup.cityscapes),
         "segmenter": {"path": str(setup.segmenter), "sha256": seg_sha},
-        "calibration": {k: calibration.get(k) for k in ("metrics", "paper", "band", "deltas", "comparable_to_paper")},
+        "calibration": summary(calibration),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__},
         "device": setup.device,
@@ -317,10 +316,11 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
     """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed).
     OUT/reproduce.json (what was asked) is written first, so an interrupted run can still be reported."""
     from repro.io import write_json
+    from repro.verdicts import stored_path
 
     plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
-            "iters_per_epoch": iters_per_epoch, "settings": setup.settings, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),
-            "data": str(setup.data)}
+            "iters_per_epoch": iters_per_epoch, "settings": setup.settings}
+    plan |= {key: stored_path(getattr(setup, key), setup.out) for key in ("segmenter", "cityscapes", "data")}
     write_json(setup.out / "reproduce.json", plan)
     results = []
     for row in rows_for(target):
@@ -350,8 +350,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
     setup.settings = settings
     reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet)
     from repro import report  # imported late: a long run writes its report with the current code
+    from repro.verdicts import default_ranges
 
-    ranges = args.ranges or report.default_ranges(args.scale, args.iters_per_epoch)
+    ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
     report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
     return 0
 

@@ -46,8 +46,9 @@ from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
-from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, default_workers, load_band,
-                                     protocol_block, protocol_description, score_frames)
+from repro.eval.calibration import calibration_file, load_band, verdict
+from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, default_workers, protocol_block, protocol_description,
+                                     score_frames)
 from repro.eval.metrics import scores
 from repro.eval.results import build_result
 from repro.io import sha256_file, sha256_files, write_json
@@ -256,12 +257,6 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
 
 
 # ------------------------------------------------------------------------------ calibrate
-
-
-def verdict(metrics: dict, band: dict) -> tuple[dict, bool]:
-    """Distance of each metric from the paper's row, and whether all lie inside the band."""
-    deltas = {k: metrics[k] - band["paper"][k] for k in ("pixel_acc", "class_acc", "iou")}
-    return deltas, all(abs(d) <= band["band"][k] + 1e-9 for k, d in deltas.items())
 
 
 def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_size: int = 4, workers: int | None = None,
