@@ -5,6 +5,7 @@ mounts (CI runs as root); without root the disk-full cases are skipped, saying w
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import zipfile
@@ -67,8 +68,19 @@ def noise_images(folder: Path, n: int, size: int = 64, seed: int = 0) -> Path:
 
 
 def cli_error(capsys, argv: list[str]) -> str:
-    """Runs `repro ARGV`, expects the clean error exit (status 2), returns stderr."""
-    assert main(argv) == 2
+    """Runs `repro ARGV`, expects the clean error exit (status 1, a ReproError), returns stderr."""
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len([line for line in re.split(r"[\r\n]", err) if line.startswith("repro ")]) == 1  # one message line
+    return err
+
+
+def usage_error(capsys, argv: list[str]) -> str:
+    """Runs `repro ARGV`, expects argparse's usage error (status 2), returns stderr."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
     return capsys.readouterr().err
 
 
@@ -395,35 +407,43 @@ def test_official_colours_give_no_warning(city, tmp_path, capsys):
 @pytest.mark.parametrize("argv, field", [
     (["--width", "0"], "--width 0"),
     (["--width", "-1"], "--width -1"),
-    (["--iters", "0"], "--iters 0"),
-    (["--iters", "-5"], "--iters -5"),
-    (["--epochs", "0"], "--epochs 0"),
-    (["--batch-size", "0"], "--batch-size 0"),
     (["--lr", "0"], "--lr 0"),
     (["--lr", "-0.1"], "--lr -0.1"),
 ])
-def test_segmenter_train_refuses_degenerate_arguments(city, tmp_path, capsys, argv, field):
+def test_segmenter_train_refuses_degenerate_values(city, tmp_path, capsys, argv, field):
     out = tmp_path / "seg.pt"
     err = cli_error(capsys, ["segmenter", "train", "--cityscapes", str(city), "--out", str(out), *argv])
     assert field in err and "Nothing was trained or written" in err
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("size", ["0x0", "0x256", "-4x8", "big"])
-def test_segmenter_label_size_is_checked_by_the_parser(city, tmp_path, capsys, size):
-    with pytest.raises(SystemExit) as exit_:
-        main(["segmenter", "train", "--cityscapes", str(city), "--out", str(tmp_path / "s.pt"), "--label-size", size])
-    assert exit_.value.code == 2
-    assert "--label-size" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize("argv, flag", [
+    (["--steps", "0"], "--steps"), (["--steps", "-5"], "--steps"), (["--epochs", "0"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"), (["--label-size", "0x0"], "--label-size"),
+    (["--label-size", "0x256"], "--label-size"), (["--label-size", "-4x8"], "--label-size"),
+    (["--label-size", "big"], "--label-size"),
+])
+def test_segmenter_train_counts_and_sizes_are_checked_by_the_parser(city, tmp_path, capsys, argv, flag):
+    err = usage_error(capsys, ["segmenter", "train", "--cityscapes", str(city), "--out", str(tmp_path / "s.pt"), *argv])
+    assert flag in err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(width=0), "--width 0"), (dict(iters=0), "--steps 0"), (dict(epochs=-1), "--epochs -1"),
+    (dict(batch_size=0), "--batch-size 0"), (dict(label_size=(0, 0)), "--label-size 0x0"), (dict(lr=0.0), "--lr 0"),
+])
+def test_segmenter_train_api_checks_before_loading_anything(tmp_path, kwargs, field):
+    with pytest.raises(ReproError, match=field):
+        segmenter.train(tmp_path / "no_city", tmp_path / "seg.pt", **kwargs)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------ translate --checkpoint
 
 
 def test_unknown_norm_is_an_argument_error_listing_the_choices(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["translate", "--checkpoint", "x.pth", "--norm", "layer", "--input", "i", "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
+    err = usage_error(capsys, ["translate", "--checkpoint", "x.pth", "--norm", "layer", "--input", "i",
+                               "--out", str(tmp_path / "o")])
     assert "--norm" in err and "instance_affine" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
@@ -459,15 +479,15 @@ def test_generator_file_that_is_not_a_state_dict(tmp_path):
         generator_from_file(tmp_path / "G.pth", "resnet_6blocks", "instance", "cpu")
 
 
-@pytest.mark.parametrize("argv, field", [(["--batch-size", "0"], "--batch-size 0"), (["--size", "0"], "--size 0"),
-                                         (["--ngf", "0"], "--ngf 0")])
-def test_translate_refuses_degenerate_numbers(tmp_path, capsys, argv, field):
+@pytest.mark.parametrize("argv, flag", [(["--batch-size", "0"], "--batch-size"), (["--size", "0"], "--size"),
+                                        (["--ngf", "0"], "--ngf"), (["--size", "-3"], "--size")])
+def test_translate_refuses_degenerate_numbers(tmp_path, capsys, argv, flag):
     torch.save(build_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "G.pth")
     inputs = noise_images(tmp_path / "in", 1)
-    err = cli_error(capsys, ["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks",
-                             "--ngf", "2", "--input", str(inputs), "--out", str(tmp_path / "out"), "--device", "cpu",
-                             *argv])
-    assert field in err and not (tmp_path / "out").exists()
+    err = usage_error(capsys, ["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks",
+                               "--ngf", "2", "--input", str(inputs), "--out", str(tmp_path / "out"), "--device", "cpu",
+                               *argv])
+    assert flag in err and not (tmp_path / "out").exists()
 
 
 def batchnorm_unet(tmp_path: Path) -> Path:
@@ -554,12 +574,6 @@ def test_prepare_frame_worker_error_is_picklable():
     err = pickle.loads(pickle.dumps(DiskFull(Path("/x"), "writing a.png", 10, 5, fix="Do this.")))
     assert (err.folder, err.needed, err.free, err.fix) == (Path("/x"), 10, 5, "Do this.")
     assert "Do this." in str(err)
-
-
-def test_segmenter_check_runs_before_loading_anything(tmp_path):
-    with pytest.raises(ReproError, match="--width 0"):
-        segmenter.train(tmp_path / "no_city", tmp_path / "seg.pt", width=0)
-    assert not (tmp_path / "seg.pt").exists()
 
 
 def test_synthetic_city_disk_full_leaves_nothing(small_disk):

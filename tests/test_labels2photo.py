@@ -11,6 +11,7 @@ from PIL import Image
 
 from repro.cli import main
 from repro.data.synth_city import generate
+from repro.eval import calibration
 from repro.eval import labels2photo as L
 from repro.eval.fcn import fcn8s, save_segmenter
 from repro.eval.groundtruth import ground_truth_files, load_train_ids
@@ -187,13 +188,13 @@ def test_batch_size_and_mixed_frame_sizes_do_not_change_the_counts(city, tmp_pat
 def test_calibration_status_follows_the_segmenter_file(city, tmp_path):
     segmenter = tmp_path / "seg.pt"
     digest = save_segmenter(constant_net(0), segmenter, source="hand-set")
-    assert L.calibration_status(segmenter, digest)["comparable_to_paper"] is None
-    L.calibration_file(segmenter).write_text(json.dumps({
+    assert calibration.status(segmenter, digest)["comparable_to_paper"] is None
+    calibration.calibration_file(segmenter).write_text(json.dumps({
         "segmenter": {"sha256": digest}, "comparable_to_paper": False,
         "metrics": {}, "paper": {}, "band": {}}))
-    assert L.calibration_file(segmenter).name == "seg.calibration.json"
-    assert L.calibration_status(segmenter, digest)["comparable_to_paper"] is False
-    assert L.calibration_status(segmenter, "0" * 64)["comparable_to_paper"] is None
+    assert calibration.calibration_file(segmenter).name == "seg.calibration.json"
+    assert calibration.status(segmenter, digest)["comparable_to_paper"] is False
+    assert calibration.status(segmenter, "0" * 64)["comparable_to_paper"] is None
 
 
 @pytest.mark.slow
@@ -204,7 +205,7 @@ def test_end_to_end_on_the_synthetic_city(tmp_path, capsys, monkeypatch):
     city = generate(tmp_path / "cs", n_train=40, n_val=6, size=(128, 64), progress=False)
     seg = tmp_path / "seg" / "fcn.pt"
     assert main(["segmenter", "train", "--cityscapes", str(city), "--out", str(seg), "--width", "0.0625",
-                 "--iters", "80", "--batch-size", "4", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]) == 0
+                 "--steps", "80", "--batch-size", "4", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]) == 0
     assert "FROM SCRATCH" in capsys.readouterr().err
     assert main(["segmenter", "calibrate", "--segmenter", str(seg), "--cityscapes", str(city),
                  "--device", "cpu", "--workers", "0"]) == 0

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import repro.train
+import repro.methods.cyclegan
 from repro import ReproError
 from repro.config import config_to_toml
 from repro.pool import ImagePool
-from repro.train import build_nets, train, train_step
+from repro.methods.cyclegan import build_nets, train_step
+from repro.train import train
 from tests.conftest import tiny_config
 
 
@@ -123,13 +124,13 @@ def test_killed_run_resumes_bit_for_bit(tiny_data, tmp_path):
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tiny_data, tmp_path, monkeypatch):
     cfg = tiny_config(checkpoint_every=2)
     calls = {"n": 0}
-    real_l1 = repro.train.l1
+    real_l1 = repro.methods.cyclegan.l1
 
     def poisoned_l1(a, b):
         calls["n"] += 1
         return real_l1(a, b) * (float("nan") if calls["n"] > 12 else 1.0)
 
-    monkeypatch.setattr(repro.train, "l1", poisoned_l1)
+    monkeypatch.setattr(repro.methods.cyclegan, "l1", poisoned_l1)
     with pytest.raises(ReproError, match="became nan.*last good checkpoint"):
         train(cfg, tiny_data, tmp_path / "run", device="cpu", progress=False)
     state = torch.load(tmp_path / "run/checkpoint.pt", weights_only=False)

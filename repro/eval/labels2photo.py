@@ -25,9 +25,7 @@ which cannot change any prediction (FCN-8s treats batch items independently, no 
 """
 
 import argparse
-import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,15 +38,16 @@ from tqdm import tqdm
 from repro import ReproError
 from repro.data.images import image_size, open_image
 from repro.device import pick_device
+from repro.eval import calibration
 from repro.eval.fcn import load_segmenter
-from repro.eval.groundtruth import N_CLASSES, frame_id, ground_truth_files, load_train_ids, pair_results
+from repro.data.frames import frame_id
+from repro.eval.groundtruth import N_CLASSES, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import scores
 from repro.eval.results import build_result, per_class_table
 from repro.io import sha256_files, write_json
 
 MEAN_BGR = (72.78044, 83.21195, 73.45286)
 PROTOCOLS = ("pix2pix", "strict")
-CALIBRATION_TOML = Path(__file__).resolve().parents[2] / "expected" / "calibration.toml"
 
 
 def default_workers(device: torch.device, workers: int | None) -> int:
@@ -231,34 +230,6 @@ def image_sizes(paths) -> dict[str, int]:
     return sizes
 
 
-def calibration_file(segmenter: Path) -> Path:
-    """SEG.pt -> SEG.calibration.json, where `repro segmenter calibrate` writes its verdict."""
-    segmenter = Path(segmenter)
-    return segmenter.with_name(segmenter.stem + ".calibration.json")
-
-
-def load_band(path: Path = CALIBRATION_TOML) -> dict:
-    if not path.is_file():
-        raise ReproError(f"{path} is missing; it holds the paper's ground-truth row and the accepted band (restore it from git).")
-    with open(path, "rb") as f:
-        return tomllib.load(f)
-
-
-def calibration_status(segmenter: Path, sha256: str) -> dict:
-    """The segmenter's calibration verdict, or why there is none. comparable_to_paper is None
-    when the segmenter was never calibrated (or changed since)."""
-    path = calibration_file(segmenter)
-    if not path.is_file():
-        return {"file": str(path), "comparable_to_paper": None,
-                "note": f"not calibrated: run `repro segmenter calibrate --segmenter {segmenter} --cityscapes DIR`"}
-    data = json.loads(path.read_text())
-    if data.get("segmenter", {}).get("sha256") != sha256:
-        return {"file": str(path), "comparable_to_paper": None,
-                "note": "the calibration was made with a different segmenter file; calibrate again"}
-    return {"file": str(path), "comparable_to_paper": data["comparable_to_paper"],
-            "metrics": data["metrics"], "paper": data["paper"], "band": data["band"]}
-
-
 def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "pix2pix", device: str = "auto",
              batch_size: int = 4, workers: int | None = None, tf32: bool = False) -> dict:
     """Scores the generated val photos in `results` against `cityscapes`/gtFine/val; the result dict
@@ -272,7 +243,7 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
     model, info = load_segmenter(segmenter, device)
     tally = score_frames(frames, model, device, batch_size, workers, tf32=tf32, desc="labels2photo")
     confusion = {"pix2pix": tally.pix2pix, "strict": tally.strict}[protocol]
-    calibration = calibration_status(segmenter, info["sha256"])
+    calibrated = calibration.status(segmenter, info["sha256"])
     result = build_result(
         "labels2photo",
         scores(confusion),
@@ -285,8 +256,8 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
                          for name in PROTOCOLS if name != protocol},
         quirk=tally.quirk(),
         segmenter=info,
-        calibration=calibration,
-        comparable_to_paper=calibration["comparable_to_paper"],
+        calibration=calibrated,
+        comparable_to_paper=calibrated["comparable_to_paper"],
         device=str(device),
     )
     return result
@@ -318,16 +289,17 @@ def run(args: argparse.Namespace) -> None:
 
 
 def add_commands(commands) -> None:
-    p = commands.group("evaluate").add_parser(
-        "labels2photo", help="FCN-score of generated photos (paper Tables 2 and 4)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from repro.cli import add_batch_size, add_device, add_workers
+
+    p = commands.group("evaluate").add_parser("labels2photo")
+    p.description = __doc__
     p.add_argument("--results", type=Path, required=True, help="folder of generated {city}_{seq}_{frame}_leftImg8bit.png")
     p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root holding gtFine/val")
     p.add_argument("--segmenter", type=Path, required=True, help="FCN-8s .pt from `repro segmenter get|import-caffe|train`")
     p.add_argument("--protocol", choices=PROTOCOLS, default="pix2pix", help="headline protocol (both are written)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass (same-size frames only)")
-    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on CPU, 4 on CUDA)")
+    add_device(p)
+    add_batch_size(p, 4, "frames per forward pass (same-size frames only)")
+    add_workers(p)
     p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA (faster, not Caffe's float32)")
     p.add_argument("--out", type=Path, help="result JSON (default: RESULTS/../labels2photo.json)")
     p.set_defaults(func=run)

@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import prepared, snapshot
+from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.methods.common import Parts, adam, as_direction, frozen, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss, l1
-from repro.networks import PatchDiscriminator, UnetGenerator, build_generator
-from repro.train import Parts, adam, frozen, trained_nets, update
-from repro.translate import as_direction
+from repro.networks import PatchDiscriminator, TestTimeGenerator, UnetGenerator, build_generator
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
+TEST_MODES = TestTimeGenerator.MODES  # config pix2pix_test_mode: the port's test.py without / with --eval
 
 
 def make_generator(cfg: Config) -> nn.Module:
@@ -37,9 +37,6 @@ def make_generator(cfg: Config) -> nn.Module:
 def make_discriminator(cfg: Config) -> nn.Module:
     """Conditional PatchGAN: input and output concatenated on the channel axis (3 + 3)."""
     return PatchDiscriminator(6, cfg.ndf, cfg.d_layers, cfg.norm, cfg.d_padding)
-
-
-PAIRED = True  # trained on aligned (label map, photo) pairs; repro.train.train reads this
 
 
 def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:
@@ -70,31 +67,6 @@ def build(cfg: Config, device) -> Parts:
 
     return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
                  labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
-
-
-class TestTimeGenerator(nn.Module):
-    """A pix2pix generator as the port's test.py runs it.
-
-    mode "train" (the port's default, no --eval): every image goes through the net alone in train mode, so
-    batch norm uses that image's own statistics (the port tests with batch size 1) and dropout stays on; the
-    dropout masks are seeded per image, so an image's output does not depend on how the folder is batched.
-    mode "eval": running statistics, no dropout. The mode is set in forward, so an outer .eval() cannot undo it.
-    """
-
-    def __init__(self, net: nn.Module, mode: str, seed: int):
-        super().__init__()
-        self.net, self.mode, self.seed = net, mode, seed
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "eval":
-            return self.net.eval()(x)
-        self.net.train()
-        outputs = []
-        for image in x:
-            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-                torch.manual_seed(self.seed)
-                outputs.append(self.net(image[None]))
-        return torch.cat(outputs)
 
 
 def wrap(nets: dict[str, nn.Module], cfg: Config, direction: str) -> nn.Module:
