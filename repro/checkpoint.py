@@ -5,7 +5,7 @@ generators exported in the official port's format, run.json, and the logs a resu
     RUN/checkpoint.pt   nets, optimisers, history pools, every RNG state, the epoch's data order
     RUN/losses.jsonl    loss terms every log_every iterations (fid.jsonl: FID/KID every fid_every epochs)
     RUN/G_x2y.pth ...   nets alone, as the official port's state_dicts
-    RUN/run.json        finished, device, precision, training seconds
+    RUN/run.json        finished, the epochs that ran, device, precision, training seconds
 """
 
 import json
@@ -16,8 +16,35 @@ import torch
 from torch import nn
 
 from repro import ReproError
-from repro.config import Config, config_to_toml, load_config
-from repro.io import atomic_path, write_json, write_text
+from repro.config import Config, config_to_toml, load_config, read_toml
+from repro.io import DiskFull, atomic_path, read_json_or_empty, write_json, write_text
+
+FRESH_RUN_FILES = ("losses.jsonl", "fid.jsonl", "run.json")  # what a run killed before its first checkpoint leaves
+
+
+def run_config(run: Path) -> Config:
+    """The config a run folder trained with. A config.toml written before the `pairing` field existed trained with
+    the scheme now called "larger", whatever today's default is."""
+    path = Path(run) / "config.toml"
+    cfg = load_config(str(path))
+    if "pairing" not in read_toml(path):
+        cfg.pairing = "larger"
+    return cfg
+
+
+def state_bytes(state) -> int:
+    """The bytes of the tensors in a nested state (what torch.save will need, within a few percent)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(state_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(state_bytes(v) for v in state)
+    return 0
+
+
+DISK_FULL_FIX = ("The last good checkpoint was kept. Free some space there and resume with `repro train ... --resume`, "
+                 "or copy the run folder to a larger disk and resume there.")
 
 
 def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Generator, position: dict) -> None:
@@ -30,8 +57,12 @@ def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Gener
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         "position": position,
     }
-    with atomic_path(path) as tmp:  # a crash leaves the previous checkpoint intact
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path, needed=state_bytes(state)) as tmp:  # a crash leaves the previous checkpoint intact
+            torch.save(state, tmp)
+    except DiskFull as err:
+        err.fix = DISK_FULL_FIX
+        raise
 
 
 def load_checkpoint(path: Path, nets, opts, pools, rng: torch.Generator, device) -> dict:
@@ -72,16 +103,29 @@ def trained_nets(run: Path, nets: dict[str, nn.Module], device) -> dict[str, nn.
 def export(run: Path, nets: dict[str, nn.Module], exports: dict[str, str]) -> None:
     """Nets alone (e.g. G and F), in the official port's state_dict format (its models load them with load_state_dict)."""
     for name, file in exports.items():
-        with atomic_path(Path(run) / file) as tmp:
-            torch.save({k: v.cpu() for k, v in nets[name].state_dict().items()}, tmp)
+        state = {k: v.cpu() for k, v in nets[name].state_dict().items()}
+        try:
+            with atomic_path(Path(run) / file, needed=state_bytes(state)) as tmp:
+                torch.save(state, tmp)
+        except DiskFull as err:
+            err.fix = "The checkpoint was written; free some space and resume with `repro train ... --resume`."
+            raise
 
 
 def truncate_log(log_path: Path, step: int) -> None:
-    """Drops log lines written after the checkpoint a resumed run restarts from."""
+    """Drops log lines written after the checkpoint a resumed run restarts from (and a last line a kill or a full
+    disk cut short)."""
     if not log_path.exists():
         return
-    lines = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
+    lines = [l for l in log_path.read_text().splitlines() if (_step(l) if _step(l) is not None else step + 1) <= step]
     write_text(log_path, "".join(l + "\n" for l in lines))
+
+
+def _step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
@@ -93,25 +137,42 @@ def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
         raise ReproError(f"nothing to resume: {ckpt} does not exist")
     run.mkdir(parents=True, exist_ok=True)
     if resume and (run / "config.toml").exists():
-        saved = load_config(str(run / "config.toml"))
+        saved = run_config(run)
         if asdict(saved) != asdict(cfg):
             diff = {k: (v, getattr(cfg, k)) for k, v in asdict(saved).items() if v != getattr(cfg, k)}
-            raise ReproError(f"{run} was trained with a different config (saved vs now: {diff}); resume with the same one")
+            raise ReproError(f"{run} was trained with a different config (saved vs now: {diff}); resume with the same "
+                             f"one (--set FIELD=VALUE sets a field)")
+    if not resume:  # a run killed before its first checkpoint left these: a fresh run starts fresh logs
+        for name in FRESH_RUN_FILES:
+            (run / name).unlink(missing_ok=True)
     write_text(run / "config.toml", config_to_toml(cfg))
 
 
 def write_run_info(run: Path, cfg: Config, data: Path, device: torch.device, amp: bool, seconds: float,
-                   **extra) -> None:
-    """Marks the run finished in run.json, adding this session's training time to earlier sessions'."""
+                   epochs_done: int, **extra) -> None:
+    """Marks the run finished in run.json with the epochs that ran, adding this session's training time to earlier
+    sessions'."""
+    if epochs_done != cfg.epochs or epochs_done < 1:
+        raise ReproError(f"{run}: only {epochs_done} of {cfg.epochs} epochs ran; the run is not finished")
     info_path = run / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {"train_seconds": 0.0}
     info |= {"finished": True, "name": cfg.name, "data": str(data), "device": str(device),
              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-             "bf16_autocast": amp, "torch": torch.__version__, "epochs": cfg.epochs, **extra}
+             "bf16_autocast": amp, "torch": torch.__version__, "epochs": cfg.epochs, "epochs_done": epochs_done, **extra}
     info["train_seconds"] += seconds
     write_json(info_path, info)
 
 
 def is_finished(run: Path) -> bool:
-    info = Path(run) / "run.json"
-    return info.exists() and json.loads(info.read_text()).get("finished", False)
+    """The configured epochs all ran: run.json says finished with epochs_done equal to config.toml's epochs (at least
+    one), and the checkpoint is there."""
+    run = Path(run)
+    info = read_json_or_empty(run / "run.json")
+    if not (info.get("finished") and (run / "checkpoint.pt").is_file() and (run / "config.toml").is_file()):
+        return False
+    try:
+        epochs = run_config(run).epochs
+    except ReproError:
+        return False
+    done = info.get("epochs_done", info.get("epochs"))  # run.json from before epochs_done: "epochs" was the config's
+    return isinstance(done, int) and done == epochs >= 1

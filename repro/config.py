@@ -6,6 +6,7 @@ TOML file sets wins. README's fidelity table lists the same fields.
 """
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ class Config:
     crop_size: int = 128
     flip: bool = True
     resize_filter: str = "bilinear"
+    pairing: str = "lua"  # how an epoch pairs the unaligned domains: "lua" (both drawn uniformly, independently),
+                          # "port" (a shuffled walk over the port's A domain, the *A folder; B drawn uniformly) or
+                          # "larger" (this project's earlier scheme); repro.data.loaders.unaligned_order
     # Networks.
     generator: str = "resnet_6blocks"
     ngf: int = 64
@@ -74,6 +78,7 @@ class Config:
     # Bookkeeping.
     log_every: int = 50
     checkpoint_every: int = 0  # iterations between mid-epoch checkpoints; 0: end of each epoch only
+    checkpoint_minutes: float = 10.0  # also a checkpoint after this many minutes of training since the last one; 0: off
     fid_every: int = 0  # epochs between FID evaluations on a fixed val subset; 0: never
     fid_images: int = 50
 
@@ -87,17 +92,17 @@ PROFILES = {
     # The Lua code the paper's Cityscapes numbers came from (PAPER.md section 3).
     "paper": dict(load_size=143, crop_size=128, generator="resnet_6blocks", norm="instance_affine", d_padding=2,
                   lambda_identity=0.0, lr_rule="lua", update_order="sequential", zero_conv_bias=True,
-                  resize_filter="bilinear"),
+                  resize_filter="bilinear", pairing="lua"),
     # The official PyTorch port's defaults.
     "pytorch": dict(load_size=286, crop_size=256, generator="resnet_9blocks", norm="instance", d_padding=1,
                     lambda_identity=0.5, lr_rule="pytorch", update_order="joint", zero_conv_bias=False,
-                    resize_filter="bicubic"),
+                    resize_filter="bicubic", pairing="port"),
 }
 
 def choices() -> dict[str, tuple]:
     """The allowed values of each text field, taken from the module that owns each list (imported here, not at
     the top, because those modules import this one)."""
-    from repro.data.loaders import FILTERS
+    from repro.data.loaders import FILTERS, PAIRINGS
     from repro.losses import GAN_LOSSES
     from repro.methods import METHODS, bigan, cyclegan, pix2pix, simgan
     from repro.networks import GENERATORS, NORMS
@@ -107,11 +112,37 @@ def choices() -> dict[str, tuple]:
     return {
         "profile": tuple(PROFILES), "norm": NORMS, "generator": GENERATORS, "gan_loss": GAN_LOSSES,
         "method": tuple(METHODS), "lr_rule": LR_RULES, "update_order": cyclegan.UPDATE_ORDERS,
-        "resize_filter": tuple(FILTERS),
+        "resize_filter": tuple(FILTERS), "pairing": PAIRINGS,
         # Baselines (Tables 2/3)
         "pix2pix_test_mode": pix2pix.TEST_MODES, "self_reg_space": simgan.SELF_REG_SPACES,
         "feature_weights": FEATURE_WEIGHTS, "bigan_code": bigan.CODES,
     }
+
+
+# The allowed values of each number field, checked whenever a config is loaded or made: (test, in words).
+_AT_LEAST_0, _AT_LEAST_1 = (lambda v: v >= 0, "0 or more"), (lambda v: v >= 1, "1 or more")
+_POSITIVE, _BETA = (lambda v: v > 0, "above 0"), (lambda v: 0 <= v < 1, "in [0, 1)")
+RANGES = {
+    "load_size": _AT_LEAST_1, "crop_size": _AT_LEAST_1, "ngf": _AT_LEAST_1, "ndf": _AT_LEAST_1, "d_layers": _AT_LEAST_1,
+    "d_padding": _AT_LEAST_0,
+    "lambda_gan": _AT_LEAST_0, "lambda_forward": _AT_LEAST_0, "lambda_backward": _AT_LEAST_0,
+    "lambda_identity": _AT_LEAST_0, "lambda_l1": _AT_LEAST_0, "lambda_self_reg": _AT_LEAST_0,
+    "unet_num_downs": _AT_LEAST_0, "latent_dim": _AT_LEAST_1, "cogan_private_layers": _AT_LEAST_0,
+    "inversion_steps": _AT_LEAST_0, "inversion_lr": _POSITIVE,
+    "lr": _POSITIVE, "beta1": _BETA, "beta2": _BETA,
+    "epochs_constant": _AT_LEAST_0, "epochs_decay": _AT_LEAST_0, "pool_size": _AT_LEAST_0, "batch_size": _AT_LEAST_1,
+    "iters_per_epoch": _AT_LEAST_0, "seed": (lambda v: 0 <= v < 2**63, "in [0, 2**63)"),
+    "log_every": _AT_LEAST_1, "checkpoint_every": _AT_LEAST_0, "checkpoint_minutes": _AT_LEAST_0,
+    "fid_every": _AT_LEAST_0, "fid_images": _AT_LEAST_1,
+}
+WHY = {  # what an out-of-range value would do, for the fields where it is not obvious
+    **dict.fromkeys(("lambda_gan", "lambda_forward", "lambda_backward", "lambda_identity", "lambda_l1", "lambda_self_reg"),
+                    "a negative weight rewards the term it should penalise; 0 switches the term off"),
+    "lr": "the optimiser needs a step size above 0",
+    "pool_size": "0 turns the history pool off",
+    "iters_per_epoch": "0 means one pass over the larger domain",
+    "checkpoint_minutes": "0 turns the time-based checkpoint off",
+}
 
 
 def make_config(profile: str = "paper", **overrides) -> Config:
@@ -121,12 +152,47 @@ def make_config(profile: str = "paper", **overrides) -> Config:
 
 
 def validate(cfg: Config, source: str) -> Config:
+    """Every field's type (a bool is not a number), choice and range, naming the source and the field."""
+    for f in dataclasses.fields(Config):
+        value, expected = getattr(cfg, f.name), type(f.default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            setattr(cfg, f.name, value)
+        if type(value) is not expected:
+            raise ReproError(f"{source}: {f.name} should be {'an integer' if expected is int else 'a ' + expected.__name__}"
+                             f", got {_toml(value)}")
+        if expected is float and not math.isfinite(value):
+            raise ReproError(f"{source}: {f.name} = {value} is not a finite number")
     for name, allowed in choices().items():
         if getattr(cfg, name) not in allowed:
             raise ReproError(f"{source}: {name} = {getattr(cfg, name)!r} is not one of {allowed}")
+    for name, (ok, words) in RANGES.items():
+        value = getattr(cfg, name)
+        if not ok(value):
+            why = f" ({WHY[name]})" if name in WHY else ""
+            raise ReproError(f"{source}: {name} = {value!r} is out of range: it must be {words}{why}.")
+    if cfg.epochs < 1:
+        raise ReproError(f"{source}: epochs_constant + epochs_decay = {cfg.epochs}: at least one epoch must run "
+                         f"(the paper: 100 + 100).")
     if cfg.crop_size > cfg.load_size:
         raise ReproError(f"{source}: crop_size {cfg.crop_size} is larger than load_size {cfg.load_size}")
+    if cfg.pairing == "port":
+        port_a(cfg, source)
     return cfg
+
+
+def port_a(cfg: Config, source: str = "the config") -> str:
+    """Which domain the port's A is: the one read from the `*A` folder (Cityscapes: trainA = photos = Y)."""
+    x_a, y_a = cfg.x_train.rstrip("/").endswith("A"), cfg.y_train.rstrip("/").endswith("A")
+    if x_a == y_a:
+        raise ReproError(f"{source}: pairing = \"port\" walks the port's A domain, the *A folder, but x_train = "
+                         f"{cfg.x_train!r} and y_train = {cfg.y_train!r} name {'both' if x_a else 'neither'}; "
+                         f"use pairing = \"lua\" or \"larger\", or the official folder names.")
+    return "x" if x_a else "y"
+
+
+def _toml(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -174,14 +240,8 @@ def load_config(name_or_path: str, **overrides) -> Config:
         cfg = Config(profile=profile, **values)
     except TypeError as err:
         raise ReproError(f"{path}: {err}") from None
-    for f in dataclasses.fields(Config):
-        expected = type(f.default)
-        value = getattr(cfg, f.name)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            setattr(cfg, f.name, float(value))
-        elif not isinstance(getattr(cfg, f.name), expected):
-            raise ReproError(f"{path}: {f.name} should be a {expected.__name__}, got {value!r}")
-    return validate(cfg, str(path))
+    given = ", ".join(f"{k} = {_toml(v)}" for k, v in overrides.items())
+    return validate(cfg, f"{path} (with {given} from the command line)" if given else str(path))
 
 
 def parse_settings(items: list[str] | None) -> dict:

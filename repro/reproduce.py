@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from repro import ReproError, train
-from repro.checkpoint import is_finished
+from repro.checkpoint import is_finished, run_config
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
@@ -266,7 +266,7 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
 
     started = time.time()
     run = folder / "run"
-    if (run / "config.toml").is_file() and asdict(load_config(str(run / "config.toml"))) != asdict(cfg):
+    if (run / "config.toml").is_file() and asdict(run_config(run)) != asdict(cfg):
         raise ReproError(f"{run} holds a run of another config than {config_name(row, setup.scale)} with these "
                          f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}, --set {setup.settings}); use "
                          f"another --out, or delete {folder}.")
@@ -358,21 +358,21 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
-    from repro.cli import add_device, add_quiet
+    from repro.cli import add_device, add_quiet, positive_int
 
     p = commands.add("reproduce")
     p.description = __doc__
     p.add_argument("target", choices=tuple(TARGETS), help="table2/table3 (same rows), table4/table5 (same rows), all")
     p.add_argument("--scale", choices=("paper", "smoke"), default="smoke",
                    help="paper: repro/configs/cityscapes on Cityscapes (GPU); smoke: synthetic city on the CPU")
-    p.add_argument("--seeds", type=int, help=f"seeds 0..N-1 per row (default by scale: {DEFAULT_SEEDS})")
+    p.add_argument("--seeds", type=positive_int, help=f"seeds 0..N-1 per row (default by scale: {DEFAULT_SEEDS})")
     p.add_argument("--out", type=Path, help="output folder (default: reproductions/TARGET-SCALE)")
     p.add_argument("--data", type=Path, help="prepared dataset (paper: 256x256, prepared from --cityscapes if missing; "
                                              "smoke: default OUT/data)")
     p.add_argument("--cityscapes", type=Path, help="raw Cityscapes root with gtFine/ and leftImg8bit/ "
                                                    "(smoke: default OUT/synth-city, generated)")
     p.add_argument("--segmenter", type=Path, help="FCN-8s .pt (paper: required; smoke: default OUT/segmenter.pt, trained)")
-    p.add_argument("--iters-per-epoch", type=int, help="override every row's iterations per epoch (reduced runs)")
+    p.add_argument("--iters-per-epoch", type=positive_int, help="override every row's iterations per epoch (reduced runs)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field in every row (repeatable, TOML values); recorded in each run's "
                         "config.toml and in reproduce.json")

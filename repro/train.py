@@ -12,10 +12,12 @@ from torch import nn
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.checkpoint import export, load_checkpoint, prepare_run_folder, save_checkpoint, truncate_log, write_run_info
-from repro.config import Config, load_config, parse_settings
+from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_run_folder, save_checkpoint, truncate_log,
+                              write_run_info)
+from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import pick_device
+from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
 from repro.schedule import lr_factor
 
@@ -58,9 +60,12 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
     run, data = Path(run), Path(data)
     ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
     prepare_run_folder(cfg, run, resume)
-    source = AlignedData if method.paired else UnalignedData
-    dataset = source.from_folders(data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip,
-                                  cfg.resize_filter, device)
+    folders = (data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip, cfg.resize_filter, device)
+    if method.paired:
+        dataset = AlignedData.from_folders(*folders)
+    else:
+        dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing,
+                                             port_a=port_a(cfg) if cfg.pairing == "port" else "y")
     speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
     parts: Parts = method.build(cfg, device, **speedups)
     rng = torch.Generator().manual_seed(cfg.seed)
@@ -70,7 +75,13 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
         truncate_log(log_path, position["step"])
         truncate_log(run / "fid.jsonl", position["step"])
     fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
-    save = lambda: save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
+    last_save = time.monotonic()
+
+    def save() -> None:
+        nonlocal last_save
+        save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
+        last_save = time.monotonic()
+
     # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
     # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
     iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
@@ -106,7 +117,9 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                     log.flush()
                     bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 bar.update(1)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and i + 1 < iters:
+                due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+                overdue = cfg.checkpoint_minutes and time.monotonic() - last_save >= 60 * cfg.checkpoint_minutes
+                if (due or overdue) and i + 1 < iters:  # the end of an epoch saves anyway
                     save()
                 if stop_after is not None and step >= stop_after:
                     save()
@@ -116,10 +129,14 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                 fid.log(run / "fid.jsonl", parts.labels2photo(), epoch, position["step"])
             save()
             export(run, parts.nets, parts.exports)
+    except OSError as err:  # the log lines (losses.jsonl, fid.jsonl); checkpoints and exports raise DiskFull themselves
+        if not is_disk_full(err):
+            raise
+        raise DiskFull(run, "appending to the training logs", None, free_space(run), fix=DISK_FULL_FIX) from None
     finally:
         log.close()
         bar.close()
-    write_run_info(run, cfg, data, device, amp=amp, seconds=time.time() - started)
+    write_run_info(run, cfg, data, device, amp=amp, seconds=time.time() - started, epochs_done=position["epoch"] - 1)
     return ckpt_path
 
 
@@ -134,7 +151,7 @@ def run_train(args) -> None:
 
 
 def add_commands(commands) -> None:
-    from repro.cli import add_device, add_quiet
+    from repro.cli import add_device, add_quiet, positive_int
 
     p = commands.add("train")
     p.add_argument("config", help="a TOML file or a shipped config, e.g. cityscapes/cyclegan, smoke/gan_alone")
@@ -143,13 +160,13 @@ def add_commands(commands) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override any config field (repeatable; TOML values, e.g. --set lambda_identity=0.5); "
                         "recorded in the run's config.toml")
-    p.add_argument("--epochs", type=int, help="total epochs, half constant lr and half decay (default: the config's)")
-    p.add_argument("--iters-per-epoch", type=int,
+    p.add_argument("--epochs", type=positive_int, help="total epochs, half constant lr and half decay (default: the config's)")
+    p.add_argument("--iters-per-epoch", type=positive_int,
                    help="iterations per epoch (default: the config's, else max(|X|, |Y|) / batch size)")
     p.add_argument("--seed", type=int, help="seed for init, data order, augmentation and pool (default: the config's)")
     add_device(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many total iterations")
+    p.add_argument("--stop-after", type=positive_int, help="stop (with a checkpoint) after this many total iterations")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (changes numerics; recorded in run.json)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA speed)")
     p.add_argument("--fid-weights", type=Path, help="pytorch-fid Inception weights for the config's fid_every "

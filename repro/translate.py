@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.config import load_config
+from repro.checkpoint import run_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.data.frames import frame_id
 from repro.networks import GENERATORS, NORMS, TestTimeGenerator, build_generator, load_official_state_dict
@@ -33,7 +33,7 @@ def generator_from_run(run: Path, direction: str, device) -> tuple[torch.nn.Modu
     run = Path(run)
     if not (run / "config.toml").exists() or not (run / "checkpoint.pt").exists():
         raise ReproError(f"{run} is not a training run (config.toml and checkpoint.pt expected); train with `repro train`")
-    cfg = load_config(str(run / "config.toml"))
+    cfg = run_config(run)
     net = METHODS[cfg.method].translator(run, cfg, as_direction(direction), device)
     return net, cfg.crop_size, cfg.resize_filter
 
