@@ -124,14 +124,14 @@ class UnalignedData:
     """The two domains of an unpaired dataset, in memory. An epoch is max(|X|, |Y|) pairs, never aligned,
     drawn by `pairing` (see unaligned_order)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, crop: int, flip: bool, device="cpu", pairing: str = "larger",
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, crop: int, flip: bool, device="cpu", pairing: str = "lua",
                  port_a: str = "y"):
         self.x, self.y = x.to(device), y.to(device)
         self.crop, self.flip, self.pairing, self.port_a = crop, flip, pairing, port_a
 
     @classmethod
     def from_folders(cls, x_dir: Path, y_dir: Path, load_size: int, crop: int, flip: bool,
-                     resize_filter: str, device="cpu", pairing: str = "larger", port_a: str = "y") -> "UnalignedData":
+                     resize_filter: str, device="cpu", pairing: str = "lua", port_a: str = "y") -> "UnalignedData":
         x, _ = load_folder(x_dir, load_size, resize_filter, desc="loading X (labels)")
         y, _ = load_folder(y_dir, load_size, resize_filter, desc="loading Y (photos)")
         return cls(x, y, crop, flip, device, pairing, port_a)
