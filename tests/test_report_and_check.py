@@ -162,7 +162,8 @@ def test_header_comes_from_the_results_of_an_interrupted_reproduction(results, c
     text = (results / "report.md").read_text()
     assert "- Rows with results: 2 of 5 implemented rows planned (no result yet: cycle_alone, gan_forward, gan_backward)" in text
     assert "- Seeds found: 1 to 2 per row: cyclegan 2, gan_alone 1; 2 planned; fewer than planned: gan_alone (interrupted?)" in text
-    assert md_line(text, "Table 4", "GAN alone")[1:5] == ["1", "0.300", "0.360", "too few seeds / close"]
+    # the shipped smoke ranges (GAN alone pixel acc: reference 0.397, band [0.3355, 0.4591]): one seed at 0.300 is far below
+    assert md_line(text, "Table 4", "GAN alone")[1:5] == ["1", "0.300", "0.397", "too few seeds / **far (below)**"]
 
 
 def test_absent_classes_are_shown_as_absent(results, capsys):
