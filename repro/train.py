@@ -20,6 +20,43 @@ from repro.methods import METHODS, Parts
 from repro.schedule import lr_factor
 
 
+class LossWatch:
+    """Loss terms stay on the device. Each iteration adds a few tiny kernels (is every term finite, and if not,
+    since which step and with what value); the host reads them only when it logs and before every checkpoint,
+    so the step never waits for the device. A non-finite loss stops the run at the next read, before anything
+    is logged or saved after it, with the step where it first appeared."""
+
+    def __init__(self):
+        self.names: list[str] | None = None
+
+    def add(self, step: int, values: dict[str, torch.Tensor]) -> None:
+        if self.names is None:
+            self.names = list(values)
+            reference = next(iter(values.values()))
+            self.first_bad = torch.full((len(self.names),), -1, dtype=torch.long, device=reference.device)
+            self.bad_value = torch.zeros(len(self.names), device=reference.device)
+        stacked = torch.stack([values[n].float() for n in self.names])
+        new = ~torch.isfinite(stacked) & (self.first_bad < 0)
+        self.first_bad = torch.where(new, step, self.first_bad)
+        self.bad_value = torch.where(new, stacked, self.bad_value)
+
+    def check(self, iters: int, checkpoint: Path, saved_step: int, amp: bool) -> None:
+        """Raises the stop message if any term was ever non-finite (one read from the device)."""
+        if self.names is None:
+            return
+        first = self.first_bad.tolist()
+        bad = [i for i, s in enumerate(first) if s >= 0]
+        if not bad:
+            return
+        step = min(first[i] for i in bad)
+        names = [self.names[i] for i in bad if first[i] == step]
+        value = float(self.bad_value[self.names.index(names[0])])
+        raise ReproError(
+            f"loss {', '.join(names)} became {value} at epoch {(step - 1) // iters + 1}, iteration "
+            f"{(step - 1) % iters + 1}. The last good checkpoint {checkpoint} (step {saved_step}) was not "
+            f"overwritten; lower lr{' or disable amp' if amp else ''} and resume with --resume.")
+
+
 class FIDLog:
     """FID/KID of G's translations of a fixed val subset against the real val photos, every `fid_every`
     epochs, appended to RUN/fid.jsonl. Built before training starts, so missing Inception weights stop
@@ -70,7 +107,14 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
         truncate_log(log_path, position["step"])
         truncate_log(run / "fid.jsonl", position["step"])
     fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
-    save = lambda: save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
+    watch, saved_step = LossWatch(), position["step"]
+
+    def save():
+        nonlocal saved_step
+        watch.check(iters, ckpt_path, saved_step, amp)  # never overwrite a good checkpoint with a bad state
+        save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
+        saved_step = position["step"]
+
     # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
     # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
     iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
@@ -92,16 +136,13 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                 order = torch.cat([dataset.epoch_order(rng) for _ in range(math.ceil(iters * cfg.batch_size / len(dataset)))])
             for i in range(position["iteration"], iters):
                 x, y = dataset.batch(order[i * cfg.batch_size:(i + 1) * cfg.batch_size], rng)
-                values = {k: float(v) for k, v in parts.step(x, y, rng).items()}
-                bad = [k for k, v in values.items() if not math.isfinite(v)]
-                if bad:
-                    raise ReproError(
-                        f"loss {', '.join(bad)} became {values[bad[0]]} at epoch {epoch}, iteration {i + 1}. The last good "
-                        f"checkpoint {ckpt_path} (step {position['step']}) was not overwritten; lower lr"
-                        f"{' or disable amp' if amp else ''} and resume with --resume.")
+                terms = parts.step(x, y, rng)  # device tensors: nothing here waits for the device
                 step = (epoch - 1) * iters + i + 1
+                watch.add(step, terms)
                 position = {"epoch": epoch, "iteration": i + 1, "step": step, "order": order}
                 if step % cfg.log_every == 0 or i + 1 == iters:
+                    watch.check(iters, ckpt_path, saved_step, amp)
+                    values = {k: float(v) for k, v in terms.items()}
                     log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **values}) + "\n")
                     log.flush()
                     bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
@@ -113,6 +154,7 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                     return ckpt_path
             position = {"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None}
             if fid is not None and epoch % cfg.fid_every == 0:
+                watch.check(iters, ckpt_path, saved_step, amp)
                 fid.log(run / "fid.jsonl", parts.labels2photo(), epoch, position["step"])
             save()
             export(run, parts.nets, parts.exports)

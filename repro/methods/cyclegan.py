@@ -16,7 +16,7 @@ from torch import nn
 from repro.checkpoint import trained_nets
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
-from repro.methods.common import Parts, adam, as_direction, frozen, prepared, update
+from repro.methods.common import Parts, adam, as_direction, prepared, update
 from repro.networks import PatchDiscriminator, build_generator
 from repro.pool import ImagePool
 
@@ -92,7 +92,7 @@ def train_step(nets, opts, pools, x, y, cfg: Config, rng: torch.Generator, autoc
         for name, gen, other, disc, src, tgt, own, oth, d_name, d_real in (
                 ("F", F, G, D_X, y, x, "backward", "forward", "D_X", x),
                 ("G", G, F, D_Y, x, y, "forward", "backward", "D_Y", y)):
-            with frozen(other, disc), autocast():
+            with autocast():
                 terms, fake = generator_terms(gen, other, disc, src, tgt, cfg, own, oth)
             if terms:
                 update(sum(terms.values()), [name], nets, opts, cfg)
@@ -100,7 +100,7 @@ def train_step(nets, opts, pools, x, y, cfg: Config, rng: torch.Generator, autoc
             if cfg.lambda_gan:
                 d_step(d_name, disc, d_real, fake, pools[d_name])
     else:
-        with frozen(D_X, D_Y), autocast():
+        with autocast():
             terms, fake_y, fake_x = joint_terms(nets, x, y, cfg)
         if terms:
             update(sum(terms.values()), ["G", "F"], nets, opts, cfg)
