@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "repro.eval.labels2photo",
     "repro.eval.photo2labels",
     "repro.eval.fid",
+    "repro.weights",
+    "repro.pretrained",
     "repro.reproduce",
     "repro.report",
     "repro.check",
@@ -24,6 +26,8 @@ GROUP_HELP = {
     "data": "download, import and prepare datasets",
     "evaluate": "score translated images against Cityscapes ground truth",
     "segmenter": "get, import, train and calibrate the FCN-8s evaluator",
+    "weights": "fetch VGG16, pytorch-fid's Inception and the FCN-8s caffemodel from their publishers",
+    "pretrained": "fetch the official PyTorch port's published CycleGAN generators",
 }
 
 

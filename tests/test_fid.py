@@ -1,8 +1,9 @@
 """FID/KID (repro.eval.fid) with random Inception weights that the test writes into a temporary TORCH_HOME.
 
 Random weights give meaningless absolute numbers, but everything this module adds to pytorch-fid is
-exercised: finding and loading the local weights (never downloading), reading folders and tensors, the
-FID/KID arithmetic, the fixed-subset scorer for training, the CLI and its JSON.
+exercised: finding and loading the local weights (downloads are tested in test_weights.py), reading folders
+and tensors, the FID/KID arithmetic, the fixed-subset scorer for training and its reference cache, the CLI
+and its JSON.
 """
 
 import json
@@ -18,6 +19,9 @@ from pytorch_fid import inception as fid_inception
 from repro import ReproError
 from repro.cli import main
 from repro.eval import fid
+
+
+real_load_state_dict_from_url = torch.hub.load_state_dict_from_url
 
 
 def forbid_download(*args, **kwargs):
@@ -153,13 +157,17 @@ def test_cli_writes_json_and_accepts_explicit_weights(weights_file, folders, tmp
     assert result["weights"]["path"] == str(weights_file) and len(result["weights"]["sha256"]) == 64
 
 
-def test_missing_weights_name_the_file_to_place(tmp_path, monkeypatch, folders, capsys):
+def test_missing_weights_offline_name_the_file_to_place(tmp_path, monkeypatch, folders, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", real_load_state_dict_from_url)  # the fetch is tried
+    monkeypatch.setenv("REPRO_INCEPTION_URL", "http://127.0.0.1:9/pt_inception.pth")  # and fails: offline
     expected = tmp_path / "torch_home" / "hub" / "checkpoints" / fid.WEIGHTS_FILE
     with pytest.raises(ReproError) as err:
         fid.FIDScorer(folders[0])
     assert fid.WEIGHTS_FILE in str(err.value) and str(expected) in str(err.value)
-    assert "never" in str(err.value) and fid_inception.FID_WEIGHTS_URL in str(err.value)
+    assert "could not download" in str(err.value) and fid_inception.FID_WEIGHTS_URL in str(err.value)
+    assert "repro weights get inception" in str(err.value) and "--weights PATH" in str(err.value)
+    assert not expected.exists()
 
     assert main(["fid", str(folders[0]), str(folders[1]), "--device", "cpu"]) == 2
     assert str(expected) in capsys.readouterr().err
