@@ -192,3 +192,40 @@ def test_folder_with_too_few_images_is_refused(tmp_path):
         fid.image_files(tmp_path / "one")
     with pytest.raises(ReproError, match="not a folder"):
         fid.image_files(tmp_path / "missing")
+
+
+@pytest.mark.slow  # 3 x 2 Inception forwards on CPU: 3-10 s
+def test_reference_statistics_are_cached_by_content_and_weights(weights_file, folders, tmp_path, monkeypatch):
+    from pytorch_fid.fid_score import compute_statistics_of_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # the cache goes here; weights passed explicitly
+    a, b, same = folders
+    first = fid.FIDScorer(a, weights=weights_file)
+    assert not first.cache_hit and first.cache_file.parent == tmp_path / "torch_home" / "hub" / "repro-fid-stats"
+    with np.load(first.cache_file) as cached:
+        np.testing.assert_array_equal(cached["features"], first.reference)
+        np.testing.assert_allclose(cached["mu"], first.reference.mean(0))
+        np.testing.assert_allclose(cached["sigma"], np.cov(first.reference, rowvar=False))
+    mu, sigma = compute_statistics_of_path(str(first.cache_file), None, 50, 2048, "cpu")  # pytorch-fid reads it
+    np.testing.assert_array_equal(mu, first.reference.mean(0))
+
+    real_features = fid.features
+    monkeypatch.setattr(fid, "features", lambda *a, **k: pytest.fail("the cached reference was recomputed"))
+    second = fid.FIDScorer(a, weights=weights_file)
+    assert second.cache_hit and second.cache_file == first.cache_file
+    np.testing.assert_array_equal(second.reference, first.reference)
+
+    monkeypatch.setattr(fid, "features", real_features)
+    other_names = fid.FIDScorer(same, weights=weights_file)  # same pixels, other names: another key
+    assert not other_names.cache_hit and other_names.cache_file != first.cache_file
+    other_weights = tmp_path / "other.pth"
+    state = torch.load(weights_file, weights_only=True)
+    state["fc.bias"] = state["fc.bias"] + 1  # another weights file (fc is not used by the pool features)
+    torch.save(state, other_weights)
+    assert not fid.FIDScorer(a, weights=other_weights).cache_hit
+
+    # `repro fid`: DIR_B is the reference, read from the cache; the scores do not change
+    fresh = fid.fid_between_folders(b, a, weights_file, progress=False, cache=False)
+    cached = fid.fid_between_folders(b, a, weights_file, progress=False)
+    assert cached["reference_cache"] == {"file": str(first.cache_file), "hit": True}
+    assert fresh["reference_cache"]["hit"] is False and cached["metrics"] == fresh["metrics"]
