@@ -28,7 +28,7 @@ from repro.io import write_text  # noqa: E402
 from repro.check import METRIC_LABELS, METRICS, Cell, cell_values, load_ranges, load_results  # noqa: E402
 from repro.eval.groundtruth import CLASS_NAMES, frame_id  # noqa: E402
 from repro.eval.labels2photo import calibration_file  # noqa: E402
-from repro.rows import ROWS, TABLE_ROWS, is_implemented  # noqa: E402
+from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_ROWS, is_implemented  # noqa: E402
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",
@@ -55,12 +55,22 @@ def load_paper(path: Path = EXPECTED / "paper.toml") -> dict:
 # ------------------------------------------------------------------------------ the diff
 
 
+def table_rows(table: int, results: dict) -> list:
+    """The paper's rows of a table, and the port's pretrained row right after CycleGAN when it was scored."""
+    rows = list(TABLE_ROWS[table])
+    if PRETRAINED.key in results and table in PRETRAINED.tables:
+        rows.insert(next(i for i, r in enumerate(rows) if r.key == "cyclegan") + 1, PRETRAINED)
+    return rows
+
+
 def table_frame(table: int, results: dict, scale: str, paper: dict, ranges: dict | None) -> pd.DataFrame:
-    """One line per (row, metric): paper, ours mean +- std (n), delta, verdict."""
+    """One line per (row, metric): paper, ours mean +- std (n), delta, verdict. The pretrained row has no
+    paper value; its delta is against the paper's CycleGAN row."""
     lines = []
-    for row in TABLE_ROWS[table]:
-        for metric, paper_value in zip(METRICS, paper[f"table{table}"][row.key]):
-            line = {"method": row.label, "metric": METRIC_LABELS[metric], "paper": f"{paper_value:.2f}"}
+    for row in table_rows(table, results):
+        own = paper[f"table{table}"].get(row.key)
+        for metric, paper_value in zip(METRICS, own or paper[f"table{table}"]["cyclegan"]):
+            line = {"method": row.label, "metric": METRIC_LABELS[metric], "paper": f"{paper_value:.2f}" if own else "-"}
             values = cell_values(results.get(row.key, []), table, metric)
             if not is_implemented(row, scale):
                 line |= {"ours (mean +- std, n seeds)": "not implemented", "delta": "", "verdict": "not implemented"}
@@ -76,7 +86,7 @@ def table_frame(table: int, results: dict, scale: str, paper: dict, ranges: dict
                     verdict += f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
                 ours = f"{mean:.3f} +- {std:.3f} (n={len(values)})" if len(values) > 1 else f"{mean:.3f} (n=1)"
                 line |= {"ours (mean +- std, n seeds)": ours,
-                         "delta": f"{mean - paper_value:+.3f}", "verdict": verdict}
+                         "delta": f"{mean - paper_value:+.3f}" + ("" if own else " vs paper CycleGAN"), "verdict": verdict}
             lines.append(line)
     return pd.DataFrame(lines)
 
@@ -211,8 +221,8 @@ def write_report(out: Path, tables=(2, 3, 4, 5), ranges: Path | None = None, qui
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     row_sections = []
-    for row in ROWS:
-        if not any(t in row.tables for t in tables):
+    for row in (*ROWS, PRETRAINED):
+        if not any(t in row.tables for t in tables) or (row is PRETRAINED and row.key not in results):
             continue
         if row.key not in results:
             why = "not implemented" if not is_implemented(row, scale) else "not run"
@@ -223,6 +233,7 @@ def write_report(out: Path, tables=(2, 3, 4, 5), ranges: Path | None = None, qui
                 iou_figure(results[row.key], figures / f"{row.key}_iou.png")]
         curves, has_fid = curves_figure([out / row.key / f"seed-{r['seed']}" / "run" for r in results[row.key]],
                                         figures / f"{row.key}_curves.png")
+        has_fid = has_fid or row is PRETRAINED  # nothing was trained: no curves to miss
         row_sections.append((row, "", [f for f in figs + [curves] if f is not None], has_fid))
 
     ranges_text = f"`{ranges}`" if ranges else "none (verdicts read `no range`)"
@@ -236,20 +247,24 @@ def write_report(out: Path, tables=(2, 3, 4, 5), ranges: Path | None = None, qui
                  "`paper` and `delta` columns are shown for the layout only: smoke numbers are not comparable to "
                  "the paper; the verdicts compare with the smoke ranges measured over seeds.\n")
     md = [head]
+    notes = {t: f"Note ({PRETRAINED.label}): {PRETRAINED_NOTE}" for t in frames if PRETRAINED in table_rows(t, results)}
     for t, df in frames.items():
-        md += [f"\n## {TABLE_TITLES[t]}\n", markdown(df), ""]
+        md += [f"\n## {TABLE_TITLES[t]}\n", markdown(df), ""] + ([notes[t], ""] if t in notes else [])
     md += ["\n## Calibration of the segmenter (pix2pix Table 1, ground-truth row)\n", markdown(calibration), ""]
     md_path = out / "report.md"
     write_text(md_path, "\n".join(md) + "\n")
     if not quiet:
         for t, df in frames.items():
             print(f"\n{TABLE_TITLES[t]}\n{df.to_markdown(index=False, tablefmt='simple', disable_numparse=True)}")
+            if t in notes:
+                print(notes[t])
         print(f"\nCalibration\n{calibration.to_markdown(index=False, tablefmt='simple', disable_numparse=True)}")
 
     body = [f"<h1>Reproduction report: scale {html.escape(scale)}</h1>",
             f"<p>{html.escape(head.split(chr(10), 2)[2].strip())}</p>"]
     for t, df in frames.items():
         body += [f"<h2>{html.escape(TABLE_TITLES[t])}</h2>", df.to_html(index=False, border=1)]
+        body += [f"<p>{html.escape(notes[t])}</p>"] if t in notes else []
     body += ["<h2>Calibration of the segmenter</h2>", calibration.to_html(index=False, border=1)]
     for row, why, figs, has_fid in row_sections:
         body.append(f"<h2>{html.escape(row.label)} <small>({row.key}, tables {', '.join(map(str, row.tables))})</small></h2>")
