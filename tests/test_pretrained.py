@@ -121,6 +121,11 @@ def test_translation_is_the_port_test_py_pipeline_bit_for_bit(tmp_path, server):
     assert ours.shape == (256, 256, 3) and np.array_equal(ours, expected)
     assert expected.std() > 1  # not a constant image
 
+    # `repro translate --checkpoint` loads the fetched file strictly and writes the same image
+    assert main(["translate", "--checkpoint", str(path), "--input", str(inputs), "--out", str(tmp_path / "cli"),
+                 "--device", "cpu"]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cli" / written[0].name)), expected)
+
 
 @pytest.mark.slow  # 2 x 2 resnet_9blocks forwards at 256 on one CPU thread, plus the smoke setup: ~20 s
 def test_pretrained_row_fetched_translated_scored_and_reported(tmp_path, server, capsys):

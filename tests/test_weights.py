@@ -92,6 +92,13 @@ def test_offline_says_where_the_file_goes(torch_home, monkeypatch):
     assert "repro weights get vgg16" in message and "REPRO_VGG16_URL" in message
 
 
+def test_a_missing_file_on_the_host_is_named(torch_home, server, monkeypatch):
+    monkeypatch.setenv("REPRO_INCEPTION_URL", server.url("/gone.pth"))  # the server answers 404
+    with pytest.raises(ReproError, match=f"(?s)could not download.*Not Found.*{weights.INCEPTION.file_name}"):
+        weights.inception(progress=False)
+    assert not torch_home.exists() or list(torch_home.iterdir()) == []
+
+
 def test_feature_loss_vgg_is_fetched_on_demand(torch_home, server, monkeypatch):
     torch.manual_seed(3)
     state = {f"features.{k}": v for k, v in make_layers(TRUNK).state_dict().items()}
@@ -151,3 +158,18 @@ def test_fcn8s_caffemodel_offline_names_the_ways_out(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert "import-caffe" in err and "repro segmenter train" in err
     assert not (tmp_path / "fcn-8s-cityscapes.caffemodel").exists()
+
+
+def test_segmenter_training_fetches_vgg16_only_for_the_full_width_net(torch_home, server, monkeypatch, capsys):
+    from repro.eval import segmenter
+    from repro.eval.fcn import fcn8s
+
+    monkeypatch.setenv("REPRO_VGG16_URL", server.url("/vgg16-397923af.pth"))  # nothing served: 404
+    assert segmenter.init_trunk(fcn8s(width=1 / 16)) == "scratch"  # the real file cannot fit: not fetched
+    assert server.requests == []
+    with torch.device("meta"):
+        full = fcn8s(width=1)
+    assert segmenter.init_trunk(full) == "scratch"
+    assert server.requests == [("/vgg16-397923af.pth", None)]
+    err = capsys.readouterr().err
+    assert "could not download vgg16-397923af.pth" in err and "FROM SCRATCH" in err

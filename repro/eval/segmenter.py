@@ -20,9 +20,10 @@ momentum 0.99, is silent on the rest):
   * `--optimizer adam` (default, lr 1e-4): it trains a VGG-initialised net and a from-scratch small
     net alike in a few thousand steps; `--optimizer sgd` is the original's recipe: momentum 0.99,
     weight decay 5e-4, lr 1e-10 x pixels per image (the same step as Caffe's unnormalised sum);
-  * the VGG16 trunk comes from torchvision's ImageNet weights when vgg16-397923af.pth is in the
-    torch cache (converted to Caffe's BGR 0..255 input), otherwise the net starts from scratch and
-    says so loudly; score layers start at zero and the deconvolutions bilinear, as FCN does.
+  * the VGG16 trunk comes from torchvision's ImageNet weights, vgg16-397923af.pth in the torch cache
+    (fetched there when missing and --width is 1, `repro weights get vgg16`), converted to Caffe's
+    BGR 0..255 input; when it cannot be had the net starts from scratch and says so loudly; score
+    layers start at zero and the deconvolutions bilinear, as FCN does.
 """
 
 import argparse
@@ -191,7 +192,8 @@ def init_trunk(model: FCN8s) -> str:
     if not path.is_file():
         loud(f"WARNING: {path} not found: FCN-8s is trained FROM SCRATCH (no ImageNet VGG16 trunk).\n"
              f"A from-scratch segmenter is weaker than the original; calibrate it before trusting its scores.\n"
-             f"To use the ImageNet trunk, place torchvision's {VGG16_FILE} there (TORCH_HOME moves it).")
+             f"To use the ImageNet trunk, run `repro weights get vgg16` or place torchvision's {VGG16_FILE} there "
+             f"(TORCH_HOME moves it).")
         return "scratch"
     try:
         vgg = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
