@@ -339,7 +339,9 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
                   "url": pretrained.url_for(pretrained.CITYSCAPES[d])} for d, path in files.items()}
     if result_path.is_file():
         done = json.loads(result_path.read_text())
-        if done.get("models") == models and done["provenance"]["segmenter"]["sha256"] == seg_sha:
+        same_models = {d: m["sha256"] for d, m in done.get("models", {}).items()} == {
+            d: m["sha256"] for d, m in models.items()}
+        if same_models and done["provenance"]["segmenter"]["sha256"] == seg_sha:
             return done
     started = time.time()
     scores = {}
