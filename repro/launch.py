@@ -173,17 +173,26 @@ def log_tail(job, lines: int = TAIL_LINES) -> str:
     return "\n".join(kept) or f"(no log in {job.paths.folder})"
 
 
-def collect(job, group, outcome: Outcome) -> None:
+def collect(job, group, outcome: Outcome, result_wait_s: float = 30.0) -> None:
     """A job that is no longer active: its result, or a Failure with the tail of its log."""
-    try:
-        outcome.finished += job.result()
-    except Exception as err:  # FailedJobError (traceback), UncompletedJobError (killed without a result)
-        tail = log_tail(job)
-        if "Traceback" not in tail:
-            tail += "\n" + "\n".join(str(err).strip().splitlines()[-TAIL_LINES:])
-        outcome.failed.append(Failure(group, job.job_id, job.paths.folder, tail))
-        names = ", ".join(f"{k} seed {s}" for k, s in group)
-        print(f"FAILED: {names} (job {job.job_id}); the other jobs go on", file=sys.stderr, flush=True)
+    deadline = time.time() + result_wait_s  # a shared filesystem may show the result file late
+    while not job.paths.result_pickle.exists() and time.time() < deadline:
+        time.sleep(1.0)
+    if job.paths.result_pickle.exists():
+        try:
+            outcome.finished += job.result()
+            return
+        except Exception as err:  # submitit's FailedJobError holds the job's traceback
+            reason = "\n".join(str(err).strip().splitlines()[-TAIL_LINES:])
+    else:  # not submitit's result.wait(): without SLURM accounting (sacct) it would wait forever
+        reason = ("the job ended without a result: cancelled, out of memory, node failure, or its time limit "
+                  f"reached {MAX_TIMEOUTS} times")
+    tail = log_tail(job)
+    if "Traceback" in tail or reason.splitlines()[-1] in tail:
+        reason = ""
+    outcome.failed.append(Failure(group, job.job_id, job.paths.folder, "\n".join(t for t in (tail, reason) if t)))
+    names = ", ".join(f"{k} seed {s}" for k, s in group)
+    print(f"FAILED: {names} (job {job.job_id}); the other jobs go on", file=sys.stderr, flush=True)
 
 
 def earlier_job(folder: Path, launcher: str):
@@ -235,8 +244,8 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
             for job, group in running:
                 if is_active(job, opts.launcher):
                     still.append((job, group))
-                else:
-                    collect(job, group, outcome)
+                else:  # local: the controller has exited, so the result file is there or never will be
+                    collect(job, group, outcome, result_wait_s=0 if opts.launcher == "local" else 30)
             running = still
             if running:
                 time.sleep(opts.poll_seconds)

@@ -118,7 +118,7 @@ def test_paper_scale_on_slurm_does_not_need_a_gpu_here(tmp_path, monkeypatch):
 def test_a_job_killed_mid_training_is_requeued_and_ends_with_the_uninterrupted_weights(tiny, tmp_path):
     city, seg = tiny
     setup = smoke_setup(tmp_path / "jobs", city, seg)
-    iters = 30  # smoke CycleGAN: 4 epochs of 30 iterations, a checkpoint after each epoch
+    iters = 10  # smoke CycleGAN: 4 epochs of 10 iterations, a checkpoint after each epoch
     opts = L.Options("local", jobs=1, threads=1, device="cpu", poll_seconds=0.1)
     outcome = {}
     waiting = threading.Thread(target=lambda: outcome.update(o=L.launch([[("cyclegan", 0)]], setup, iters, opts)))
@@ -146,6 +146,27 @@ def test_a_job_killed_mid_training_is_requeued_and_ends_with_the_uninterrupted_w
     assert_same_weights(run, tmp_path / "inprocess" / "cyclegan" / "seed-0" / "run")
     got = json.loads((folder / "result.json").read_text())
     assert got["metrics"] == expected["metrics"]
+
+
+@pytest.mark.slow
+def test_a_job_killed_without_a_result_is_reported_with_its_log(tiny, tmp_path):
+    """SIGKILL (out of memory, a node lost): no result and no requeue; the failure names the run."""
+    city, seg = tiny
+    setup = smoke_setup(tmp_path / "jobs", city, seg)
+    opts = L.Options("local", jobs=1, threads=1, device="cpu", poll_seconds=0.1)
+    outcome = {}
+    waiting = threading.Thread(target=lambda: outcome.update(o=L.launch([[("gan_alone", 1)]], setup, 1, opts)))
+    waiting.start()
+    job_json = tmp_path / "jobs" / "gan_alone" / "seed-1" / "local" / "job.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (job_json.is_file() and task_pid(int(json.loads(job_json.read_text())["job_id"]))):
+        time.sleep(0.01)
+    os.kill(task_pid(int(json.loads(job_json.read_text())["job_id"])), signal.SIGKILL)
+    waiting.join(timeout=120)
+    result = outcome["o"]
+    assert result.finished == [] and [f.runs for f in result.failed] == [[("gan_alone", 1)]]
+    message = str(result.error())
+    assert "gan_alone seed 1" in message and "ended without a result" in message and "/gan_alone/seed-1/local" in message
 
 
 @pytest.mark.slow
