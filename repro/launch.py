@@ -31,8 +31,6 @@ from repro.io import read_json_or_empty, write_json
 
 LOCAL_TIMEOUT_MIN = 30 * 24 * 60  # LocalExecutor's default (2 min) would signal every run as timed out
 MAX_TIMEOUTS = 50                 # requeues after the time limit (each resumes; preemptions are not counted)
-SLURM_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
-                "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "PREEMPTED", "RESV_DEL_HOLD"}
 TAIL_LINES = 25
 
 
@@ -83,7 +81,8 @@ class Options:
     cpus_per_job: int = 1
     hours: float = 24.0
     slurm_options: dict = field(default_factory=dict)
-    poll_seconds: float = 2.0
+    poll_seconds: float = 1.0           # how often result files are looked for
+    squeue_seconds: float = 15.0        # how often SLURM is asked which jobs it still holds
 
 
 @dataclass
@@ -140,37 +139,46 @@ def make_executor(folder: Path, opts: Options, device_index: int | None):
     return executor
 
 
-def slurm_state(job_id: str) -> str | None:
-    """The job's state as squeue reports it; None once SLURM no longer lists it (finished, cancelled, failed)."""
+def slurm_states() -> dict[str, str] | None:
+    """{job id: state} of this user's jobs that SLURM still lists (one squeue call for all jobs, so that
+    polling 50 jobs does not load the controller); None when squeue fails (every job is then taken as active)."""
     try:
-        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(["squeue", "--me", "-h", "-o", "%i %T"], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.SubprocessError) as err:
-        print(f"squeue failed ({err}); job {job_id} is taken as still active", file=sys.stderr, flush=True)
-        return "UNKNOWN"
+        print(f"squeue failed ({err}); jobs are taken as still active", file=sys.stderr, flush=True)
+        return None
     if out.returncode != 0:
-        if "Invalid job id" in out.stderr:
-            return None
-        print(f"squeue failed ({out.stderr.strip()}); job {job_id} is taken as still active", file=sys.stderr, flush=True)
-        return "UNKNOWN"
-    states = out.stdout.split()
-    return states[0] if states else None
+        print(f"squeue failed ({out.stderr.strip()}); jobs are taken as still active", file=sys.stderr, flush=True)
+        return None
+    return dict(line.split(None, 1) for line in out.stdout.splitlines() if len(line.split(None, 1)) == 2)
 
 
-def is_active(job, launcher: str) -> bool:
-    """Still queued or running (a requeued job is active): no result yet and the scheduler still holds it."""
+def is_active(job, launcher: str, states: dict[str, str] | None = None) -> bool:
+    """Still queued or running (a requeued job is active): no result yet and the scheduler still holds it.
+    `states`: slurm_states(), read once per poll for every job."""
     if job.paths.result_pickle.exists():
         return False
     if launcher == "local":
         return not job.done()
-    state = slurm_state(job.job_id)
-    return state is not None and state.split("+")[0] not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
-                                                             "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE")
+    if states is None:
+        return True
+    state = states.get(str(job.job_id))
+    return state is not None and state.split("+")[0].strip() not in SLURM_ENDED
+
+
+SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+               "PREEMPTED"}  # states of a job that will not run again (a requeued job shows PENDING)
 
 
 def log_tail(job, lines: int = TAIL_LINES) -> str:
-    text = "\n".join(t for t in ((job.stderr() or ""), (job.stdout() or "")) if t.strip())
-    kept = [l for l in text.splitlines() if l.strip()][-lines:]
-    return "\n".join(kept) or f"(no log in {job.paths.folder})"
+    """The last lines of the job's stderr (traceback, submitit's messages), else of its stdout; progress bars
+    reduced to their last state."""
+    for text in (job.stderr() or "", job.stdout() or ""):
+        kept = [l.split("\r")[-1] for l in text.splitlines()]
+        kept = [l for l in kept if l.strip()]
+        if kept:
+            return "\n".join(kept[-lines:])
+    return f"(no log in {job.paths.folder})"
 
 
 def collect(job, group, outcome: Outcome, result_wait_s: float = 30.0) -> None:
@@ -188,20 +196,20 @@ def collect(job, group, outcome: Outcome, result_wait_s: float = 30.0) -> None:
         reason = ("the job ended without a result: cancelled, out of memory, node failure, or its time limit "
                   f"reached {MAX_TIMEOUTS} times")
     tail = log_tail(job)
-    if "Traceback" in tail or reason.splitlines()[-1] in tail:
-        reason = ""
+    if job.paths.result_pickle.exists() and reason.splitlines() and reason.splitlines()[-1] in tail:
+        reason = ""  # the traceback is in the log already
     outcome.failed.append(Failure(group, job.job_id, job.paths.folder, "\n".join(t for t in (tail, reason) if t)))
     names = ", ".join(f"{k} seed {s}" for k, s in group)
     print(f"FAILED: {names} (job {job.job_id}); the other jobs go on", file=sys.stderr, flush=True)
 
 
-def earlier_job(folder: Path, launcher: str):
+def earlier_job(folder: Path, launcher: str, states: dict[str, str] | None):
     """The job an earlier command submitted for this group, if SLURM still holds it (queued or running)."""
     info = read_json_or_empty(folder / "job.json")
     if launcher != "slurm" or info.get("launcher") != "slurm" or not info.get("job_id"):
         return None
     job = submitit.SlurmJob(folder=folder, job_id=str(info["job_id"]))
-    return job if is_active(job, "slurm") else None
+    return job if is_active(job, "slurm", states) else None
 
 
 def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | None, opts: Options) -> Outcome:
@@ -209,13 +217,17 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
     Groups are given only for runs still to do; a group whose earlier job is still active is waited for."""
     import torch
 
+    # absolute paths: a job may start in another working directory (sbatch --chdir, a node's home)
+    setup = replace(setup, out=setup.out.resolve(), data=setup.data.resolve(), cityscapes=setup.cityscapes.resolve(),
+                    segmenter=setup.segmenter.resolve())
     device = torch.device(setup.device)
     device_index = (device.index or 0) if opts.launcher == "local" and device.type == "cuda" else None
     job_device = "cuda" if device_index is not None else (setup.device if opts.launcher == "local" else opts.device)
     outcome = Outcome()
     queue, running = [], []  # groups to submit; (job, group) submitted or adopted
+    states = slurm_states() if opts.launcher == "slurm" and groups else None
     for group in groups:
-        job = earlier_job(job_folder(setup, group, opts.launcher), opts.launcher)
+        job = earlier_job(job_folder(setup, group, opts.launcher), opts.launcher, states)
         if job is not None:
             print(f"job {job.job_id} of an earlier command still runs {group}: waiting for it", flush=True)
             outcome.adopted.append(group)
@@ -223,26 +235,34 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
         else:
             queue.append(group)
     limit = opts.jobs if opts.jobs and opts.wait else len(queue) + len(running)
+    asked = 0.0  # when squeue was last asked
     try:
         while queue or running:
             while queue and len(running) < limit:
                 group = queue.pop(0)
                 folder = job_folder(setup, group, opts.launcher)
-                job = make_executor(folder, opts, device_index).submit(
-                    RunGroup(group, setup, iters_per_epoch, job_device, opts.threads))
+                executor = make_executor(folder, opts, device_index)
+                try:
+                    job = executor.submit(RunGroup(group, setup, iters_per_epoch, job_device, opts.threads))
+                except Exception as err:  # sbatch refused it (partition, account, limits): the cluster's words
+                    raise ReproError(f"could not submit the job for {group} ({opts.launcher}): {err}\n"
+                                     f"Jobs already submitted go on; fix the option and rerun the same command.") from None
                 write_json(folder / "job.json", {"launcher": opts.launcher, "job_id": str(job.job_id),
                                                  "runs": [list(r) for r in group], "submitted": time.time()})
                 print(f"submitted job {job.job_id}: {', '.join(f'{k} seed {s}' for k, s in group)} "
                       f"(logs: {folder})", flush=True)
                 outcome.submitted.append(group)
                 running.append((job, group))
+                asked = 0.0  # the states read before this submission do not list it yet
             if not opts.wait:
                 outcome.pending = len(running)
                 running = []
                 break
+            if opts.launcher == "slurm" and time.time() - asked >= opts.squeue_seconds:
+                states, asked = slurm_states(), time.time()
             still = []
             for job, group in running:
-                if is_active(job, opts.launcher):
+                if is_active(job, opts.launcher, states):
                     still.append((job, group))
                 else:  # local: the controller has exited, so the result file is there or never will be
                     collect(job, group, outcome, result_wait_s=0 if opts.launcher == "local" else 30)

@@ -12,7 +12,6 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -129,7 +128,7 @@ def scontrol_job(job_id: str) -> dict:
     return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
 
 
-def test_a_smoke_row_on_slurm_requeued_by_usr2_equals_the_in_process_run(cluster, tmp_path, monkeypatch, capsys):
+def test_smoke_row_on_slurm_no_wait_then_usr2_requeue_then_rerun_collects_the_in_process_weights(cluster, tmp_path, monkeypatch, capsys):
     torch.set_num_threads(1)  # as the job (--slurm-cpus-per-job 1)
     city = generate(tmp_path / "cs", n_train=4, n_val=2, size=(64, 32), progress=False)
     seg = tmp_path / "seg.pt"
@@ -140,9 +139,10 @@ def test_a_smoke_row_on_slurm_requeued_by_usr2_equals_the_in_process_run(cluster
     argv = ["reproduce", "table4", "--scale", "smoke", "--out", str(out), "--cityscapes", str(city), "--segmenter",
             str(seg), "--seeds", "1", "--iters-per-epoch", str(iters), "--device", "cpu", "--quiet",
             "--launcher", "slurm", "--slurm-partition", "test", "--slurm-cpus-per-job", "1", "--slurm-time", "1"]
-    code = {}
-    waiting = threading.Thread(target=lambda: code.update(rc=main(argv)))
-    waiting.start()
+    assert main(argv + ["--no-wait"]) == 0  # submits and returns
+    printed = capsys.readouterr().out
+    assert "0 of 1 runs already finished; 1 to do as slurm jobs" in printed and "1 job(s) submitted" in printed
+    assert not (out / "report.md").exists()
 
     folder = out / "cyclegan" / "seed-0"
     logs = [cluster / "log" / "slurmctld.log", cluster / "log" / "slurmd.log"]
@@ -152,11 +152,17 @@ def test_a_smoke_row_on_slurm_requeued_by_usr2_equals_the_in_process_run(cluster
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # as SLURM does before a preemption/time limit
     requeued = lambda: (lambda j: j.get("Restarts") == "1" and j.get("JobState") == "PENDING" and j)(scontrol_job(job_id))
     wait_for("the job to be requeued", requeued, 120, logs)
-    # SLURM holds a requeued job ~2 min before it is eligible again; release it now to keep the test short
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
-    waiting.join(timeout=600)
-    assert code.get("rc") == 0, capsys.readouterr().err
 
+    # SLURM holds a requeued job ~2 min before it may start again: a rerun now finds it queued, submits nothing
+    assert main(argv + ["--no-wait"]) == 0
+    printed = capsys.readouterr().out
+    assert f"job {job_id} of an earlier command still runs" in printed and "submitted job" not in printed
+    assert "0 job(s) submitted, 1 still running from before" in printed
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)  # release it now
+
+    assert main(argv) == 0, capsys.readouterr().err  # waits for the requeued job, collects, writes the report
+    printed = capsys.readouterr().out
+    assert f"job {job_id} of an earlier command still runs" in printed and "submitted job" not in printed
     log = log_text(folder / "slurm")
     assert "interrupted; requeued" in log and f"Requeued job {job_id}" in log
     assert re.search(r"resuming CycleGAN seed 0 in .*cyclegan/seed-0/run", log)
