@@ -119,7 +119,9 @@ def job_folder(setup, group: list[tuple[str, int]], launcher: str) -> Path:
     return setup.out / key / f"seed-{seed}" / launcher
 
 
-def make_executor(folder: Path, opts: Options, device_index: int | None):
+def make_executor(folder: Path, opts: Options, device_index: int | None, name: str = "repro"):
+    """submitit's executor for one job in `folder`: local (a GPU index shared by every local job, or none) or
+    SLURM with the command's options. `name`: the job name squeue shows."""
     if opts.launcher == "local":
         executor = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_TIMEOUTS)
         gpus = {} if device_index is None else {"gpus_per_node": 1, "visible_gpus": (device_index,)}
@@ -129,8 +131,10 @@ def make_executor(folder: Path, opts: Options, device_index: int | None):
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUTS)
     except RuntimeError as err:  # submitit finds no srun/sbatch
         raise ReproError(f"--launcher slurm: {err} Run on a SLURM login node, or use --launcher local.") from None
-    params = dict(timeout_min=max(1, round(opts.hours * 60)), gpus_per_node=opts.gpus_per_job,
-                  cpus_per_task=opts.cpus_per_job, tasks_per_node=1, nodes=1)
+    params = dict(name=name, timeout_min=max(1, round(opts.hours * 60)), cpus_per_task=opts.cpus_per_job,
+                  tasks_per_node=1, nodes=1)
+    if opts.gpus_per_job:  # no --gpus-per-node=0 line: a cluster without GPUs (GRES) may refuse any
+        params["gpus_per_node"] = opts.gpus_per_job
     if opts.partition:
         params["slurm_partition"] = opts.partition
     if opts.slurm_options:
@@ -241,7 +245,7 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
             while queue and len(running) < limit:
                 group = queue.pop(0)
                 folder = job_folder(setup, group, opts.launcher)
-                executor = make_executor(folder, opts, device_index)
+                executor = make_executor(folder, opts, device_index, "repro-" + "+".join(f"{k}-s{s}" for k, s in group))
                 try:
                     job = executor.submit(RunGroup(group, setup, iters_per_epoch, job_device, opts.threads))
                 except Exception as err:  # sbatch refused it (partition, account, limits): the cluster's words

@@ -98,6 +98,28 @@ def test_launcher_options_are_checked_before_any_work():
     assert opts.jobs == 2 and opts.threads == max(1, (os.cpu_count() or 1) // 2) and opts.gpus_per_job == 0
 
 
+def test_executors_carry_the_options(tmp_path, monkeypatch):
+    """What sbatch is given (submitit's submission file), and the GPU a local job sees."""
+    import submitit
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # as where srun exists
+    opts = L.Options("slurm", partition="gpu", gpus_per_job=1, cpus_per_job=6, hours=2.5,
+                     slurm_options={"qos": "long", "account": "abc"})
+    script = L.make_executor(tmp_path / "slurm", opts, None, "repro-cyclegan-s0")._executor._make_submission_file_text(
+        "python -m submitit.core._submit", "uid")
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=6", "--time=150", "--qos=long",
+                 "--account=abc", "--signal=USR2@90", "--job-name=repro-cyclegan-s0", "--nodes=1",
+                 f"--output={tmp_path / 'slurm'}/%j_0_log.out", f"--error={tmp_path / 'slurm'}/%j_0_log.err"):
+        assert f"#SBATCH {line}\n" in script
+    opts.gpus_per_job = 0
+    script = L.make_executor(tmp_path / "slurm", opts, None)._executor._make_submission_file_text("cmd", "uid")
+    assert "--gpus" not in script and "--gres" not in script
+    local = L.make_executor(tmp_path / "local", L.Options("local"), 1)
+    assert local.parameters["visible_gpus"] == (1,) and local.parameters["gpus_per_node"] == 1
+    assert local.parameters["timeout_min"] == L.LOCAL_TIMEOUT_MIN
+    assert L.make_executor(tmp_path / "local", L.Options("local"), None).parameters.get("gpus_per_node", 0) == 0
+
+
 def test_paper_scale_on_slurm_does_not_need_a_gpu_here(tmp_path, monkeypatch):
     """The jobs get the GPUs (--slurm-gpus-per-job), not the login node that submits them."""
     monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)

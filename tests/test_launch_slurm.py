@@ -25,7 +25,7 @@ from repro.eval.fcn import fcn8s, save_segmenter
 from repro.rows import ROWS
 from tests.test_launch import assert_same_weights, log_text
 
-DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "srun")
+DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel", "scontrol", "srun")
 pytestmark = [
     pytest.mark.slurm, pytest.mark.slow,
     pytest.mark.skipif(any(shutil.which(d) is None for d in DAEMONS),
