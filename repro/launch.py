@@ -137,8 +137,8 @@ def make_executor(folder: Path, opts: Options, device_index: int | None, name: s
         params["gpus_per_node"] = opts.gpus_per_job
     if opts.partition:
         params["slurm_partition"] = opts.partition
-    if opts.slurm_options:
-        params["slurm_additional_parameters"] = dict(opts.slurm_options)
+    # --requeue: requeueable even where the cluster's default (JobRequeue=0) is not, for `scontrol requeue`
+    params["slurm_additional_parameters"] = {"requeue": True, **opts.slurm_options}
     executor.update_parameters(**params)
     return executor
 

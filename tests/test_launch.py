@@ -108,7 +108,7 @@ def test_executors_carry_the_options(tmp_path, monkeypatch):
     script = L.make_executor(tmp_path / "slurm", opts, None, "repro-cyclegan-s0")._executor._make_submission_file_text(
         "python -m submitit.core._submit", "uid")
     for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=6", "--time=150", "--qos=long",
-                 "--account=abc", "--signal=USR2@90", "--job-name=repro-cyclegan-s0", "--nodes=1",
+                 "--account=abc", "--signal=USR2@90", "--requeue", "--job-name=repro-cyclegan-s0", "--nodes=1",
                  f"--output={tmp_path / 'slurm'}/%j_0_log.out", f"--error={tmp_path / 'slurm'}/%j_0_log.err"):
         assert f"#SBATCH {line}\n" in script
     opts.gpus_per_job = 0
