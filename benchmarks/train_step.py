@@ -16,7 +16,7 @@ from tabulate import tabulate
 from repro.config import make_config
 from repro.pool import ImagePool
 from repro.device import pick_device
-from repro.train import build_nets, train_step
+from repro.methods.cyclegan import build_nets, train_step
 
 CASES = {
     "paper (128, resnet_6blocks, sequential)": dict(),

@@ -1,66 +1,194 @@
-"""The `repro` command. Each area of the package registers its own subcommands here."""
+"""The `repro` command: download and prepare data, train, translate, evaluate, reproduce whole tables.
+
+The command tree is listed here, with a one-line description per command, so `repro --help` imports nothing
+heavy. The module that runs a command is imported only when that command runs (or its own --help is asked
+for); it fills in its arguments with `add_commands(commands)`. Exit status: 0 done, 1 a problem the message
+explains (a wrong file, a missing prerequisite), 2 a usage error, 130 interrupted.
+"""
 
 import argparse
 import importlib
+import re
 import sys
 
 from repro import ReproError, __version__
 
-# Each module defines add_commands(commands: Commands); every leaf parser sets `func` (args -> int|None).
-COMMAND_MODULES = [
-    "repro.train",
-    "repro.translate",
-    "repro.data.cli",
-    "repro.eval.segmenter",
-    "repro.eval.labels2photo",
-    "repro.eval.photo2labels",
-    "repro.eval.fid",
-    "repro.reproduce",
-    "repro.report",
-    "repro.check",
-]
-
-GROUP_HELP = {
-    "data": "download, import and prepare datasets",
-    "evaluate": "score translated images against Cityscapes ground truth",
-    "segmenter": "get, import, train and calibrate the FCN-8s evaluator",
+# command (group and name) -> (module that defines it, one-line description)
+COMMANDS = {
+    "data get": ("repro.data.cli", "download (or import with --from), verify and extract a Berkeley dataset"),
+    "data cityscapes": ("repro.data.cli", "build the CycleGAN Cityscapes layout from the official packages"),
+    "data synth-city": ("repro.data.cli", "write a small synthetic Cityscapes (real palette and layout) for smoke runs"),
+    "train": ("repro.train", "train a config: CycleGAN, an ablation or a Table 2/3 baseline (resumable)"),
+    "translate": ("repro.translate", "translate a folder of images with a trained run or an official .pth"),
+    "segmenter get": ("repro.eval.segmenter", "download the pix2pix authors' FCN-8s Caffe weights and import them"),
+    "segmenter import-caffe": ("repro.eval.segmenter", "import fcn-8s-cityscapes.caffemodel (current or V1 layout)"),
+    "segmenter train": ("repro.eval.segmenter", "train an FCN-8s on Cityscapes when the Caffe weights cannot be had"),
+    "segmenter calibrate": ("repro.eval.segmenter", "score real val photos at 256x256 against the paper's ground-truth row"),
+    "evaluate labels2photo": ("repro.eval.labels2photo", "Tables 2/4: FCN-score of generated photos (pix2pix protocol)"),
+    "evaluate photo2labels": ("repro.eval.photo2labels", "Tables 3/5: generated label maps by nearest palette colour"),
+    "evaluate fid": ("repro.eval.fid", "FID and KID between two image folders (pytorch-fid Inception)"),
+    "reproduce": ("repro.reproduce", "train, translate and score every row of a table, then write the report"),
+    "report": ("repro.report", "write OUT/report.md and report.html from a `repro reproduce` folder"),
+    "check": ("repro.check", "check reproduced cells against accepted ranges (exit 1 if any is outside)"),
 }
+ALIASES = {"fid": "evaluate fid"}  # older spelling, kept working
+GROUPS = {
+    "data": "download, import and prepare datasets",
+    "segmenter": "get, import, train and calibrate the FCN-8s evaluator",
+    "evaluate": "score translated images against Cityscapes ground truth (and FID)",
+}
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each flag's help (as pytorch-fid does), except empty ones (None, False: the help
+    says what happens then); descriptions keep their line breaks."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+# ------------------------------------------------------------------------------ options shared by commands
+
+
+def device_name(text: str) -> str:
+    if not DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
+    return text
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", type=device_name, default="auto",
+                   help="auto (CUDA when torch sees it, else the CPU), cpu, cuda or cuda:N")
+
+
+def add_batch_size(p: argparse.ArgumentParser, default: int, what: str = "images per forward pass") -> None:
+    p.add_argument("--batch-size", type=positive_int, default=default, help=what)
+
+
+def add_workers(p: argparse.ArgumentParser, default_text: str = "0 on the CPU, 4 on CUDA") -> None:
+    p.add_argument("--workers", type=non_negative_int, default=None,
+                   help=f"image-loading processes (default: {default_text})")
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def size_pair(text: str) -> tuple[int, int]:
+    """'256x128' -> (256, 128)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 256x128") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be at least 1")
+    return w, h
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
+# ------------------------------------------------------------------------------ the parser
+
+
+class _Both:
+    """One parser configured twice: a command and its alias get the same arguments."""
+
+    def __init__(self, *parsers):
+        self.parsers = parsers
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            results = [getattr(p, name)(*args, **kwargs) for p in self.parsers]
+            return results[0]
+        return call
 
 
 class Commands:
-    """Where modules add subcommands: top level with `add`, or inside a group such as
-    `repro data ...` with `group("data").add_parser(...)`, so several modules can share a group."""
+    """What a command module sees: `add(name, ...)` for a top-level command, `group(name).add_parser(name, ...)`
+    inside a group. Both return the parser made for the command tree; keyword arguments other than the
+    description are ignored (the tree's one-line help stands)."""
 
-    def __init__(self, subparsers):
-        self.subparsers = subparsers
-        self.groups = {}
+    def __init__(self, parsers: dict[str, argparse.ArgumentParser]):
+        self.parsers = parsers
 
-    def add(self, name: str, **kwargs) -> argparse.ArgumentParser:
-        return self.subparsers.add_parser(name, **kwargs)
+    def add(self, name: str, **kwargs):
+        return self._parser(name)
 
     def group(self, name: str):
-        if name not in self.groups:
-            parser = self.subparsers.add_parser(name, help=GROUP_HELP.get(name, ""))
-            self.groups[name] = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
-        return self.groups[name]
+        commands = self
+
+        class Group:
+            def add_parser(self, sub: str, **kwargs):
+                return commands._parser(f"{name} {sub}")
+
+        return Group()
+
+    def _parser(self, path: str):
+        if path not in COMMANDS:
+            raise KeyError(f"{path!r} is not in repro.cli.COMMANDS: add it there with its module and description")
+        aliases = [self.parsers[a] for a, target in ALIASES.items() if target == path]
+        return _Both(self.parsers[path], *aliases) if aliases else self.parsers[path]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="repro", description=__doc__)
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command tree; the module of the command named in argv (if any) fills in its arguments."""
+    parser = argparse.ArgumentParser(prog="repro", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"repro {__version__}")
-    commands = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(commands)
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups, parsers = {}, {}
+    for path, (_, description) in COMMANDS.items():
+        group, _, name = path.rpartition(" ")
+        if group:
+            if group not in groups:
+                g = top.add_parser(group, help=GROUPS[group], description=GROUPS[group], formatter_class=HelpFormatter)
+                groups[group] = g.add_subparsers(dest=f"{group}_command", required=True, metavar="COMMAND")
+            where = groups[group]
+        else:
+            where = top
+        parsers[path] = where.add_parser(name, help=description, description=description, formatter_class=HelpFormatter)
+    for alias, target in ALIASES.items():
+        parsers[alias] = top.add_parser(alias, help=f"the same as `repro {target}`",
+                                        description=COMMANDS[target][1], formatter_class=HelpFormatter)
+    chosen = chosen_command(argv if argv is not None else sys.argv[1:])
+    if chosen is not None:
+        importlib.import_module(COMMANDS[ALIASES.get(chosen, chosen)][0]).add_commands(Commands(parsers))
     return parser
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    """The command path named by the first words of argv ("train", "data get", "fid"), or None."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    if not words:
+        return None
+    if words[0] in GROUPS:
+        path = " ".join(words)
+        return path if path in COMMANDS else None
+    return words[0] if words[0] in COMMANDS or words[0] in ALIASES else None
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         result = args.func(args)
     except ReproError as err:
         print(f"repro {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print(f"repro {args.command}: interrupted; files already written are complete.", file=sys.stderr)
         return 130

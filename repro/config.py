@@ -19,7 +19,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 class Config:
     name: str = "cyclegan"
     profile: str = "paper"
-    method: str = "cyclegan"  # other methods (Tables 2/3 baselines) live in repro/baselines/{method}.py
+    method: str = "cyclegan"  # a key of repro.methods.METHODS (the Tables 2/3 baselines: repro/methods/{method}.py)
     # Data. Domain X = label maps, Y = photos; the folders follow the official layout (A = photos, B = labels).
     x_train: str = "trainB"
     y_train: str = "trainA"
@@ -43,7 +43,7 @@ class Config:
     lambda_forward: float = 10.0   # x -> G -> F -> x  (the Lua lambda_B, the port's lambda_B)
     lambda_backward: float = 10.0  # y -> F -> G -> y  (lambda_A)
     lambda_identity: float = 0.0   # identity weight = lambda_identity x the lambda of the output domain's cycle
-    # Baselines (Tables 2/3). Read only by repro/baselines/ (configs with method != "cyclegan"); README's
+    # Baselines (Tables 2/3). Read only by their repro/methods/ module (configs with method != "cyclegan"); README's
     # section "Baselines (Tables 2/3)" says which values are the paper's and which are our choice.
     lambda_l1: float = 100.0          # pix2pix: weight of the L1 distance to the paired target
     pix2pix_test_mode: str = "train"  # pix2pix at test time: "train" (the port's default: each image's own batch
@@ -94,16 +94,24 @@ PROFILES = {
                     resize_filter="bicubic"),
 }
 
-CHOICES = {
-    "profile": tuple(PROFILES), "norm": ("instance", "instance_affine", "batch", "none"),
-    "generator": ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256"), "gan_loss": ("lsgan", "vanilla"),
-    "method": ("cyclegan", "pix2pix", "simgan", "cogan", "bigan"),
-    "lr_rule": ("lua", "pytorch"), "update_order": ("sequential", "joint"),
-    "resize_filter": ("nearest", "bilinear", "bicubic", "lanczos"),
-    # Baselines (Tables 2/3)
-    "pix2pix_test_mode": ("train", "eval"), "self_reg_space": ("pixel", "vgg_relu4_2"),
-    "feature_weights": ("imagenet", "random"), "bigan_code": ("image", "latent"),
-}
+def choices() -> dict[str, tuple]:
+    """The allowed values of each text field, taken from the module that owns each list (imported here, not at
+    the top, because those modules import this one)."""
+    from repro.data.loaders import FILTERS
+    from repro.losses import GAN_LOSSES
+    from repro.methods import METHODS, bigan, cyclegan, pix2pix, simgan
+    from repro.networks import GENERATORS, NORMS
+    from repro.schedule import LR_RULES
+    from repro.vgg import FEATURE_WEIGHTS
+
+    return {
+        "profile": tuple(PROFILES), "norm": NORMS, "generator": GENERATORS, "gan_loss": GAN_LOSSES,
+        "method": tuple(METHODS), "lr_rule": LR_RULES, "update_order": cyclegan.UPDATE_ORDERS,
+        "resize_filter": tuple(FILTERS),
+        # Baselines (Tables 2/3)
+        "pix2pix_test_mode": pix2pix.TEST_MODES, "self_reg_space": simgan.SELF_REG_SPACES,
+        "feature_weights": FEATURE_WEIGHTS, "bigan_code": bigan.CODES,
+    }
 
 
 def make_config(profile: str = "paper", **overrides) -> Config:
@@ -113,7 +121,7 @@ def make_config(profile: str = "paper", **overrides) -> Config:
 
 
 def validate(cfg: Config, source: str) -> Config:
-    for name, allowed in CHOICES.items():
+    for name, allowed in choices().items():
         if getattr(cfg, name) not in allowed:
             raise ReproError(f"{source}: {name} = {getattr(cfg, name)!r} is not one of {allowed}")
     if cfg.crop_size > cfg.load_size:
@@ -157,10 +165,11 @@ def load_config(name_or_path: str, **overrides) -> Config:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ReproError(f"{path}: unknown key(s) {unknown}; the fields are documented in repro/config.py")
-    profile = data.pop("profile", "paper")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    profile = overrides.pop("profile", data.pop("profile", "paper"))
     if profile not in PROFILES:
         raise ReproError(f"{path}: unknown profile {profile!r}; choose one of {tuple(PROFILES)}")
-    values = PROFILES[profile] | data | {k: v for k, v in overrides.items() if v is not None}
+    values = PROFILES[profile] | data | overrides
     try:
         cfg = Config(profile=profile, **values)
     except TypeError as err:
@@ -173,6 +182,30 @@ def load_config(name_or_path: str, **overrides) -> Config:
         elif not isinstance(getattr(cfg, f.name), expected):
             raise ReproError(f"{path}: {f.name} should be a {expected.__name__}, got {value!r}")
     return validate(cfg, str(path))
+
+
+def parse_settings(items: list[str] | None) -> dict:
+    """`--set key=value` options as config overrides. Values are TOML (`lambda_identity=0.5`, `flip=false`,
+    `norm="instance"`; a bare word is taken as a string); keys and types are checked against Config."""
+    fields = {f.name: type(f.default) for f in dataclasses.fields(Config)}
+    settings = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise ReproError(f"--set {item!r}: expected FIELD=VALUE with a field of repro/config.py's Config "
+                             f"(e.g. --set lambda_identity=0.5); fields: {', '.join(fields)}")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()  # a bare word: a string
+        expected = fields[key]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not expected:
+            raise ReproError(f"--set {item!r}: {key} takes a {expected.__name__}, got {value!r}")
+        settings[key] = value
+    return settings
 
 
 def config_to_toml(cfg: Config) -> str:

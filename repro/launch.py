@@ -285,26 +285,30 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
 
 
 def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
+    from repro.cli import non_negative_int, positive_int
+
     g = p.add_argument_group("jobs", "run every (row, seed) as a job through submitit instead of in this process")
     g.add_argument("--launcher", choices=("local", "slurm"),
                    help="local: separate processes on this machine; slurm: jobs on a SLURM cluster (submitit)")
-    g.add_argument("--jobs", type=int, help="at most N jobs at once (local default: 1; slurm default: all queued)")
+    g.add_argument("--jobs", type=positive_int,
+                   help="at most N jobs at once (default: 1 with local; every job queued at once with slurm)")
     g.add_argument("--no-wait", action="store_true",
                    help="slurm: submit and return; rerun the same command later to collect and write the report")
-    g.add_argument("--threads-per-job", type=int,
-                   help="torch threads per job (local default: CPU cores / --jobs; slurm: --slurm-cpus-per-job)")
+    g.add_argument("--threads-per-job", type=positive_int,
+                   help="torch threads per job (default: CPU cores / --jobs with local, --slurm-cpus-per-job with slurm)")
     g.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default)")
-    g.add_argument("--slurm-gpus-per-job", type=int, help="GPUs per job (default: 1 at paper scale, 0 at smoke)")
-    g.add_argument("--slurm-cpus-per-job", type=int, default=4, help="CPU cores per job (default: 4)")
+    g.add_argument("--slurm-gpus-per-job", type=non_negative_int,
+                   help="GPUs per job (default: 1 at paper scale, 0 at smoke scale)")
+    g.add_argument("--slurm-cpus-per-job", type=positive_int, default=4, help="CPU cores per job")
     g.add_argument("--slurm-time", type=float, default=24.0,
-                   help="time limit per job in hours (default: 24); a job reaching it is requeued and resumes")
+                   help="time limit per job in hours; a job reaching it is requeued and resumes")
     g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other sbatch option, e.g. account=abc or qos=long (repeatable)")
 
 
 def options_from(args: argparse.Namespace) -> Options:
-    if args.jobs is not None and args.jobs < 1:
-        raise ReproError(f"--jobs {args.jobs}: give at least 1")
+    if args.slurm_time <= 0:
+        raise ReproError(f"--slurm-time {args.slurm_time}: give the hours a job may run, e.g. 24")
     if args.no_wait and args.launcher == "local":
         raise ReproError("--no-wait needs --launcher slurm: local jobs are this command's own processes")
     if args.no_wait and args.jobs:

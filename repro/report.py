@@ -26,7 +26,8 @@ from PIL import Image  # noqa: E402
 from repro import ReproError  # noqa: E402
 from repro.io import write_text  # noqa: E402
 from repro.check import METRIC_LABELS, METRICS, Cell, cell_values, load_ranges, load_results  # noqa: E402
-from repro.eval.groundtruth import CLASS_NAMES, frame_id  # noqa: E402
+from repro.data.frames import frame_id  # noqa: E402
+from repro.eval.groundtruth import CLASS_NAMES  # noqa: E402
 from repro.eval.labels2photo import calibration_file  # noqa: E402
 from repro.rows import ROWS, TABLE_ROWS, is_implemented  # noqa: E402
 

@@ -25,14 +25,16 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from repro import ReproError, train
+from repro.checkpoint import is_finished
+from repro.methods import METHODS
 from repro.device import pick_device
-from repro.config import Config, load_config
+from repro.config import Config, load_config, parse_settings
 from repro.rows import ROWS, SCALES, Row, config_name, is_implemented
 
 TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
@@ -54,6 +56,7 @@ class Setup:
     cityscapes: Path  # raw package root holding gtFine/val (ground truth)
     segmenter: Path
     device: str
+    settings: dict = field(default_factory=dict)  # `--set FIELD=VALUE` for every row's config
 
 
 def rows_for(target: str) -> list[Row]:
@@ -62,8 +65,9 @@ def rows_for(target: str) -> list[Row]:
     return [r for r in ROWS if any(t in r.tables for t in tables)]
 
 
-def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = None) -> Config:
-    return load_config(config_name(row, scale), seed=seed, iters_per_epoch=iters_per_epoch)
+def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = None, settings: dict | None = None) -> Config:
+    """The row's shipped config at that scale, with `--set` settings, the seed and iterations per epoch."""
+    return load_config(config_name(row, scale), **((settings or {}) | {"seed": seed, "iters_per_epoch": iters_per_epoch}))
 
 
 # ------------------------------------------------------------------------------ prerequisites
@@ -71,7 +75,7 @@ def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = No
 
 def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
     """Times `steps` CycleGAN training iterations of cfg's sizes on random images (after one warm-up)."""
-    step = train.cyclegan_parts(cfg, torch.device(device)).step
+    step = METHODS["cyclegan"].build(cfg, torch.device(device)).step
     rng = torch.Generator().manual_seed(0)
     x = torch.rand(cfg.batch_size, 3, cfg.crop_size, cfg.crop_size, device=device) * 2 - 1
     y = torch.rand_like(x) * 2 - 1
@@ -87,7 +91,7 @@ def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
 
 
 def total_iterations(cfg: Config, train_pairs: int) -> int:
-    return cfg.epochs * (cfg.iters_per_epoch or train_pairs // cfg.batch_size)  # as train_loop counts them
+    return cfg.epochs * (cfg.iters_per_epoch or train_pairs // cfg.batch_size)  # as repro.train counts them
 
 
 def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
@@ -254,7 +258,7 @@ def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | No
     from repro.io import read_json_or_empty, sha256_file
 
     done = read_json_or_empty(setup.out / row.key / f"seed-{seed}" / "result.json")
-    cfg = row_config(row, setup.scale, seed, iters_per_epoch)
+    cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
     if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == sha256_file(setup.segmenter):
         return done
     return None
@@ -268,7 +272,7 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     done = finished_result(row, seed, setup, iters_per_epoch)
     if done is not None:
         return done
-    cfg = row_config(row, setup.scale, seed, iters_per_epoch)
+    cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
     folder = setup.out / row.key / f"seed-{seed}"
     result_path = folder / "result.json"
     seg_sha = sha256_file(setup.segmenter)
@@ -276,8 +280,9 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     run = folder / "run"
     if (run / "config.toml").is_file() and asdict(load_config(str(run / "config.toml"))) != asdict(cfg):
         raise ReproError(f"{run} holds a run of another config than {config_name(row, setup.scale)} with these "
-                         f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}); use another --out, or delete {folder}.")
-    if not train.is_finished(run):
+                         f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}, --set {setup.settings}); use "
+                         f"another --out, or delete {folder}.")
+    if not is_finished(run):
         resume = (run / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {row.label} seed {seed} in {run}", flush=True)
         train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
@@ -331,7 +336,7 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
     from repro.io import write_json
 
     plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
-            "iters_per_epoch": iters_per_epoch, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),
+            "iters_per_epoch": iters_per_epoch, "settings": setup.settings, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),
             "data": str(setup.data)}
     write_json(setup.out / "reproduce.json", plan)
     runs = []
@@ -344,6 +349,7 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
+    settings = parse_settings(args.set)  # checked before any work
     args.out = Path(args.out) if args.out else Path(f"reproductions/{args.target}-{args.scale}")
     rows = rows_for(args.target)
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]
@@ -357,6 +363,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         _, text = estimate(rows, "smoke", seeds, device, SMOKE_CITY["n_train"], args.iters_per_epoch)
         print(f"estimated duration: {text}", flush=True)
         setup = smoke_setup(args, progress=not args.quiet)
+    setup.settings = settings
     failed = None
     if args.launcher is None:
         reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet)
@@ -376,12 +383,14 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
-    p = commands.add("reproduce", help="train, translate and score every row of the paper's tables; write the report",
-                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from repro.cli import add_device, add_quiet
+
+    p = commands.add("reproduce")
+    p.description = __doc__
     p.add_argument("target", choices=tuple(TARGETS), help="table2/table3 (same rows), table4/table5 (same rows), all")
     p.add_argument("--scale", choices=("paper", "smoke"), default="smoke",
                    help="paper: repro/configs/cityscapes on Cityscapes (GPU); smoke: synthetic city on the CPU")
-    p.add_argument("--seeds", type=int, help=f"seeds 0..N-1 per row (default: {DEFAULT_SEEDS})")
+    p.add_argument("--seeds", type=int, help=f"seeds 0..N-1 per row (default by scale: {DEFAULT_SEEDS})")
     p.add_argument("--out", type=Path, help="output folder (default: reproductions/TARGET-SCALE)")
     p.add_argument("--data", type=Path, help="prepared dataset (paper: 256x256, prepared from --cityscapes if missing; "
                                              "smoke: default OUT/data)")
@@ -389,10 +398,13 @@ def add_commands(commands) -> None:
                                                    "(smoke: default OUT/synth-city, generated)")
     p.add_argument("--segmenter", type=Path, help="FCN-8s .pt (paper: required; smoke: default OUT/segmenter.pt, trained)")
     p.add_argument("--iters-per-epoch", type=int, help="override every row's iterations per epoch (reduced runs)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field in every row (repeatable, TOML values); recorded in each run's "
+                        "config.toml and in reproduce.json")
     p.add_argument("--ranges", type=Path, help="accepted ranges for the verdicts (default: expected/ranges_SCALE.toml)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    add_device(p)
     p.add_argument("--allow-cpu", action="store_true", help="run a paper-scale reproduction on the CPU anyway (days)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     from repro.launch import add_launcher_arguments
     add_launcher_arguments(p)
     p.set_defaults(func=run_reproduce)

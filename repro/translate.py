@@ -5,7 +5,6 @@ Outputs keep the inputs' names; a Cityscapes frame (`frankfurt_000000_000294_*`)
 to the run's crop size (the paper's test setting loads and crops at 128), as the original test code does.
 """
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +15,11 @@ from tqdm import tqdm
 from repro import ReproError
 from repro.config import load_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
-from repro.eval.groundtruth import frame_id
+from repro.data.frames import frame_id
 from repro.networks import GENERATORS, build_generator, load_official_state_dict
 from repro.device import pick_device
 from repro.io import atomic_path
-from repro.train import trained_nets
-
-# direction -> the translation it asks for; X = label maps, Y = photos
-DIRECTIONS = {"labels2photo": "x2y", "x2y": "x2y", "photo2labels": "y2x", "y2x": "y2x"}
-
-
-def as_direction(direction: str) -> str:
-    """"x2y" or "y2x" for any of the names `repro translate --direction` accepts."""
-    if direction not in DIRECTIONS:
-        raise ReproError(f"unknown direction {direction!r}; choose one of {tuple(DIRECTIONS)}")
-    return DIRECTIONS[direction]
+from repro.methods import METHODS, as_direction
 
 
 def output_name(input_name: str) -> str:
@@ -39,18 +28,13 @@ def output_name(input_name: str) -> str:
 
 
 def generator_from_run(run: Path, direction: str, device) -> tuple[torch.nn.Module, int, str]:
-    """The generator of a `repro train` run folder, with its crop size and resize filter."""
+    """The translation net of a `repro train` run folder (any method), with its crop size and resize filter."""
     run = Path(run)
-    generator = "G" if as_direction(direction) == "x2y" else "F"
-    ckpt = run / "checkpoint.pt"
-    if not (run / "config.toml").exists() or not ckpt.exists():
+    if not (run / "config.toml").exists() or not (run / "checkpoint.pt").exists():
         raise ReproError(f"{run} is not a training run (config.toml and checkpoint.pt expected); train with `repro train`")
     cfg = load_config(str(run / "config.toml"))
-    if cfg.method != "cyclegan":  # baselines build their own translator (an nn.Module from [-1, 1] to [-1, 1])
-        baseline = importlib.import_module(f"repro.baselines.{cfg.method}")
-        return baseline.translator(run, cfg, direction, device), cfg.crop_size, cfg.resize_filter
-    net = build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
-    return trained_nets(run, {generator: net}, device)[generator], cfg.crop_size, cfg.resize_filter
+    net = METHODS[cfg.method].translator(run, cfg, as_direction(direction), device)
+    return net, cfg.crop_size, cfg.resize_filter
 
 
 def generator_from_file(path: Path, arch: str, norm: str, device) -> torch.nn.Module:
@@ -104,12 +88,15 @@ def run_translate(args) -> None:
             raise ReproError("give a run folder (RUN) or --checkpoint FILE.pth with --arch")
         net, crop, resize_filter = generator_from_run(args.run, args.direction, device)
         size = args.size or crop
-    written = translate_folder(net, args.input, args.out, size, resize_filter, device, args.batch_size)
+    written = translate_folder(net, args.input, args.out, size, resize_filter, device, args.batch_size,
+                               progress=not args.quiet)
     print(f"wrote {len(written)} PNGs ({size}x{size}) to {args.out}")
 
 
 def add_commands(commands) -> None:
-    p = commands.add("translate", help="translate a folder of images with a trained generator")
+    from repro.cli import add_batch_size, add_device, add_quiet
+
+    p = commands.add("translate")
     p.add_argument("run", nargs="?", type=Path, help="a `repro train` run folder")
     p.add_argument("--direction", default="labels2photo", help="labels2photo (= x2y, G) or photo2labels (= y2x, F)")
     p.add_argument("--checkpoint", type=Path, help="instead of RUN: a generator .pth in the official port's format")
@@ -118,6 +105,7 @@ def add_commands(commands) -> None:
     p.add_argument("--input", required=True, type=Path, help="folder of input images")
     p.add_argument("--out", required=True, type=Path, help="output folder for the PNGs")
     p.add_argument("--size", type=int, help="resize inputs to SIZE x SIZE (default: the run's crop size; 256 with --checkpoint)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto")
+    add_batch_size(p, 8)
+    add_device(p)
+    add_quiet(p)
     p.set_defaults(func=run_translate)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from repro.config import load_config
-from repro.train import build_nets, generator_terms, joint_terms, train_step
+from repro.methods.cyclegan import build_nets, generator_terms, joint_terms, train_step
 
 SMALL = dict(ngf=4, ndf=4, load_size=20, crop_size=16)
 OFF = {

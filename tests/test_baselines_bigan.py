@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from repro.baselines import bigan
+from repro.methods import bigan
 from repro.config import load_config
 from repro.losses import discriminator_loss, gan_loss
 from repro.train import train

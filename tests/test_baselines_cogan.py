@@ -8,8 +8,8 @@ import torch
 
 from repro import ReproError
 from repro.train import train
-from repro.baselines import cogan
-from repro.baselines.latent import Decoder, Encoder, halvings
+from repro.methods import cogan
+from repro.methods.latent import Decoder, Encoder, halvings
 from repro.losses import discriminator_loss, gan_loss
 from repro.translate import generator_from_run, translate_folder
 from tests.conftest import tiny_config

@@ -1,4 +1,4 @@
-"""The training loop (repro.train.train_loop) as the baselines use it: seeded determinism, exact resume,
+"""The training loop (repro.train.train) as the baselines use it: seeded determinism, exact resume,
 NaN stop, refusals, dispatch from repro.train / repro.translate, and the shipped configs of the six
 Table 2/3 rows."""
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-import repro.baselines.simgan
+import repro.methods.simgan
 from repro import ReproError
 from repro.config import load_config
 from repro.rows import TABLE_ROWS, is_implemented
@@ -68,13 +68,13 @@ def test_seed_changes_the_run(tiny_data, tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real_l1 = repro.baselines.simgan.l1
+    real_l1 = repro.methods.simgan.l1
 
     def poisoned_l1(a, b):
         calls["n"] += 1
         return real_l1(a, b) * (float("nan") if calls["n"] > 10 else 1.0)  # two l1 per iteration: NaN at 6
 
-    monkeypatch.setattr(repro.baselines.simgan, "l1", poisoned_l1)
+    monkeypatch.setattr(repro.methods.simgan, "l1", poisoned_l1)
     with pytest.raises(ReproError, match="became nan.*last good checkpoint"):
         train(CONFIGS["simgan"](checkpoint_every=2), tiny_data, tmp_path / "run", device="cpu", progress=False)
     state = torch.load(tmp_path / "run/checkpoint.pt", weights_only=False)
@@ -147,7 +147,7 @@ def test_simgan_refuses_the_joint_update_order(tiny_data, tmp_path):
 def test_fid_is_logged_and_leaves_training_untouched(key, tiny_data, aligned_data, tmp_path):
     """FID translates with a snapshot of the nets (pix2pix in its test mode, CoGAN by optimising z under the
     FID's no_grad): one row per epoch, and the same weights as a run without FID."""
-    from repro.baselines import cogan, pix2pix
+    from repro.methods import cogan, pix2pix
     from tests.test_fid import random_inception_state_dict
     weights_file = tmp_path / "inception.pth"
     torch.save(random_inception_state_dict(), weights_file)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from repro import ReproError
 from repro.train import train
-from repro.baselines import pix2pix
+from repro.methods import pix2pix
 from repro.data.loaders import AlignedData
 from repro.config import make_config
 from repro.data.loaders import load_aligned

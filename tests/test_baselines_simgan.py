@@ -9,8 +9,8 @@ from torchvision.models.vgg import make_layers
 
 from repro import ReproError
 from repro.train import train
-from repro.baselines import simgan
-from repro.baselines.vgg import TRUNK, VGG16_FILE, VGGRelu4_2
+from repro.methods import simgan
+from repro.vgg import TRUNK, VGG16_FILE, VGGRelu4_2
 from repro.config import load_config
 from repro.losses import gan_loss
 from repro.translate import generator_from_run, translate_folder

@@ -6,7 +6,6 @@ name 4, type 5, blobs 6); BlobProto shape 7 (BlobShape dim 1, packed) or legacy 
 height/width 1..4; data 5 packed or one fixed32 per value.
 """
 
-import argparse
 import functools
 import http.server
 import struct
@@ -17,7 +16,7 @@ import pytest
 import torch
 
 from repro import ReproError
-from repro.cli import Commands
+from repro.cli import build_parser
 from repro.eval import segmenter
 from repro.eval.caffemodel import import_caffemodel, read_caffemodel
 from repro.eval.fcn import CONV_LAYERS, DECONV_LAYERS, fcn8s, load_segmenter
@@ -154,9 +153,7 @@ def test_missing_layer_and_garbage_are_refused(tmp_path, small_net):
 
 
 def cli(argv):
-    parser = argparse.ArgumentParser()
-    segmenter.add_commands(Commands(parser.add_subparsers(dest="command", required=True)))
-    args = parser.parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     return args.func(args)
 
 

@@ -1,7 +1,6 @@
 """`repro data cityscapes` on the synthetic city's zips and folders: exact counts and names, the
 official resize / JPEG recipe, the manifest, and the errors for bad inputs."""
 
-import argparse
 import hashlib
 import io
 import json
@@ -210,8 +209,7 @@ def test_cli_cityscapes_with_download_uses_csdownload(city, tmp_path, monkeypatc
     """--download drives cityscapesscripts' downloader (faked here: no network) and prepares its zips."""
     from cityscapesscripts.download import downloader
 
-    from repro.cli import Commands
-    from repro.data import cli
+    from repro.cli import build_parser
 
     fetched = []
     monkeypatch.setattr(downloader, "login", lambda: "session")
@@ -222,8 +220,7 @@ def test_cli_cityscapes_with_download_uses_csdownload(city, tmp_path, monkeypatc
             shutil.copy(city / name, Path(destination_path) / name)
 
     monkeypatch.setattr(downloader, "download_packages", fake_download)
-    parser = argparse.ArgumentParser()
-    cli.add_commands(Commands(parser.add_subparsers(dest="command")))
+    parser = build_parser(["data", "cityscapes"])
     argv = ["data", "cityscapes", "--download", "--packages", str(tmp_path / "zips"), "--size", "128", "--workers", "1"]
     args = parser.parse_args(argv + ["--format", "jpg", "--out", str(tmp_path / "out")])
     assert args.func(args) == 0

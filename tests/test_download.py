@@ -1,6 +1,5 @@
 """`repro data get`: downloads from a real HTTP server on 127.0.0.1 serving archives built here."""
 
-import argparse
 import hashlib
 import io
 import json
@@ -322,12 +321,10 @@ def test_registry_matches_the_published_hash_table():
 
 
 def test_cli_get_downloads_and_prints_the_folder(tmp_path, server, capsys):
-    from repro.cli import Commands
-    from repro.data import cli
+    from repro.cli import build_parser
 
     server.files["/mini.zip"] = make_zip({"mini/trainA/0.jpg": b"x"})
-    parser = argparse.ArgumentParser()
-    cli.add_commands(Commands(parser.add_subparsers(dest="command")))
+    parser = build_parser(["data", "get"])
     args = parser.parse_args(["data", "get", "mini", "--root", str(tmp_path), "--url", server.url("/mini.zip")])
     assert args.func(args) in (None, 0)
     assert capsys.readouterr().out.strip() == str(tmp_path / "mini")

@@ -161,7 +161,7 @@ def test_missing_weights_name_the_file_to_place(tmp_path, monkeypatch, folders, 
     assert fid.WEIGHTS_FILE in str(err.value) and str(expected) in str(err.value)
     assert "never" in str(err.value) and fid_inception.FID_WEIGHTS_URL in str(err.value)
 
-    assert main(["fid", str(folders[0]), str(folders[1]), "--device", "cpu"]) == 2
+    assert main(["fid", str(folders[0]), str(folders[1]), "--device", "cpu"]) == 1  # a ReproError (exit 2 is a usage error)
     assert str(expected) in capsys.readouterr().err
 
     with pytest.raises(ReproError, match="no such file"):

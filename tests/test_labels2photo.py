@@ -204,7 +204,7 @@ def test_end_to_end_on_the_synthetic_city(tmp_path, capsys, monkeypatch):
     city = generate(tmp_path / "cs", n_train=40, n_val=6, size=(128, 64), progress=False)
     seg = tmp_path / "seg" / "fcn.pt"
     assert main(["segmenter", "train", "--cityscapes", str(city), "--out", str(seg), "--width", "0.0625",
-                 "--iters", "80", "--batch-size", "4", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]) == 0
+                 "--steps", "80", "--batch-size", "4", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]) == 0
     assert "FROM SCRATCH" in capsys.readouterr().err
     assert main(["segmenter", "calibrate", "--segmenter", str(seg), "--cityscapes", str(city),
                  "--device", "cpu", "--workers", "0"]) == 0

@@ -160,17 +160,19 @@ def test_existing_output_is_reused_or_refused(tmp_path, city):
 
 
 def test_size_parsing():
-    assert synth_city.parse_size("320x160") == (320, 160)
-    with pytest.raises(ReproError, match="WIDTHxHEIGHT"):
-        synth_city.parse_size("320")
+    from repro.cli import size_pair
+
+    assert size_pair("320x160") == (320, 160)
+    with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
+        size_pair("320")
+    with pytest.raises(ReproError, match="64x32"):
+        generate(Path("unused"), size=(32, 16), progress=False)
 
 
 def test_cli_synth_city(tmp_path, capsys):
-    from repro.cli import Commands
-    from repro.data import cli
+    from repro.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    cli.add_commands(Commands(parser.add_subparsers(dest="command")))
+    parser = build_parser(["data", "synth-city"])
     args = parser.parse_args(["data", "synth-city", "--out", str(tmp_path / "c"), "--train", "2", "--val", "1",
                               "--size", "96x48", "--seed", "5", "--zips"])
     assert args.func(args) == 0

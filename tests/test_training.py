@@ -16,7 +16,8 @@ import repro.train
 from repro import ReproError
 from repro.config import config_to_toml
 from repro.pool import ImagePool
-from repro.train import build_nets, train, train_step
+from repro.methods.cyclegan import build_nets, train_step
+from repro.train import train
 from tests.conftest import tiny_config
 
 

@@ -24,7 +24,7 @@ def test_train_and_translate_from_the_command_line(tiny_data, tmp_path, capsys):
     cfg_file.write_text(config_to_toml(tiny_config()))
     run = tmp_path / "run"
     assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(run), "--device", "cpu"]) == 0
-    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(run), "--device", "cpu"]) == 2
+    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(run), "--device", "cpu"]) == 1
     assert "--resume" in capsys.readouterr().err
     out = tmp_path / "fake_photos"
     assert main(["translate", str(run), "--direction", "labels2photo", "--input", str(tiny_data / "testB"),
@@ -52,7 +52,7 @@ def test_translate_with_an_official_format_generator(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out/a.png")), expected.numpy())
     # A file of another architecture is refused with the file named.
     assert main(["translate", "--checkpoint", str(tmp_path / "latest_net_G.pth"), "--arch", "resnet_9blocks",
-                 "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out2"), "--device", "cpu"]) == 2
+                 "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out2"), "--device", "cpu"]) == 1
 
 
 def test_unreadable_and_16_bit_images_are_refused_with_the_file_named(tmp_path):
@@ -95,3 +95,40 @@ def test_shipped_configs_load_and_bad_ones_are_explained(tmp_path):
     # A config written out reads back to the same values.
     (tmp_path / "round.toml").write_text(config_to_toml(tiny_config()))
     assert load_config(str(tmp_path / "round.toml")) == tiny_config()
+
+
+def test_exit_status_separates_usage_errors_from_problems(tmp_path, capsys):
+    """2: the command line itself is wrong (argparse); 1: a ReproError (a file, a prerequisite)."""
+    with pytest.raises(SystemExit) as usage:
+        main(["train", "smoke/cyclegan", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "gpu"])
+    assert usage.value.code == 2 and "choose auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert main(["train", "no/such/config", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
+    assert "no config file" in capsys.readouterr().err
+
+
+def test_set_overrides_any_field_type_checked_and_recorded(tiny_data, tmp_path, capsys):
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text("name = 'tiny'\nload_size = 20\ncrop_size = 16\nngf = 4\nndf = 4\nepochs_constant = 1\n"
+                        "epochs_decay = 0\niters_per_epoch = 2\npool_size = 2\n")
+    run = tmp_path / "run"
+    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(run), "--device", "cpu", "--quiet",
+                 "--set", "lambda_identity=0.5", "--set", "update_order=joint", "--set", "flip=false"]) == 0
+    saved = load_config(str(run / "config.toml"))
+    assert (saved.lambda_identity, saved.update_order, saved.flip) == (0.5, "joint", False)
+    for bad, message in (("ngf=true", "ngf takes a int"), ("no_such_field=1", "FIELD=VALUE"),
+                         ("update_order=diagonal", "update_order")):
+        assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(tmp_path / "other"),
+                     "--set", bad]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "other" / "checkpoint.pt").exists()
+
+
+def test_help_imports_no_command_module():
+    """`repro --help` builds the command tree without importing torch or any command's module."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from repro import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('repro.', 'pandas', 'matplotlib'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "['repro.cli']"

@@ -10,17 +10,20 @@ from repro import ReproError
 
 
 def add_commands(commands) -> None:
+    from repro.cli import add_quiet, size_pair
+
     data = commands.group("data")
 
     p = data.add_parser("get", help="download (or import with --from), verify and extract a Berkeley dataset archive")
     p.add_argument("name", nargs="?", help="dataset name, e.g. horse2zebra or pix2pix_facades (--list shows all)")
-    p.add_argument("--root", type=Path, default=Path("datasets"), help="folder that receives ROOT/NAME (default: ./datasets)")
+    p.add_argument("--root", type=Path, default=Path("datasets"), help="folder that receives ROOT/NAME")
     p.add_argument("--url", help="download from this URL instead of the registry's hosts (a mirror)")
     p.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
                    help="import an archive obtained elsewhere (e.g. the retired cityscapes.zip); its hash is verified")
     p.add_argument("--sha256", help="verify against this hash instead of the published one (only for a file you trust)")
     p.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive in ROOT/.downloads")
     p.add_argument("--list", action="store_true", help="list the registry and exit")
+    add_quiet(p)
     p.set_defaults(func=run_get)
 
     p = data.add_parser("cityscapes", help="build the CycleGAN Cityscapes layout (names kept) from the official packages")
@@ -28,26 +31,29 @@ def add_commands(commands) -> None:
     p.add_argument("--leftimg", type=Path, help="leftImg8bit_trainvaltest.zip, or its extracted folder")
     p.add_argument("--out", type=Path, required=True, help="output folder: trainA, trainB, testA, testB, manifest.json")
     p.add_argument("--size", type=int, choices=(128, 256), default=256,
-                   help="square output size (default 256, as the official script; the paper trained at 128)")
+                   help="square output size (256 as the official script; the paper trained at 128)")
     p.add_argument("--format", dest="fmt", choices=("png", "jpg"), default="png",
-                   help="png (default, lossless) or jpg (JPEG quality 100, 4:4:4: the official files)")
-    p.add_argument("--resample", default=None, metavar="FILTER",
-                   help="resize filter: nearest, box, bilinear, hamming, bicubic, lanczos (default: bicubic, "
+                   help="png (lossless) or jpg (JPEG quality 100, 4:4:4: the official files)")
+    p.add_argument("--resize-filter", default="bicubic", metavar="FILTER",
+                   help="resize filter: nearest, box, bilinear, hamming, bicubic, lanczos (bicubic is "
                         "Pillow's Image.resize default that the official script relied on)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--download", action="store_true",
                    help="first download the two official zips with cityscapesscripts' csDownload (needs an account)")
     p.add_argument("--packages", type=Path, default=Path("datasets/cityscapes_packages"),
-                   help="where --download puts the zips (default: ./datasets/cityscapes_packages)")
+                   help="where --download puts the zips")
+    add_quiet(p)
     p.set_defaults(func=run_cityscapes)
 
     p = data.add_parser("synth-city", help="write a synthetic Cityscapes (official layout and names) for tests and smoke runs")
     p.add_argument("--out", type=Path, required=True, help="output folder (gtFine/, leftImg8bit/)")
     p.add_argument("--train", type=int, default=None, help="number of train frames (default 200)")
     p.add_argument("--val", type=int, default=None, help="number of val frames (default 50)")
-    p.add_argument("--size", default=None, metavar="WxH", help="frame size (default 256x128; the real one is 2048x1024)")
+    p.add_argument("--size", type=size_pair, default=None, metavar="WxH",
+                   help="frame size (default 256x128; the real one is 2048x1024)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--zips", action="store_true", help="also write gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip")
+    add_quiet(p)
     p.set_defaults(func=run_synth_city)
 
 
@@ -65,7 +71,7 @@ def run_get(args: argparse.Namespace) -> int:
     if not args.name:
         raise ReproError("give a dataset NAME (`repro data get --list` shows them).")
     folder = download.get(args.name, args.root, url=args.url, from_file=args.from_file,
-                          sha256=args.sha256, keep_archive=args.keep_archive)
+                          sha256=args.sha256, keep_archive=args.keep_archive, progress=not args.quiet)
     print(folder)
     return 0
 
@@ -82,9 +88,8 @@ def run_cityscapes(args: argparse.Namespace) -> int:
             "give both --gtfine and --leftimg (the official gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip, "
             "or their extracted folders), or --download to fetch them with your Cityscapes account."
         )
-    resample = cityscapes.resample_filter(args.resample) if args.resample else cityscapes.DEFAULT_RESAMPLE
-    out = cityscapes.prepare(gtfine, leftimg, args.out, size=args.size, fmt=args.fmt,
-                             workers=args.workers, resample=resample)
+    out = cityscapes.prepare(gtfine, leftimg, args.out, size=args.size, fmt=args.fmt, workers=args.workers,
+                             resample=cityscapes.resample_filter(args.resize_filter), progress=not args.quiet)
     print(out)
     return 0
 
@@ -98,7 +103,7 @@ def run_synth_city(args: argparse.Namespace) -> int:
     if args.val is not None:
         kwargs["n_val"] = args.val
     if args.size is not None:
-        kwargs["size"] = synth_city.parse_size(args.size)
-    out = synth_city.generate(args.out, seed=args.seed, zips=args.zips, **kwargs)
+        kwargs["size"] = args.size
+    out = synth_city.generate(args.out, seed=args.seed, zips=args.zips, progress=not args.quiet, **kwargs)
     print(out)
     return 0

@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.eval.groundtruth import frame_id
+from repro.data.frames import frame_id
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 # Pillow's resize filters by name: the one table every resize in the project (training data, dataset

@@ -51,17 +51,6 @@ for _label in CITYSCAPES_LABELS:
         HAS_INSTANCES[_label.id] = _label.hasInstances
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x128' -> (256, 128)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ReproError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 256x128.") from None
-    if w < 64 or h < 32:
-        raise ReproError(f"--size {text}: frames smaller than 64x32 cannot hold a street scene.")
-    return w, h
-
-
 # ---------------------------------------------------------------- drawing a scene
 
 
@@ -414,6 +403,8 @@ def generate(
     out = Path(out)
     if n_train < 1 or n_val < 1:
         raise ReproError("--train and --val must each be at least 1 frame.")
+    if size[0] < 64 or size[1] < 32:
+        raise ReproError(f"--size {size[0]}x{size[1]}: frames smaller than 64x32 cannot hold a street scene.")
     params = {"seed": seed, "n_train": n_train, "n_val": n_val, "size": list(size), "zips": zips}
     if out.exists():
         marker = out / MARKER

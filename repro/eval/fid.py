@@ -227,7 +227,7 @@ def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, d
 
 def run(args: argparse.Namespace) -> int:
     result = fid_between_folders(args.dir_a, args.dir_b, args.weights, str(pick_device(args.device)),
-                                 args.batch_size, args.kid_subsets, args.kid_subset_size)
+                                 args.batch_size, args.kid_subsets, args.kid_subset_size, progress=not args.quiet)
     m = result["metrics"]
     print(f"FID {m['fid']:.3f}   KID {m['kid']:.5f} +- {m['kid_std']:.5f}   "
           f"({result['inputs']['a_images']} vs {result['inputs']['b_images']} images)")
@@ -237,15 +237,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
-    p = commands.add("fid", help="FID and KID between two image folders (pytorch-fid Inception, local weights only)",
-                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dir_a", type=Path, metavar="DIR_A")
-    p.add_argument("dir_b", type=Path, metavar="DIR_B")
+    from repro.cli import add_batch_size, add_device, add_quiet, positive_int
+
+    p = commands.group("evaluate").add_parser("fid")
+    p.description = __doc__
+    p.add_argument("dir_a", type=Path, metavar="DIR_A", help="a folder of images (e.g. translations)")
+    p.add_argument("dir_b", type=Path, metavar="DIR_B", help="a folder of images (e.g. real photos)")
     p.add_argument("--weights", type=Path, default=None,
                    help=f"{WEIGHTS_FILE} (default: the torch hub cache, TORCH_HOME/hub/checkpoints/)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--kid-subset-size", type=int, default=1000)
+    add_device(p)
+    add_batch_size(p, 50)
+    p.add_argument("--kid-subsets", type=positive_int, default=100, help="random subsets KID averages over")
+    p.add_argument("--kid-subset-size", type=positive_int, default=1000, help="images per KID subset (at most the set size)")
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    add_quiet(p)
     p.set_defaults(func=run)

@@ -5,7 +5,6 @@ Generated images are matched to ground truth by their frame id (`{city}_{seq}_{f
 resolution and never resized (resizing labels collapses the scores; PAPER.md section 8).
 """
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,11 @@ from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from PIL import Image
 
 from repro import ReproError
+from repro.data.frames import frame_id
 
 N_CLASSES = 19
 IGNORE = 255
 CLASS_NAMES = [l.name for l in sorted((l for l in CITYSCAPES_LABELS if 0 <= l.trainId < 255), key=lambda l: l.trainId)]
-
-_FRAME = re.compile(r"^([a-z_]+?_\d{6}_\d{6})")
 
 
 def id_to_train_id() -> np.ndarray:
@@ -28,12 +26,6 @@ def id_to_train_id() -> np.ndarray:
         if 0 <= label.id < 256 and 0 <= label.trainId < 255:
             table[label.id] = label.trainId
     return table
-
-
-def frame_id(name: str) -> str | None:
-    """`frankfurt_000000_000294` from any Cityscapes-derived file name, else None."""
-    match = _FRAME.match(Path(name).name)
-    return match.group(1) if match else None
 
 
 def ground_truth_files(cityscapes: Path, split: str = "val") -> dict[str, Path]:

@@ -40,7 +40,8 @@ from tqdm import tqdm
 from repro import ReproError
 from repro.device import pick_device
 from repro.eval.fcn import load_segmenter
-from repro.eval.groundtruth import N_CLASSES, frame_id, ground_truth_files, load_train_ids, pair_results
+from repro.data.frames import frame_id
+from repro.eval.groundtruth import N_CLASSES, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import scores
 from repro.eval.results import build_result, per_class_table
 from repro.io import sha256_files, write_json
@@ -322,16 +323,17 @@ def run(args: argparse.Namespace) -> None:
 
 
 def add_commands(commands) -> None:
-    p = commands.group("evaluate").add_parser(
-        "labels2photo", help="FCN-score of generated photos (paper Tables 2 and 4)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from repro.cli import add_batch_size, add_device, add_workers
+
+    p = commands.group("evaluate").add_parser("labels2photo")
+    p.description = __doc__
     p.add_argument("--results", type=Path, required=True, help="folder of generated {city}_{seq}_{frame}_leftImg8bit.png")
     p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root holding gtFine/val")
     p.add_argument("--segmenter", type=Path, required=True, help="FCN-8s .pt from `repro segmenter get|import-caffe|train`")
     p.add_argument("--protocol", choices=PROTOCOLS, default="pix2pix", help="headline protocol (both are written)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass (same-size frames only)")
-    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on CPU, 4 on CUDA)")
+    add_device(p)
+    add_batch_size(p, 4, "frames per forward pass (same-size frames only)")
+    add_workers(p)
     p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA (faster, not Caffe's float32)")
     p.add_argument("--out", type=Path, help="result JSON (default: RESULTS/../labels2photo.json)")
     p.set_defaults(func=run)

@@ -128,7 +128,7 @@ def summary(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     result = evaluate(args.results, args.cityscapes, args.space, args.compare, args.split, args.cache_dir,
-                      palette_kind=args.palette)
+                      progress=not args.quiet, palette_kind=args.palette)
     out = Path(args.out) if args.out else Path(args.results).resolve().parent / "photo2labels.json"
     write_json(out, result)
     print(summary(result))
@@ -137,19 +137,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
-    p = commands.group("evaluate").add_parser(
-        "photo2labels", help="score generated label maps (photo -> labels, Tables 3/5) by nearest palette colour",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from repro.cli import add_quiet
+
+    p = commands.group("evaluate").add_parser("photo2labels")
+    p.description = __doc__
     p.add_argument("--results", type=Path, required=True, help="folder of generated label maps named {city}_{seq}_{frame}_*.png")
     p.add_argument("--cityscapes", type=Path, required=True, help="extracted Cityscapes root (holding gtFine/)")
-    p.add_argument("--space", choices=palette.SPACES, default="rgb", help="colour distance (default: rgb, the authors' advice)")
+    p.add_argument("--space", choices=palette.SPACES, default="rgb", help="colour distance (rgb: the authors' advice)")
     p.add_argument("--compare", choices=COMPARE, default="full",
-                   help="full: upsample the class map to the full-resolution labels (default); "
+                   help="full: upsample the class map to the full-resolution labels; "
                         "generated: downsample the labels to the generated size")
     p.add_argument("--palette", choices=palette.PALETTES, default="full",
-                   help="full: every Cityscapes colour, void colours predict void (counted as wrong; default); "
+                   help="full: every Cityscapes colour, void colours predict void (counted as wrong); "
                         "train: the 19 class colours only, every pixel snaps to a class")
-    p.add_argument("--split", default="val", help="ground-truth split (default: val)")
+    p.add_argument("--split", default="val", help="ground-truth split")
     p.add_argument("--cache-dir", type=Path, default=None, help="keep the 16 MiB colour lookup table here between runs")
     p.add_argument("--out", type=Path, default=None, help="result JSON (default: RESULTS/../photo2labels.json)")
+    add_quiet(p)
     p.set_defaults(func=run)

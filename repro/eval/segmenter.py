@@ -25,7 +25,6 @@ momentum 0.99, is silent on the rest):
     says so loudly; score layers start at zero and the deconvolutions bilinear, as FCN does.
 """
 
-import argparse
 import functools
 import io
 import sys
@@ -38,14 +37,15 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.baselines.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
+from repro.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
 from repro.data.cityscapes import JPEG_OPTIONS
 from repro.data.download import DownloadFailed, download_file
 from repro.data.loaders import FILTERS
 from repro.device import pick_device
 from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
-from repro.eval.groundtruth import IGNORE, frame_id, ground_truth_files, load_train_ids
+from repro.data.frames import frame_id
+from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
 from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, default_workers, load_band,
                                      protocol_block, protocol_description, score_frames)
 from repro.eval.metrics import scores
@@ -296,14 +296,6 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
 # ------------------------------------------------------------------------------ commands
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x256") from None
-    return w, h
-
-
 def run_get(args):
     digest = get(args.out, args.url, args.caffemodel)
     print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
@@ -315,7 +307,7 @@ def run_import(args):
 
 
 def run_train(args):
-    digest = train(args.cityscapes, args.out, args.width, args.iters, args.epochs, args.batch_size, args.optimizer,
+    digest = train(args.cityscapes, args.out, args.width, args.steps, args.epochs, args.batch_size, args.optimizer,
                    args.lr, args.device, args.seed, args.label_size, args.workers)
     print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
 
@@ -332,44 +324,46 @@ def run_calibrate(args):
 
 
 def add_commands(commands) -> None:
+    from repro.cli import add_batch_size, add_device, add_workers, positive_int, size_pair
+
     group = commands.group("segmenter")
-    p = group.add_parser("get", help="download the pix2pix authors' FCN-8s Caffe weights and import them")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"segmenter .pt to write (default {DEFAULT_OUT})")
+    p = group.add_parser("get")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="segmenter .pt to write")
     p.add_argument("--url", default=KNOWN_URL, help="where to download the .caffemodel from")
     p.add_argument("--caffemodel", type=Path, help="where to keep the .caffemodel (default: next to --out)")
     p.set_defaults(func=run_get)
 
-    p = group.add_parser("import-caffe", help="import fcn-8s-cityscapes.caffemodel (current or legacy V1 layout)")
-    p.add_argument("caffemodel", type=Path)
-    p.add_argument("out", type=Path)
+    p = group.add_parser("import-caffe")
+    p.add_argument("caffemodel", type=Path, help="fcn-8s-cityscapes.caffemodel (current or legacy V1 layout)")
+    p.add_argument("out", type=Path, help="segmenter .pt to write")
     p.set_defaults(func=run_import)
 
-    p = group.add_parser("train", help="train FCN-8s on real photos at 256 upsampled to the label size",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = group.add_parser("train")
+    p.description = __doc__
     p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root (gtFine/ and leftImg8bit/)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="segmenter .pt to write")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 = VGG16; the trunk needs 1)")
     steps = p.add_mutually_exclusive_group()
-    steps.add_argument("--iters", type=int, help="optimizer steps")
-    steps.add_argument("--epochs", type=int, help="passes over the train split (default 1)")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    p.add_argument("--lr", type=float, help="default: adam 1e-4, sgd 1e-10 x pixels per image")
-    p.add_argument("--label-size", type=parse_size, help="train at WxH instead of the full label resolution")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on CPU, 4 on CUDA)")
+    steps.add_argument("--steps", type=positive_int, help="optimizer steps")
+    steps.add_argument("--epochs", type=positive_int, help="passes over the train split (default 1)")
+    add_batch_size(p, 1, "images per optimizer step")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam, or FCN's SGD")
+    p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-4, sgd 1e-10 x pixels per image)")
+    p.add_argument("--label-size", type=size_pair, help="train at WxH instead of the full label resolution")
+    add_device(p)
+    p.add_argument("--seed", type=int, default=0, help="seed for init and data order")
+    add_workers(p)
     p.set_defaults(func=run_train)
 
-    p = group.add_parser("calibrate", help="score real val photos at 256x256; compare with the paper's 0.80/0.26/0.21")
-    p.add_argument("--segmenter", type=Path, required=True)
-    p.add_argument("--cityscapes", type=Path, required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on CPU, 4 on CUDA)")
+    p = group.add_parser("calibrate")
+    p.add_argument("--segmenter", type=Path, required=True, help="FCN-8s .pt to calibrate")
+    p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root (gtFine/ and leftImg8bit/)")
+    add_device(p)
+    add_batch_size(p, 4, "frames per forward pass")
+    add_workers(p)
     p.add_argument("--resize-filter", choices=sorted(FILTERS), default="bicubic",
-                   help="filter shrinking the photos to 256 (default: Pillow's default, as the dataset preparation)")
+                   help="filter shrinking the photos to 256 (bicubic: Pillow's default, as the dataset preparation)")
     p.add_argument("--jpeg-quality", type=int, help="pass the 256x256 photos through JPEG (prepared datasets: 100)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA")
-    p.add_argument("--out", type=Path, help="default: SEGMENTER-stem.calibration.json next to the segmenter")
+    p.add_argument("--out", type=Path, help="result JSON (default: SEGMENTER-stem.calibration.json next to the segmenter)")
     p.set_defaults(func=run_calibrate)

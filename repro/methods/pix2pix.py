@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import prepared, snapshot
+from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.methods.common import Parts, adam, as_direction, frozen, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, UnetGenerator, build_generator
-from repro.train import Parts, adam, frozen, trained_nets, update
-from repro.translate import as_direction
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
+TEST_MODES = ("train", "eval")  # config pix2pix_test_mode: the port's test.py without / with --eval
 
 
 def make_generator(cfg: Config) -> nn.Module:
@@ -37,9 +37,6 @@ def make_generator(cfg: Config) -> nn.Module:
 def make_discriminator(cfg: Config) -> nn.Module:
     """Conditional PatchGAN: input and output concatenated on the channel axis (3 + 3)."""
     return PatchDiscriminator(6, cfg.ndf, cfg.d_layers, cfg.norm, cfg.d_padding)
-
-
-PAIRED = True  # trained on aligned (label map, photo) pairs; repro.train.train reads this
 
 
 def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:

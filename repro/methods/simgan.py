@@ -5,7 +5,7 @@ adversarial loss plus a self-regularisation term that keeps the output close to 
     D step   (1/2) [GAN(D_Y(y), real) + GAN(D_Y(pool(G(x))), fake)]
 
 and the same for F: Y -> X with D_X. phi is the identity for SimGAN (`self_reg_space = "pixel"`) and
-VGG16 relu4_2 for Feature loss + GAN (`"vgg_relu4_2"`; repro/baselines/vgg.py). There is no cycle: G and F
+VGG16 relu4_2 for Feature loss + GAN (`"vgg_relu4_2"`; repro/vgg.py). There is no cycle: G and F
 never see each other. The paper trains its baselines with CycleGAN's architecture and details, so
 everything else (ResNet generator, PatchGAN, LSGAN, pool of 50, Adam, schedule, the Lua step order F, D_X,
 G, D_Y) is the CycleGAN config's.
@@ -17,17 +17,17 @@ import torch
 from torch import nn
 
 from repro import ReproError
-from repro.baselines.common import snapshot
-from repro.baselines.vgg import VGGRelu4_2
+from repro.vgg import VGGRelu4_2
+from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.methods.common import Parts, adam, as_direction, frozen, snapshot, update
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import build_generator
 from repro.pool import ImagePool
-from repro.train import Parts, adam, frozen, trained_nets, update
-from repro.train import build_nets as cyclegan_nets
-from repro.translate import as_direction
+from repro.methods.cyclegan import build_nets as cyclegan_nets
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
+SELF_REG_SPACES = ("pixel", "vgg_relu4_2")  # config self_reg_space: SimGAN, Feature loss + GAN
 
 
 def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:

@@ -12,7 +12,7 @@ Two readings, chosen by `bigan_code`:
             details (the paper trains every baseline but CoGAN with its own architecture and settings).
             labels -> photo is G(x), photo -> labels is E(y).
   "latent"  the original BiGAN on each domain: z ~ N(0, I) of `latent_dim`, DCGAN decoder G_d and encoder
-            E_d (repro/baselines/latent.py) and a joint discriminator D_d(image, z), one BiGAN per domain
+            E_d (repro/methods/latent.py) and a joint discriminator D_d(image, z), one BiGAN per domain
             sharing only the prior. labels -> photo is G_Y(E_X(x)): encode on one side, decode on the other.
 """
 
@@ -21,13 +21,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.baselines.common import prepared, snapshot
-from repro.baselines.latent import Decoder, Encoder, encoder_blocks
+from repro.methods.latent import Decoder, Encoder, encoder_blocks
+from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.methods.common import Parts, adam, as_direction, frozen, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
-from repro.train import Parts, adam, frozen, trained_nets, update
-from repro.translate import as_direction
+
+CODES = ("image", "latent")  # config bigan_code: the paper's reading, the textbook one
 
 
 class JointDiscriminator(nn.Module):

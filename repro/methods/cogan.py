@@ -8,7 +8,7 @@ GANs are trained jointly on unpaired batches of X and Y; nothing ties an x to a 
 Translation (the paper's reading, section 5.1.2): for an input x, find the z whose X-side rendering is
 closest to x (`inversion_steps` Adam steps on z, mean squared error, from one fixed seeded start z0 ~ N(0, I):
 z = 0 would be a dead start, the bias-free first layer giving ReLU(0) and no gradient), then render that z on
-the Y side. Photo -> labels is the same with the roles swapped. Nets: DCGAN blocks (repro/baselines/latent.py).
+the Y side. Photo -> labels is the same with the roles swapped. Nets: DCGAN blocks (repro/methods/latent.py).
 """
 
 from pathlib import Path
@@ -17,12 +17,11 @@ import torch
 from torch import nn
 
 from repro import ReproError
-from repro.baselines.common import prepared, snapshot
-from repro.baselines.latent import decoder_blocks, encoder_blocks
+from repro.methods.latent import decoder_blocks, encoder_blocks
+from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.methods.common import Parts, adam, as_direction, frozen, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss
-from repro.train import Parts, adam, frozen, trained_nets, update
-from repro.translate import as_direction
 
 SIDES = ("x", "y")
 

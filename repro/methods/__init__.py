@@ -1,0 +1,51 @@
+"""Every method of the paper's tables behind one interface.
+
+A method is a module of this package with two functions, named in METHODS:
+
+    build(cfg, device) -> Parts
+        its nets (initialised from cfg.seed), one optimiser per net, history pools, and `step(x, y, rng)`: one
+        training iteration on a batch of label maps x and photos y, returning the loss terms as device tensors;
+        plus which nets to export after every epoch (repro.methods.common.Parts)
+    translator(run, cfg, direction, device) -> nn.Module
+        a trained run's translation, "x2y" (labels -> photo) or "y2x" (photo -> labels), [-1, 1] -> [-1, 1]
+
+and two facts: whether it trains on aligned pairs, and whether it takes the CUDA speed-ups (bf16 autocast,
+channels_last). The training loop (repro.train), translation (repro.translate) and the reproduction
+(repro.reproduce) only ever go through METHODS. To add a method: repro/methods/NAME.py, one line below, its
+configs (repro/configs/*/NAME.toml with `method = "NAME"`), and its row in repro/rows.py and expected/.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from repro.config import Config
+from repro.methods import bigan, cogan, cyclegan, pix2pix, simgan
+from repro.methods.common import Parts, as_direction
+
+__all__ = ["METHODS", "Method", "Parts", "as_direction", "method_of"]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    build: Callable[..., Parts]  # (cfg, device[, amp, channels_last]) -> Parts
+    translator: Callable[[Path, Config, str, torch.device], nn.Module]
+    paired: bool = False         # trains on aligned (label map, photo) pairs of the same frame
+    cuda_speedups: bool = False  # build takes amp= and channels_last=
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("cyclegan", cyclegan.build, cyclegan.translator, cuda_speedups=True),
+    Method("pix2pix", pix2pix.build, pix2pix.translator, paired=True),
+    Method("simgan", simgan.build, simgan.translator),
+    Method("cogan", cogan.build, cogan.translator),
+    Method("bigan", bigan.build, bigan.translator),
+)}
+
+
+def method_of(cfg: Config) -> Method:
+    return METHODS[cfg.method]
