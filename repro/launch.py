@@ -306,6 +306,20 @@ def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
                    help="any other sbatch option, e.g. account=abc or qos=long (repeatable)")
 
 
+def check_arguments(args: argparse.Namespace) -> Options | None:
+    """The job options, checked before any work (None: no --launcher, the runs go in this process)."""
+    if args.launcher is None:
+        given = [flag for flag, value, default in (
+            ("--jobs", args.jobs, None), ("--no-wait", args.no_wait, False), ("--threads-per-job", args.threads_per_job, None),
+            ("--slurm-partition", args.slurm_partition, None), ("--slurm-gpus-per-job", args.slurm_gpus_per_job, None),
+            ("--slurm-cpus-per-job", args.slurm_cpus_per_job, 4), ("--slurm-time", args.slurm_time, 24.0),
+            ("--slurm-option", args.slurm_option, [])) if value != default]
+        if given:
+            raise ReproError(f"{', '.join(given)} apply to jobs: add --launcher slurm or --launcher local")
+        return None
+    return options_from(args)
+
+
 def options_from(args: argparse.Namespace) -> Options:
     if args.slurm_time <= 0:
         raise ReproError(f"--slurm-time {args.slurm_time}: give the hours a job may run, e.g. 24")

@@ -350,6 +350,8 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
 
 def run_reproduce(args: argparse.Namespace) -> int:
     settings = parse_settings(args.set)  # checked before any work
+    from repro.launch import check_arguments
+    check_arguments(args)  # --launcher and its options, likewise
     args.out = Path(args.out) if args.out else Path(f"reproductions/{args.target}-{args.scale}")
     rows = rows_for(args.target)
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]

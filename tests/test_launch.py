@@ -94,8 +94,17 @@ def test_launcher_options_are_checked_before_any_work():
     opts = L.options_from(parse("--launcher", "slurm", "--slurm-option", "qos=long", "--slurm-time", "2.5",
                                 "--scale", "paper", "--slurm-cpus-per-job", "6"))
     assert (opts.gpus_per_job, opts.hours, opts.threads, opts.slurm_options, opts.jobs) == (1, 2.5, 6, {"qos": "long"}, None)
+    with pytest.raises(ReproError, match="--jobs, --slurm-time apply to jobs: add --launcher"):
+        L.check_arguments(parse("--jobs", "2", "--slurm-time", "3"))
+    assert L.check_arguments(parse()) is None
     opts = L.options_from(parse("--launcher", "local", "--jobs", "2"))
     assert opts.jobs == 2 and opts.threads == max(1, (os.cpu_count() or 1) // 2) and opts.gpus_per_job == 0
+
+
+def test_a_wrong_launcher_option_stops_the_command_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reproduce", "table4", "--out", str(out), "--launcher", "local", "--no-wait", "--device", "cpu"]) == 1
+    assert "--no-wait needs --launcher slurm" in capsys.readouterr().err and not out.exists()
 
 
 def test_executors_carry_the_options(tmp_path, monkeypatch):
