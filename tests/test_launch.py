@@ -201,6 +201,36 @@ def test_a_job_killed_without_a_result_is_reported_with_its_log(tiny, tmp_path):
 
 
 @pytest.mark.slow
+def test_an_interrupted_command_stops_its_local_jobs(tiny, tmp_path, monkeypatch):
+    """Ctrl-C while waiting: local jobs are the command's own processes, so they stop with it."""
+    city, seg = tiny
+    setup = smoke_setup(tmp_path / "jobs", city, seg)
+    job_json = tmp_path / "jobs" / "gan_alone" / "seed-0" / "local" / "job.json"
+    seen = {}
+
+    class InterruptedClock:  # the command's wait, interrupted once the job's process runs
+        time = staticmethod(time.time)
+
+        @staticmethod
+        def sleep(seconds):
+            deadline = time.time() + 60
+            while time.time() < deadline and not seen.get("task"):
+                seen["task"] = task_pid(int(json.loads(job_json.read_text())["job_id"]))
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(L, "time", InterruptedClock)
+    with pytest.raises(KeyboardInterrupt):
+        L.launch([[("gan_alone", 0)]], setup, 50, L.Options("local", jobs=1, threads=1, device="cpu"))
+    assert seen["task"]
+    deadline = time.time() + 30
+    while time.time() < deadline and Path(f"/proc/{seen['task']}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{seen['task']}").exists(), "the job's process outlived the command"
+    assert not (tmp_path / "jobs" / "gan_alone" / "seed-0" / "result.json").exists()
+
+
+@pytest.mark.slow
 def test_failing_job_is_reported_while_the_other_finishes_and_reruns_redo_only_what_is_missing(
         tiny, tmp_path, monkeypatch, capsys):
     city, seg = tiny
