@@ -149,7 +149,9 @@ def paper_setup(args, rows: list[Row]) -> Setup:
             "    then: repro segmenter calibrate --segmenter segmenters/fcn8s-cityscapes.pt --cityscapes RAW\n"
             "    and pass --segmenter segmenters/fcn8s-cityscapes.pt")
     seconds, text = estimate(rows, "paper", args.seeds or DEFAULT_SEEDS["paper"], device, 2975, args.iters_per_epoch)
-    if device == "cpu" and not args.allow_cpu and seconds > 0:  # translating with pretrained generators is cheap
+    # SLURM jobs get their GPUs on the nodes (--slurm-gpus-per-job, 1 by default at this scale), not here
+    jobs_have_gpus = getattr(args, "launcher", None) == "slurm" and args.slurm_gpus_per_job != 0
+    if device == "cpu" and not args.allow_cpu and seconds > 0 and not jobs_have_gpus:  # pretrained only: cheap
         problems.append(
             f"no GPU: a paper-scale run on this CPU would take about {format_duration(seconds)} (estimate below).\n"
             "    Run it on a machine with a CUDA GPU (one to three days per model there), or pass --allow-cpu.")
@@ -254,19 +256,28 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
     return True
 
 
+def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None) -> dict | None:
+    """The run's result.json when it is finished with this config and segmenter (nothing to redo), else None."""
+    from repro.io import read_json_or_empty, sha256_file
+
+    done = read_json_or_empty(setup.out / row.key / f"seed-{seed}" / "result.json")
+    cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
+    if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == sha256_file(setup.segmenter):
+        return done
+    return None
+
+
 def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
     """Trains, translates and scores one row at one seed; returns (and writes) its result.json content."""
     from repro.io import sha256_file, write_json
 
+    done = finished_result(row, seed, setup, iters_per_epoch)
+    if done is not None:
+        return done
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
     folder = setup.out / row.key / f"seed-{seed}"
     result_path = folder / "result.json"
     seg_sha = sha256_file(setup.segmenter)
-    if result_path.is_file():
-        done = json.loads(result_path.read_text())
-        if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == seg_sha:
-            return done  # finished with this config and segmenter: nothing to redo
-
     started = time.time()
     run = folder / "run"
     if (run / "config.toml").is_file() and asdict(load_config(str(run / "config.toml"))) != asdict(cfg):
@@ -380,6 +391,14 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
     """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed).
     OUT/reproduce.json (what was asked) is written first, so an interrupted run can still be reported.
     pretrained: "add" also scores the port's pretrained generators (Tables 2/3), "only" scores only them."""
+    runs = planned_runs(target, setup, seeds, iters_per_epoch, pretrained)
+    results = [run_pretrained(setup, progress)] if pretrained and any(t in PRETRAINED.tables for t in TARGETS[target]) else []
+    return results + [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
+
+
+def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
+                 pretrained: str | None = None) -> list[tuple[Row, int]]:
+    """Writes OUT/reproduce.json (what was asked); returns the (row, seed) runs to do, listing rows not implemented."""
     from repro.io import write_json
     from repro.verdicts import stored_path
 
@@ -387,20 +406,19 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
             "iters_per_epoch": iters_per_epoch, "settings": setup.settings, "pretrained": pretrained}
     plan |= {key: stored_path(getattr(setup, key), setup.out) for key in ("segmenter", "cityscapes", "data")}
     write_json(setup.out / "reproduce.json", plan)
-    results = []
-    if pretrained and any(t in PRETRAINED.tables for t in TARGETS[target]):
-        results.append(run_pretrained(setup, progress))
+    runs = []
     for row in (rows_for(target) if pretrained != "only" else []):
         if not is_implemented(row, setup.scale):
             print(f"{row.label}: not implemented at scale {setup.scale} (no config {config_name(row, setup.scale)}.toml)")
             continue
-        for seed in range(seeds):
-            results.append(run_row(row, seed, setup, iters_per_epoch, progress))
-    return results
+        runs += [(row, seed) for seed in range(seeds)]
+    return runs
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
     settings = parse_settings(args.set)  # checked before any work
+    from repro.launch import check_arguments
+    check_arguments(args)  # --launcher and its options, likewise
     args.out = Path(args.out) if args.out else Path(f"reproductions/{args.target}-{args.scale}")
     pretrained = "only" if args.pretrained_only else "add" if args.pretrained else None
     if pretrained and not any(t in PRETRAINED.tables for t in TARGETS[args.target]):
@@ -418,12 +436,25 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print(f"estimated duration: {text}", flush=True)
         setup = smoke_setup(args, progress=not args.quiet)
     setup.settings = settings
-    reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained)
+    failed = None
+    if args.launcher is None:
+        reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained)
+    else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
+        from repro import launch
+        if pretrained:
+            run_pretrained(setup, not args.quiet)
+        runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
+        outcome = launch.launch_reproduction(args, setup, runs)
+        if outcome.pending:
+            return 0  # --no-wait: a rerun of the same command collects the jobs and writes the report
+        failed = outcome.error()
     from repro import report  # imported late: a long run writes its report with the current code
     from repro.verdicts import default_ranges
 
     ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
     report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
+    if failed:
+        raise failed
     return 0
 
 
@@ -454,4 +485,6 @@ def add_commands(commands) -> None:
                         "(downloaded into OUT/pretrained; REPRO_PRETRAINED_URL names a mirror) as a row of Tables 2/3")
     p.add_argument("--pretrained-only", action="store_true", help="score only that row (nothing is trained)")
     add_quiet(p)
+    from repro.launch import add_launcher_arguments
+    add_launcher_arguments(p)
     p.set_defaults(func=run_reproduce)
