@@ -17,6 +17,7 @@ from repro.config import Config, load_config, parse_settings
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import pick_device
 from repro.methods import METHODS, Parts
+from repro.methods.packing import check_pack
 from repro.schedule import lr_factor
 
 
@@ -104,6 +105,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     if packed and (method.build_packed is None or amp or channels_last or any(c.fid_every for c in cfgs)):
         raise ReproError(f"packing several runs is implemented for CycleGAN and its ablations without --amp, "
                          f"--channels-last and fid_every (method {cfgs[0].method!r}); train these runs one by one")
+    if packed:
+        check_pack(cfgs)
     amp = amp and device.type == "cuda"
     runs, data = [Path(r) for r in runs], Path(data)
     ckpts = [run / "checkpoint.pt" for run in runs]

@@ -14,12 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro import ReproError
 from repro.checkpoint import trained_nets
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.methods.common import Parts, adam, as_direction, prepared, update
-from repro.methods.packing import OneRun, PackedRuns, RunNet, RunOptimizer, Stacked, same_except
+from repro.methods.packing import OneRun, PackedRuns, RunNet, RunOptimizer, Stacked, check_pack
 from repro.networks import PatchDiscriminator, build_generator
 from repro.pool import ImagePool
 
@@ -152,16 +151,12 @@ def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
     return trained_nets(run, {name: generator(cfg)}, device)[name]
 
 
-PACKABLE = {"seed", "name", "lambda_gan", "lambda_forward", "lambda_backward", "lambda_identity"}  # may differ
-
 
 def build_packed(cfgs: list[Config], device: torch.device) -> Parts:
     """K runs as one vectorised step (repro.methods.packing): the seeds of a row and the rows that differ only
     in loss weights (CycleGAN and its ablations). `step(x, y, rngs)` takes x, y [K, B, 3, H, W] and K
     generators and returns [K] terms; `runs[k]` are run k's nets, optimisers and pools for checkpoints."""
-    differ = same_except(cfgs, PACKABLE)
-    if differ:
-        raise ReproError(f"runs packed together may differ only in seed and loss weights; these differ: {differ}")
+    check_pack(cfgs)
     solo = [build_nets(cfg, device) for cfg in cfgs]  # each from its own seed, exactly as alone
     nets = {n: Stacked([s[n] for s in solo]).to(device) for n in NET_NAMES}
     opts = adam(nets, cfgs[0])

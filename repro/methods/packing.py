@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from repro import ReproError
 from repro.networks import conv_bias_names
 from repro.pool import ImagePool
 
@@ -172,7 +173,13 @@ class PackedRuns:
                             for k in range(len(fake))])
 
 
-def same_except(cfgs, allowed: set[str]) -> list[str]:
-    """The config fields (other than `allowed`) whose values differ between the configs."""
+# What may differ between the runs of a pack: the seed, the loss weights (the ablations), the name.
+PACKABLE = {"seed", "name", "lambda_gan", "lambda_forward", "lambda_backward", "lambda_identity"}
+
+
+def check_pack(cfgs) -> None:
+    """Refuses runs that cannot share one step: anything but seed, name and loss weights differs."""
     first = vars(cfgs[0])
-    return sorted(k for k in first if k not in allowed and any(vars(c)[k] != first[k] for c in cfgs[1:]))
+    differ = sorted(k for k in first if k not in PACKABLE and any(vars(c)[k] != first[k] for c in cfgs[1:]))
+    if differ:
+        raise ReproError(f"runs packed together may differ only in seed and loss weights; these differ: {differ}")
