@@ -386,12 +386,60 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
 # ------------------------------------------------------------------------------ the command
 
 
+def pack_size(pack: str, cfg: Config, device: str) -> int:
+    """`--pack`: "off" 1, a number N, or "auto": on CUDA as many runs as 70% of the free memory holds (one run's
+    peak measured by one training step), on the CPU 10 (packing saves per-operation overhead, little there)."""
+    if pack == "off":
+        return 1
+    if pack != "auto":
+        return int(pack)
+    if not device.startswith("cuda"):
+        return 10
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    seconds_per_iteration(cfg, device, steps=1)
+    per_run = max(torch.cuda.max_memory_allocated(device) - before, 1)
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return max(1, int(0.7 * free // per_run))
+
+
+def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None, pack: str,
+                progress: bool = True) -> None:
+    """Trains, before run_row translates and scores them, the runs that can share one vectorised step
+    (repro.methods.packing: a method with packing, configs that differ only in seed and loss weights, the same
+    starting point) in packs of up to `--pack` runs. Runs left over, finished or alone are run_row's."""
+    from repro.methods.packing import PACKABLE
+
+    groups: dict[tuple, list[tuple[Config, Path]]] = {}
+    for row, seed in runs:
+        cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
+        run = setup.out / row.key / f"seed-{seed}" / "run"
+        if METHODS[cfg.method].build_packed is None or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
+            continue
+        ckpt = run / "checkpoint.pt"
+        start = torch.load(ckpt, map_location="cpu", weights_only=False)["position"]["step"] if ckpt.is_file() else None
+        key = (start, tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE))
+        groups.setdefault(key, []).append((cfg, run))
+    for (start, _), members in groups.items():
+        size = pack_size(pack, members[0][0], setup.device)
+        for i in range(0, len(members), size):
+            chunk = members[i:i + size]
+            if len(chunk) < 2:
+                continue  # alone: run_row trains it
+            print(f"{'resuming' if start else 'training'} {len(chunk)} runs as one pack: "
+                  f"{', '.join(str(r) for _, r in chunk)}", flush=True)
+            train.train_runs([c for c, _ in chunk], setup.data, [r for _, r in chunk], device=setup.device,
+                             resume=start is not None, progress=progress)
+
+
 def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
-              progress: bool = True, pretrained: str | None = None) -> list[dict]:
+              progress: bool = True, pretrained: str | None = None, pack: str = "off") -> list[dict]:
     """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed).
     OUT/reproduce.json (what was asked) is written first, so an interrupted run can still be reported.
     pretrained: "add" also scores the port's pretrained generators (Tables 2/3), "only" scores only them."""
     runs = planned_runs(target, setup, seeds, iters_per_epoch, pretrained)
+    if pack != "off":
+        train_packs(runs, setup, iters_per_epoch, pack, progress)
     results = [run_pretrained(setup, progress)] if pretrained and any(t in PRETRAINED.tables for t in TARGETS[target]) else []
     return results + [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
 
@@ -437,8 +485,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
         setup = smoke_setup(args, progress=not args.quiet)
     setup.settings = settings
     failed = None
+    if args.launcher is not None and args.pack != "off":
+        raise ReproError("--pack with --launcher is not implemented: each job trains one run; drop one of them")
     if args.launcher is None:
-        reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained)
+        reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
+                  pack=args.pack)
     else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
         from repro import launch
         if pretrained:
@@ -456,6 +507,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
     if failed:
         raise failed
     return 0
+
+
+def pack_option(text: str) -> str:
+    if text in ("off", "auto") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: off, auto or a number of runs (1 or more)")
 
 
 def add_commands(commands) -> None:
@@ -484,6 +541,11 @@ def add_commands(commands) -> None:
                    help="also score the official port's pretrained cityscapes_label2photo / cityscapes_photo2label "
                         "(downloaded into OUT/pretrained; REPRO_PRETRAINED_URL names a mirror) as a row of Tables 2/3")
     p.add_argument("--pretrained-only", action="store_true", help="score only that row (nothing is trained)")
+    p.add_argument("--pack", type=pack_option, default="off",
+                   help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
+                        "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "
+                        "the CPU). Each run keeps its own folder, generator, pools, log and checkpoint; results equal "
+                        "runs trained alone to float tolerance")
     add_quiet(p)
     from repro.launch import add_launcher_arguments
     add_launcher_arguments(p)

@@ -221,7 +221,15 @@ def run_train(args) -> None:
     overrides = {"seed": args.seed, "iters_per_epoch": args.iters_per_epoch}
     if args.epochs is not None:
         overrides |= {"epochs_constant": (args.epochs + 1) // 2, "epochs_decay": args.epochs // 2}
-    cfg = load_config(args.config, **(parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}))
+    settings = parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}
+    if args.seeds:  # K seeds packed into one vectorised step, OUT/seed-S each
+        cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in args.seeds]
+        runs = [Path(args.out) / f"seed-{s}" for s in args.seeds]
+        train_runs(cfgs, args.data, runs, device=args.device, resume=args.resume, stop_after=args.stop_after,
+                   progress=not args.quiet)
+        print(f"trained {cfgs[0].name} at seeds {args.seeds} as one pack: {', '.join(map(str, runs))}")
+        return
+    cfg = load_config(args.config, **settings)
     train(cfg, args.data, args.out, device=args.device, resume=args.resume, stop_after=args.stop_after,
           amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, fid_weights=args.fid_weights)
     print(f"trained {cfg.name}: {args.out}/checkpoint.pt; translate with `repro translate {args.out} --direction ...`")
@@ -240,7 +248,11 @@ def add_commands(commands) -> None:
     p.add_argument("--epochs", type=int, help="total epochs, half constant lr and half decay (default: the config's)")
     p.add_argument("--iters-per-epoch", type=int,
                    help="iterations per epoch (default: the config's, else max(|X|, |Y|) / batch size)")
-    p.add_argument("--seed", type=int, help="seed for init, data order, augmentation and pool (default: the config's)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="seed for init, data order, augmentation and pool (default: the config's)")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="train these seeds as one pack (one vectorised step; CycleGAN and its ablations), "
+                            "each in OUT/seed-SEED with its own checkpoint and log")
     add_device(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many total iterations")

@@ -107,7 +107,7 @@ def test_a_killed_and_resumed_pack_equals_the_uninterrupted_pack(tiny_data, tmp_
     whole = [tmp_path / f"whole{k}" for k in range(3)]
     train_runs(cfgs, tiny_data, whole, device="cpu", progress=False)
     parts = [tmp_path / f"parts{k}" for k in range(3)]
-    train_runs(cfgs, tiny_data, parts, device="cpu", progress=False, stop_after=4)  # mid-epoch 2, after the checkpoint of step 3
+    train_runs(cfgs, tiny_data, parts, device="cpu", progress=False, stop_after=4)  # mid-epoch 2
     train_runs(cfgs, tiny_data, parts, device="cpu", progress=False, resume=True)
     for a, b in zip(whole, parts):
         assert (a / "losses.jsonl").read_text() == (b / "losses.jsonl").read_text()
@@ -123,3 +123,17 @@ def test_only_seeds_and_loss_weights_may_differ_in_a_pack(tiny_data, tmp_path):
     with pytest.raises(ReproError, match="implemented for CycleGAN"):
         train_runs([tiny_config(method="simgan"), tiny_config(method="simgan", seed=4)], tiny_data,
                    [tmp_path / "c", tmp_path / "d"], device="cpu", progress=False)
+
+
+def test_repro_train_seeds_packs_them_into_their_own_folders(tiny_data, tmp_path):
+    from repro.cli import main
+
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text("name = 'tiny'\nload_size = 20\ncrop_size = 16\nngf = 4\nndf = 4\nepochs_constant = 1\n"
+                        "epochs_decay = 0\niters_per_epoch = 2\npool_size = 2\n")
+    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(tmp_path / "runs"), "--device", "cpu",
+                 "--quiet", "--seeds", "4", "5"]) == 0
+    for k, seed in enumerate((4, 5)):
+        info = json.loads((tmp_path / "runs" / f"seed-{seed}" / "run.json").read_text())
+        assert info["finished"] and info["packed"]["index"] == k
+        assert f"seed = {seed}" in (tmp_path / "runs" / f"seed-{seed}" / "config.toml").read_text()
