@@ -91,6 +91,8 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
+    from repro.cli import add_quiet
+
     group = commands.group("pretrained")
     p = group.add_parser("get", help="download one of the port's published CycleGAN generators",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,5 +100,5 @@ def add_commands(commands) -> None:
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"where NAME.pth goes (default {DEFAULT_DIR}/)")
     p.add_argument("--url", help=f"this file's URL instead of {BASE_URL}NAME.pth (a folder mirror: {ENV}=BASE_URL)")
     p.add_argument("--sha256", help="the expected sha256 (default: the one the first download recorded)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=run_get)

@@ -196,14 +196,16 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
+    from repro.cli import add_quiet
+
     group = commands.group("weights")
     p = group.add_parser("get", help="fetch VGG16 / pytorch-fid Inception / the FCN-8s caffemodel from their publishers",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=KINDS)
+    p.add_argument("kind", choices=KINDS, help="which file: " + ", ".join(KINDS))
     p.add_argument("--url", help="a mirror instead of the publisher's URL (also REPRO_VGG16_URL, REPRO_INCEPTION_URL, "
                                  "REPRO_FCN8S_URL)")
     p.add_argument("--out", type=Path, help="fcn8s-caffe: the segmenter .pt to write (default segmenters/fcn8s-cityscapes.pt)")
     p.add_argument("--sha256", help="fcn8s-caffe: the caffemodel's expected sha256 (default: the one recorded by the "
                                     "first download)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=run_get)
