@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
 from repro import launch as L
 from repro import reproduce as R
 from repro.cli import build_parser, main
 from repro.config import config_to_toml
-from repro.data.synth_city import generate
-from repro.eval.fcn import fcn8s, save_segmenter
 from repro.rows import ROWS
 
 ROW = {r.key: r for r in ROWS}
@@ -38,12 +37,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A 6-frame synthetic city and an untrained narrow segmenter: the pipeline's plumbing, in seconds."""
-    root = tmp_path_factory.mktemp("tiny")
-    city = generate(root / "cs", n_train=4, n_val=2, size=(64, 32), progress=False)
-    seg = root / "seg.pt"
-    save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
-    return city, seg
+    return tiny_city_and_segmenter(tmp_path_factory.mktemp("tiny"))
 
 
 def smoke_setup(out, city, seg):

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
 from repro import reproduce as R
 from repro import train as training
 from repro.checkpoint import is_finished
 from repro.cli import main
-from repro.data.synth_city import generate
-from repro.eval.fcn import fcn8s, save_segmenter
 from repro.rows import ROWS, TABLE_ROWS
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
@@ -71,12 +70,7 @@ def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny(tmp_path_factory):
-    """A 6-frame synthetic city and an untrained narrow segmenter: the pipeline's plumbing, in seconds."""
-    root = tmp_path_factory.mktemp("tiny")
-    city = generate(root / "cs", n_train=4, n_val=2, size=(64, 32), progress=False)
-    seg = root / "seg.pt"
-    save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
-    return city, seg
+    return tiny_city_and_segmenter(tmp_path_factory.mktemp("tiny"))
 
 
 def smoke_args(out, city, seg):
