@@ -27,6 +27,8 @@ COMMANDS = {
     "evaluate labels2photo": ("repro.eval.labels2photo", "Tables 2/4: FCN-score of generated photos (pix2pix protocol)"),
     "evaluate photo2labels": ("repro.eval.photo2labels", "Tables 3/5: generated label maps by nearest palette colour"),
     "evaluate fid": ("repro.eval.fid", "FID and KID between two image folders (pytorch-fid Inception)"),
+    "weights get": ("repro.weights", "fetch VGG16, pytorch-fid's Inception or the FCN-8s caffemodel from their publishers"),
+    "pretrained get": ("repro.pretrained", "fetch a CycleGAN generator the official PyTorch port published"),
     "reproduce": ("repro.reproduce", "train, translate and score every row of a table, then write the report"),
     "report": ("repro.report", "write OUT/report.md and report.html from a `repro reproduce` folder"),
     "check": ("repro.check", "check reproduced cells against accepted ranges (exit 1 if any is outside)"),
@@ -36,6 +38,8 @@ GROUPS = {
     "data": "download, import and prepare datasets",
     "segmenter": "get, import, train and calibrate the FCN-8s evaluator",
     "evaluate": "score translated images against Cityscapes ground truth (and FID)",
+    "weights": "fetch the evaluators' and Feature loss's weights from their publishers into the torch cache",
+    "pretrained": "fetch the official PyTorch port's published CycleGAN generators",
 }
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 

@@ -8,6 +8,8 @@ where the Lua code the paper used differs from the port are arguments, not subcl
 the discriminator's `padding=2`.
 """
 
+import weakref
+
 import torch
 from torch import nn
 
@@ -164,12 +166,34 @@ def init_weights(net: nn.Module, std: float = 0.02, generator: torch.Generator |
     return net
 
 
+_CONV_BIASES: "weakref.WeakKeyDictionary[nn.Module, list[torch.Tensor]]" = weakref.WeakKeyDictionary()
+
+
+def conv_bias_names(net: nn.Module) -> list[str]:
+    """The parameter names of every convolution bias of `net`."""
+    return [f"{name}.bias" if name else "bias" for name, m in net.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None]
+
+
+def conv_biases(net: nn.Module) -> list[torch.Tensor]:
+    """Every convolution bias of `net`, found once (the Parameter objects outlive .to() and load_state_dict).
+    A module that lists its own (`conv_biases`, e.g. packed runs' stacked parameters) is taken at its word."""
+    own = getattr(net, "conv_biases", None)
+    if isinstance(own, list):
+        return own
+    if net not in _CONV_BIASES:
+        _CONV_BIASES[net] = [m.bias for m in net.modules()
+                             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None]
+    return _CONV_BIASES[net]
+
+
 @torch.no_grad()
 def zero_conv_biases(net: nn.Module) -> None:
-    """The Lua code zeroes every convolution bias before each optimisation step (PAPER.md section 3)."""
-    for module in net.modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.bias is not None:
-            module.bias.zero_()
+    """The Lua code zeroes every convolution bias before each optimisation step (PAPER.md section 3).
+    One foreach kernel per net, not a Python loop per parameter."""
+    biases = conv_biases(net)
+    if biases:
+        torch._foreach_zero_(biases)
 
 
 class TestTimeGenerator(nn.Module):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.io import sha256_file, write_text
-from repro.rows import ROWS, TABLE_ROWS, Row, is_implemented
+from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_ROWS, Row, is_implemented
 from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, default_ranges, judge_cell,
                             load_paper, load_plan, load_ranges, load_results, ranges_label, references)
 
@@ -71,11 +71,21 @@ class Cell:
         return "ok" if v.verdict == "consistent" else "weak"
 
 
+def table_rows(table: int, results: dict) -> list[Row]:
+    """The paper's rows of a table, and the official port's pretrained row right after CycleGAN when it was scored."""
+    rows = list(TABLE_ROWS[table])
+    if PRETRAINED.key in results and table in PRETRAINED.tables:
+        rows.insert(next(i for i, r in enumerate(rows) if r.key == "cyclegan") + 1, PRETRAINED)
+    return rows
+
+
 def table_cells(table: int, results: dict, scale: str, paper: dict, ranges, refs: dict) -> dict[tuple[str, str], Cell]:
-    """(row key, metric) -> Cell for every row of a table."""
+    """(row key, metric) -> Cell for every row of a table. The pretrained row has no paper value of its own: it
+    stands next to the paper's CycleGAN row (its reference at paper scale)."""
     cells = {}
-    for row in TABLE_ROWS[table]:
-        for metric, paper_value in zip(METRICS, paper[f"table{table}"][row.key]):
+    for row in table_rows(table, results):
+        own = paper[f"table{table}"].get(row.key) or paper[f"table{table}"]["cyclegan"]
+        for metric, paper_value in zip(METRICS, own):
             verdict = judge_cell(results, table, row.key, metric, scale, ranges, refs) if is_implemented(row, scale) else None
             cells[(row.key, metric)] = Cell(verdict, paper_value)
     return cells
@@ -88,7 +98,7 @@ def seeds_text(results: list[dict]) -> str:
 def wide_rows(table: int, cells: dict, results: dict, markdown: bool) -> list[list]:
     """One line per method: seeds, then ours | reference | verdict for each metric."""
     lines = []
-    for row in TABLE_ROWS[table]:
+    for row in table_rows(table, results):
         line = [row.label, seeds_text(results.get(row.key, []))]
         for metric in METRICS:
             c = cells[(row.key, metric)]
@@ -243,6 +253,8 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
     paper = load_paper()
     range_set = load_ranges(ranges) if ranges is not None else None
     refs = references(scale, range_set)
+    if scale == "paper":  # the port's pretrained generators are compared with the paper's CycleGAN row
+        refs |= {(t, PRETRAINED.key, m): v for (t, key, m), v in list(refs.items()) if key == "cyclegan"}
     cells = {t: table_cells(t, results, scale, paper, range_set, refs) for t in tables}
     info = facts(plan, results, tables)
     calib = calibration_info(plan, results)
@@ -264,8 +276,10 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
           *[f"{line}" for line in rules], "", "Contents: " + " · ".join(
               [f"[{TABLE_TITLES[t]}](#{anchor(TABLE_TITLES[t])})" for t in tables]
               + ["[Calibration](#calibration-of-the-segmenter)", "per-row sections in report.html"]), ""]
+    notes = {t: f"Note ({PRETRAINED.label}): {PRETRAINED_NOTE}" for t in tables if PRETRAINED in table_rows(t, results)}
     for t in tables:
         md += [f"## {TABLE_TITLES[t]}", "", md_table(headers, wide_rows(t, cells[t], results, True)), ""]
+        md += [notes[t], ""] if t in notes else []
     if scale != "paper":
         md += ["## The paper, for reference (not comparable at smoke scale)", ""]
         for t in tables:
@@ -280,8 +294,8 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     sections = []
-    for row in ROWS:
-        if not any(t in row.tables for t in tables):
+    for row in (*ROWS, PRETRAINED):
+        if not any(t in row.tables for t in tables) or (row is PRETRAINED and row.key not in results):
             continue
         section = {"id": f"row-{row.key}", "label": row.label, "key": row.key,
                    "tables": ", ".join(str(t) for t in row.tables if t in tables), "why": "", "metrics": [],
@@ -300,7 +314,9 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
         curves, has_fid = figs.curves_figure(runs, figures / f"{row.key}_curves.png")
         if curves:
             section["figures"].append(curves)
-        if not has_fid:
+        if row is PRETRAINED:
+            section["notes"].append(PRETRAINED_NOTE)
+        elif not has_fid:
             section["notes"].append("FID curve: not logged for these runs (config fid_every = 0).")
         section["figures"] = [{"src": f"figures/{f['path'].name}", "caption": f["caption"],
                                "width": figs.display_width(f["path"])} for f in section["figures"]]
@@ -308,9 +324,9 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
 
     page = render_html(
         scale=scale, facts=info.lines(), rules=rules, tables=[
-            {"id": anchor(TABLE_TITLES[t]), "title": TABLE_TITLES[t], "ref": ref_name,
+            {"id": anchor(TABLE_TITLES[t]), "title": TABLE_TITLES[t], "ref": ref_name, "note": notes.get(t, ""),
              "rows": [{"label": row.label, "seeds": seeds_text(results.get(row.key, [])),
-                       "cells": [cells[t][(row.key, m)] for m in METRICS]} for row in TABLE_ROWS[t]]}
+                       "cells": [cells[t][(row.key, m)] for m in METRICS]} for row in table_rows(t, results)]}
             for t in tables],
         metrics=[METRIC_LABELS[m] for m in METRICS],
         paper_tables=[] if scale == "paper" else [

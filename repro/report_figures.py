@@ -11,10 +11,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from cityscapesscripts.helpers.labels import trainId2label  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from repro.data.frames import frame_id  # noqa: E402
+from repro.data.labels import COLOUR_BY_TRAIN_ID  # noqa: E402
 from repro.eval.groundtruth import CLASS_NAMES  # noqa: E402
 
 DPI = 150
@@ -23,10 +23,7 @@ plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, 
 
 def colourise(train_ids: np.ndarray) -> np.ndarray:
     """trainId map (19 = void) -> RGB with the Cityscapes colours; void is black."""
-    table = np.zeros((256, 3), np.uint8)
-    for tid in range(len(CLASS_NAMES)):
-        table[tid] = trainId2label[tid].color
-    return table[train_ids]
+    return COLOUR_BY_TRAIN_ID[train_ids]
 
 
 def by_frame(folder: Path) -> dict[str, Path]:
@@ -108,7 +105,7 @@ def iou_figure(results: list[dict], out: Path) -> dict:
         x = np.arange(len(CLASS_NAMES))
         mean = np.where(present, iou.mean(axis=0), 0.0)
         err = np.where(present, iou.std(axis=0, ddof=1), 0.0) if n > 1 else None
-        colours = [np.array(trainId2label[i].color) / 255 for i in x]
+        colours = [COLOUR_BY_TRAIN_ID[i] / 255 for i in x]
         ax.bar(x[present], mean[present], color=[c for c, p in zip(colours, present) if p], edgecolor="black",
                linewidth=0.5, yerr=None if err is None else err[present], capsize=2, error_kw={"linewidth": 0.8})
         for i in x[~present]:

@@ -9,6 +9,13 @@ from PIL import Image
 from repro.config import make_config
 
 
+@pytest.fixture(autouse=True)
+def isolated_torch_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's torch hub cache (weights, FID reference statistics); a test that
+    needs its own sets TORCH_HOME again."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+
+
 def write_tiny_dataset(root: Path, n_x=5, n_y=6, size=24, seed=0) -> Path:
     """Blocky images (not noise) in the official layout: trainA/testA = Y (photos), trainB/testB = X (labels)."""
     rng = np.random.default_rng(seed)
@@ -31,3 +38,14 @@ def tiny_config(**overrides):
     values = dict(name="tiny", load_size=20, crop_size=16, ngf=4, ndf=4, epochs_constant=1, epochs_decay=1,
                   iters_per_epoch=4, pool_size=3, log_every=1)
     return make_config("paper", **(values | overrides))
+
+
+def tiny_city_and_segmenter(root: Path) -> tuple[Path, Path]:
+    """A 6-frame synthetic city and an untrained narrow segmenter: a reproduction's plumbing, in seconds."""
+    from repro.data.synth_city import generate
+    from repro.eval.fcn import fcn8s, save_segmenter
+
+    city = generate(root / "cs", n_train=4, n_val=2, size=(64, 32), progress=False)
+    seg = root / "seg.pt"
+    save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
+    return city, seg

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
 from repro import reproduce as R
 from repro import train as training
 from repro.checkpoint import is_finished
 from repro.cli import main
-from repro.data.synth_city import generate
-from repro.eval.fcn import fcn8s, save_segmenter
 from repro.rows import ROWS, TABLE_ROWS
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
@@ -71,12 +70,7 @@ def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny(tmp_path_factory):
-    """A 6-frame synthetic city and an untrained narrow segmenter: the pipeline's plumbing, in seconds."""
-    root = tmp_path_factory.mktemp("tiny")
-    city = generate(root / "cs", n_train=4, n_val=2, size=(64, 32), progress=False)
-    seg = root / "seg.pt"
-    save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
-    return city, seg
+    return tiny_city_and_segmenter(tmp_path_factory.mktemp("tiny"))
 
 
 def smoke_args(out, city, seg):
@@ -173,3 +167,25 @@ def test_smoke_reproduction_lands_in_the_measured_ranges(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "66 of 66 judged cells pass the band rule" in printed  # Tables 2/3: 6 rows x 3 x 2, Tables 4/5: 5 rows x 3 x 2
+
+
+@pytest.mark.slow
+def test_packed_reproduction_trains_the_ablations_as_one_pack(tiny, tmp_path, monkeypatch):
+    """--pack: the five rows of Table 4 (seeds 0 and 1) share one vectorised step; each run keeps its own
+    folder and run.json says which pack it was in; a rerun trains nothing; the scores are those of runs alone
+    within float tolerance of the packed step (here: all in [0, 1] and every cell scored)."""
+    city, seg = tiny
+    out = tmp_path / "out"
+    setup = R.smoke_setup(smoke_args(out, city, seg), progress=False)
+    packs = []
+    real = training.train_runs
+    monkeypatch.setattr(training, "train_runs", lambda cfgs, *a, **kw: packs.append(len(cfgs)) or real(cfgs, *a, **kw))
+    results = R.reproduce("table4", setup, seeds=2, iters_per_epoch=2, progress=False, pack="auto")
+    assert packs == [10]  # 5 rows x 2 seeds, one pack on the CPU (auto: up to 10)
+    assert len(results) == 10 and all(0 <= r["metrics"]["labels2photo"]["pixel_acc"] <= 1 for r in results)
+    for r in results:
+        info = json.loads((out / r["row"] / f"seed-{r['seed']}" / "run" / "run.json").read_text())
+        assert info["packed"]["runs"] == 10 and str(out / r["row"]) in info["packed"]["folders"][info["packed"]["index"]]
+    packs.clear()
+    R.reproduce("table4", setup, seeds=2, iters_per_epoch=2, progress=False, pack="auto")
+    assert packs == []

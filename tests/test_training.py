@@ -138,6 +138,25 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tiny_
     assert all(torch.isfinite(v).all() for net in state["nets"].values() for v in net.values() if v.is_floating_point())
 
 
+def test_nan_between_reads_is_reported_at_its_own_step(tiny_data, tmp_path, monkeypatch):
+    """Losses are read only at log points and checkpoints: a NaN at step 3 of a run that logs every 8 steps is
+    caught before the checkpoint of step 4 is written, and the message names step 3 and the checkpoint of step 2."""
+    cfg = tiny_config(checkpoint_every=2, log_every=8)
+    calls = {"n": 0}
+    real_l1 = repro.methods.cyclegan.l1
+
+    def poisoned_l1(a, b):  # 4 l1 terms per iteration of the sequential order: NaN from step 3 on
+        calls["n"] += 1
+        return real_l1(a, b) * (float("nan") if calls["n"] > 8 else 1.0)
+
+    monkeypatch.setattr(repro.methods.cyclegan, "l1", poisoned_l1)
+    with pytest.raises(ReproError, match=r"became nan at epoch 1, iteration 3\. .*\(step 2\)"):
+        train(cfg, tiny_data, tmp_path / "run", device="cpu", progress=False)
+    state = torch.load(tmp_path / "run/checkpoint.pt", weights_only=False)
+    assert state["position"]["step"] == 2
+    assert (tmp_path / "run/losses.jsonl").read_text() == ""  # nothing was logged after (or at) the NaN
+
+
 def test_existing_run_needs_resume_and_resume_needs_same_config(tiny_data, tmp_path):
     train(tiny_config(), tiny_data, tmp_path / "run", device="cpu", progress=False, stop_after=1)
     with pytest.raises(ReproError, match="--resume"):

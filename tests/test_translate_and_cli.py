@@ -132,3 +132,19 @@ def test_help_imports_no_command_module():
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('repro.', 'pandas', 'matplotlib'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "['repro.cli']"
+
+
+def test_every_command_has_a_description_and_every_flag_a_help():
+    """Each command's parser (its module imported as when it runs) documents every argument."""
+    import argparse
+
+    from repro.cli import COMMANDS, build_parser
+
+    for path in COMMANDS:
+        parser = build_parser(path.split())
+        for word in path.split():
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            parser = sub.choices[word]
+        assert parser.description, path
+        undocumented = [a.dest for a in parser._actions if not a.help and a.dest != "help"]
+        assert undocumented == [], (path, undocumented)

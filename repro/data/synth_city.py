@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from cityscapesscripts.helpers.labels import name2label
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from repro import ReproError, __version__
+from repro.data.labels import COLOUR_BY_ID, HAS_INSTANCES
 from repro.data.staging import partial_folder
 from repro.io import DiskFull, free_space, is_disk_full, read_json_or_empty
 
@@ -43,12 +43,6 @@ FRAME_NUMBER = 19  # real gtFine frames are the 20th frame of each 30-frame snip
 MARKER = "synth-city.json"
 
 ID = {name: label.id for name, label in name2label.items()}
-COLOURS = np.zeros((256, 3), np.uint8)  # labelId -> official colour of the gtFine_color.png files
-HAS_INSTANCES = np.zeros(256, bool)
-for _label in CITYSCAPES_LABELS:
-    if 0 <= _label.id < 256:
-        COLOURS[_label.id] = _label.color
-        HAS_INSTANCES[_label.id] = _label.hasInstances
 
 
 # ---------------------------------------------------------------- drawing a scene
@@ -362,7 +356,7 @@ def render_frame(seed: int, split: str, index: int, size: tuple[int, int]) -> di
     """The four PNG files of one frame, keyed by kind: leftImg8bit, labelIds, color, instanceIds."""
     rng = np.random.default_rng([seed, ("train", "val").index(split), index])
     canvas = draw_scene(rng, *size)
-    colour = np.concatenate([COLOURS[canvas.labels], np.full((size[1], size[0], 1), 255, np.uint8)], axis=2)
+    colour = np.concatenate([COLOUR_BY_ID[canvas.labels], np.full((size[1], size[0], 1), 255, np.uint8)], axis=2)
     return {
         "leftImg8bit": _png(render_photo(canvas, rng)),
         "labelIds": _png(canvas.labels),

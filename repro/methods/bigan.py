@@ -24,7 +24,7 @@ from torch import nn
 from repro.methods.latent import Decoder, Encoder, encoder_blocks
 from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, frozen, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
 
@@ -70,10 +70,9 @@ def bigan_terms(judge, code, fake_data, encoded, data, cfg: Config) -> dict[str,
 
 
 def bigan_step(names: tuple[str, str, str], judge, nets, opts, code, fake_data, encoded, data, cfg: Config):
-    """G and E together against a frozen D, then D on the same pairs; returns the logged terms."""
+    """G and E together (D's weights untouched), then D on the same pairs; returns the logged terms."""
     g_name, e_name, d_name = names
-    with frozen(nets[d_name]):
-        terms = bigan_terms(judge, code, fake_data, encoded, data, cfg)
+    terms = bigan_terms(judge, code, fake_data, encoded, data, cfg)
     update(sum(terms.values()), [g_name, e_name], nets, opts, cfg)
     d_loss = discriminator_loss(judge(encoded.detach(), data), judge(code, fake_data.detach()), cfg.gan_loss)
     update(d_loss, [d_name], nets, opts, cfg)

@@ -20,7 +20,7 @@ from repro import ReproError
 from repro.methods.latent import decoder_blocks, encoder_blocks
 from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, frozen, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss
 
 SIDES = ("x", "y")
@@ -83,8 +83,7 @@ def build(cfg: Config, device) -> Parts:
         reals = {"x": x, "y": y}
         d_terms = {f"D_{s.upper()}": discriminator_loss(D(reals[s], s), D(fakes[s].detach(), s), cfg.gan_loss) for s in SIDES}
         update(sum(d_terms.values()), ["D"], nets, opts, cfg)
-        with frozen(D):
-            g_terms = {f"gan_{s}": cfg.lambda_gan * gan_loss(D(fakes[s], s), True, cfg.gan_loss) for s in SIDES}
+        g_terms = {f"gan_{s}": cfg.lambda_gan * gan_loss(D(fakes[s], s), True, cfg.gan_loss) for s in SIDES}
         update(sum(g_terms.values()), ["G"], nets, opts, cfg)
         return {k: v.detach() for k, v in (d_terms | g_terms).items()}
 

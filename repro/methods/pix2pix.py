@@ -18,7 +18,7 @@ from torch import nn
 
 from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, frozen, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, TestTimeGenerator, UnetGenerator, build_generator
 
@@ -50,9 +50,8 @@ def direction_terms(gen, disc, src, tgt, cfg: Config, nets, opts, g_name: str, d
     fake = gen(src)
     d_loss = discriminator_loss(disc(torch.cat([src, tgt], 1)), disc(torch.cat([src, fake.detach()], 1)), cfg.gan_loss)
     update(d_loss, [d_name], nets, opts, cfg)
-    with frozen(disc):
-        terms = {f"gan_{g_name}": cfg.lambda_gan * gan_loss(disc(torch.cat([src, fake], 1)), True, cfg.gan_loss),
-                 f"l1_{g_name}": cfg.lambda_l1 * l1(fake, tgt)}
+    terms = {f"gan_{g_name}": cfg.lambda_gan * gan_loss(disc(torch.cat([src, fake], 1)), True, cfg.gan_loss),
+             f"l1_{g_name}": cfg.lambda_l1 * l1(fake, tgt)}
     update(sum(terms.values()), [g_name], nets, opts, cfg)
     return {d_name: d_loss.detach()} | {k: v.detach() for k, v in terms.items()}
 

@@ -20,7 +20,7 @@ from repro import ReproError
 from repro.vgg import VGGRelu4_2
 from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, frozen, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, snapshot, update
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import build_generator
 from repro.pool import ImagePool
@@ -72,8 +72,7 @@ def build(cfg: Config, device) -> Parts:
         log = {}
         for g_name, d_name, src, real in (("F", "D_X", y, x), ("G", "D_Y", x, y)):
             gen, disc = nets[g_name], nets[d_name]
-            with frozen(disc):
-                terms, fake = generator_terms(gen, disc, phi, src, cfg, g_name)
+            terms, fake = generator_terms(gen, disc, phi, src, cfg, g_name)
             if terms:
                 update(sum(terms.values()), [g_name], nets, opts, cfg)
             log |= {k: v.detach() for k, v in terms.items()}
