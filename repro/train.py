@@ -81,16 +81,21 @@ class FIDLog:
 
 def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool = False,
           stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
-          progress: bool = True, fid_weights: Path | None = None) -> Path:
+          progress: bool = True, fid_weights: Path | None = None, graphs: bool = False,
+          compile: bool = False) -> Path:
     """Trains (or resumes) the config's method in folder `run`; returns the checkpoint path.
 
     Aligned (x, y) pairs for a paired method (pix2pix), else CycleGAN's unaligned draw. With `fid_every`,
     FID/KID of labels -> photo on a fixed val subset go to RUN/fid.jsonl (Inception: `fid_weights` or the
-    torch cache). `amp` (bf16 autocast) and `channels_last` act on CUDA only, for methods that take them."""
+    torch cache). `amp` (bf16 autocast) and `channels_last` act on CUDA only, for methods that take them;
+    `graphs` (each iteration replayed as one CUDA graph) and `compile` (compiled nets): repro.capture."""
     method = METHODS[cfg.method]
     device = pick_device(device)
     if (amp or channels_last) and not method.cuda_speedups:
         raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfg.method!r}")
+    if graphs or compile:
+        from repro.capture import check_supported
+        check_supported(cfg, device, graphs)  # before the run folder is touched
     amp = amp and device.type == "cuda"
     run, data = Path(run), Path(data)
     ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
@@ -99,7 +104,11 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
     dataset = source.from_folders(data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip,
                                   cfg.resize_filter, device)
     speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
-    parts: Parts = method.build(cfg, device, **speedups)
+    if graphs or compile:
+        from repro.capture import build as build_captured
+        parts: Parts = build_captured(cfg, device, **speedups, graphs=graphs, compile=compile)
+    else:
+        parts: Parts = method.build(cfg, device, **speedups)
     rng = torch.Generator().manual_seed(cfg.seed)
     position = {"epoch": 1, "iteration": 0, "step": 0, "order": None}
     if resume:
@@ -161,7 +170,8 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
     finally:
         log.close()
         bar.close()
-    write_run_info(run, cfg, data, device, amp=amp, seconds=time.time() - started)
+    write_run_info(run, cfg, data, device, amp=amp, seconds=time.time() - started, cuda_graphs=graphs,
+                   compiled=compile)
     return ckpt_path
 
 
@@ -171,7 +181,8 @@ def run_train(args) -> None:
         overrides |= {"epochs_constant": (args.epochs + 1) // 2, "epochs_decay": args.epochs // 2}
     cfg = load_config(args.config, **(parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}))
     train(cfg, args.data, args.out, device=args.device, resume=args.resume, stop_after=args.stop_after,
-          amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, fid_weights=args.fid_weights)
+          amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, fid_weights=args.fid_weights,
+          graphs=args.graphs, compile=args.compile)
     print(f"trained {cfg.name}: {args.out}/checkpoint.pt; translate with `repro translate {args.out} --direction ...`")
 
 
@@ -194,6 +205,10 @@ def add_commands(commands) -> None:
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many total iterations")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (changes numerics; recorded in run.json)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA speed)")
+    p.add_argument("--graphs", action="store_true", help="replay each iteration as one CUDA graph (CUDA, CycleGAN; "
+                   "same math, recorded in run.json)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the nets (CycleGAN; float-level differences "
+                   "from eager, recorded in run.json)")
     p.add_argument("--fid-weights", type=Path, help="pytorch-fid Inception weights for the config's fid_every "
                    "(default: the torch hub cache)")
     add_quiet(p)

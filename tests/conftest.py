@@ -31,3 +31,17 @@ def tiny_config(**overrides):
     values = dict(name="tiny", load_size=20, crop_size=16, ngf=4, ndf=4, epochs_constant=1, epochs_decay=1,
                   iters_per_epoch=4, pool_size=3, log_every=1)
     return make_config("paper", **(values | overrides))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a CUDA device: skipped (saying so) where torch sees none, e.g. CPU CI.
+    Run them on a GPU machine with `pytest -m cuda` (benchmarks/gpu_check.sh does)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run `pytest -m cuda` on a GPU machine; "
+                                   "benchmarks/gpu_check.sh does)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
