@@ -15,7 +15,7 @@ from repro import ReproError
 from repro.checkpoint import export, load_checkpoint, prepare_run_folder, save_checkpoint, truncate_log, write_run_info
 from repro.config import Config, load_config, parse_settings
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
-from repro.device import pick_device
+from repro.device import cpu_threads, pick_device
 from repro.methods import METHODS, Parts
 from repro.schedule import lr_factor
 
@@ -96,6 +96,7 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
     if graphs or compile:
         from repro.capture import check_supported
         check_supported(cfg, device, graphs)  # before the run folder is touched
+    threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
     amp = amp and device.type == "cuda"
     run, data = Path(run), Path(data)
     ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
@@ -134,6 +135,9 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
                desc=f"train {cfg.name}", dynamic_ncols=True)
     log = open(log_path, "a")
     started = time.time()
+    threads_before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)  # restored afterwards
     try:
         for epoch in range(position["epoch"], cfg.epochs + 1):
             lr = cfg.lr * lr_factor(epoch, cfg.epochs_constant, cfg.epochs_decay, cfg.lr_rule)
@@ -168,10 +172,11 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
             save()
             export(run, parts.nets, parts.exports)
     finally:
+        torch.set_num_threads(threads_before)
         log.close()
         bar.close()
     write_run_info(run, cfg, data, device, amp=amp, seconds=time.time() - started, cuda_graphs=graphs,
-                   compiled=compile)
+                   compiled=compile, cpu_threads=threads)
     return ckpt_path
 
 
