@@ -36,7 +36,7 @@ def reproduce_flags() -> str:
 
 def variants(help_text: str, jobs: int) -> dict[str, list[str]]:
     """Unpacked (today's demo), and what this version of `repro reproduce` offers beyond it."""
-    found = {"unpacked": ["--pack", "1"] if "--pack" in help_text else []}
+    found = {"unpacked": ["--pack", "off"] if "--pack" in help_text else []}
     if "--pack" in help_text:
         found["packed (--pack auto)"] = ["--pack", "auto"]
     if "--jobs" in help_text:
@@ -72,8 +72,12 @@ def main(argv=None):
             out = work / f"run-{i}-{r}"
             shutil.rmtree(out, ignore_errors=True)
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "repro.cli", "reproduce", "all", *common, *flags, "--out", str(out)],
-                           check=True, stdout=subprocess.DEVNULL, env=ENV)
+            log = work / f"run-{i}-{r}.log"
+            with open(log, "w") as f:
+                done = subprocess.run([sys.executable, "-m", "repro.cli", "reproduce", "all", *common, *flags, "--out",
+                                       str(out)], stdout=f, stderr=subprocess.STDOUT, env=ENV)
+            if done.returncode:
+                sys.exit(f"{name} failed (exit {done.returncode}); its output: {log}\n" + log.read_text()[-2000:])
             times[name].append(time.perf_counter() - start)
             print(f"  {name}: {times[name][-1]:.0f} s", flush=True)
     base = statistics.median(times["unpacked"])
