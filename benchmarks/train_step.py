@@ -3,7 +3,8 @@
     python benchmarks/train_step.py [--device auto] [--sizes paper,smoke] [--cases ...] [--iters 5]
                                     [--rounds 3] [--threads 1] [--amp] [--channels-last] [--json OUT]
 
-Cases (each timed in interleaved rounds, so a busy machine slows them alike; the median round counts):
+Cases (timed in interleaved rounds, each round starting with the next case, so a busy machine and a position
+in the round favour none; the median round counts):
   port-old      BASELINE. The official port's CycleGANModel.optimize_parameters as this project ran it before the
                 sync-free step (commit ba1dc81): `pytorch` profile (joint order, identity 0.5) at the size's
                 crop and generator, per-parameter requires_grad toggling, plain Adam, a host read (float())
@@ -253,9 +254,10 @@ def build_cases(names, size, device, args, warmup: int):
 
 def measure(cases: dict, iters: int, rounds: int, clock) -> dict[str, float]:
     """Seconds per (packed) iteration: the median over rounds, each round running every case in turn."""
-    times = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, case in cases.items():
+    times, names = {name: [] for name in cases}, list(cases)
+    for r in range(rounds):  # each round starts with the next case: a position in the round favours none
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            case = cases[name]
             start = clock()
             case.run(iters)
             times[name].append((clock() - start) / iters)

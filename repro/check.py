@@ -1,76 +1,30 @@
-"""`repro check RESULTS_DIR --ranges expected/FILE.toml`: is every reproduced cell inside its accepted range?
+"""`repro check RESULTS_DIR [--ranges FILE] [--rule band|interval]`: does every reproduced cell agree with
+what is expected of it?
 
-A ranges file holds `[tableN.ROW]` tables with `METRIC = [lo, hi]` (metrics: pixel_acc, class_acc, iou).
-The value checked for a cell is the mean over the seeds in RESULTS_DIR/ROW/seed-*/result.json (Tables 2
-and 4 read the labels -> photo headline metrics, Tables 3 and 5 the photo -> labels ones). Exits 1
-listing every cell outside its range; a cell with a range but no result is listed as missing and fails
-only with --require-all (a reproduction may cover fewer rows than the ranges file).
+Every cell of the ranges file (default: the shipped expected/ranges_SCALE.toml of the reproduction's scale)
+gets the verdict of repro.verdicts, the same one the report shows: the fixed band (`close`/`far`: our mean
+over the seeds in RESULTS_DIR/ROW/seed-*/result.json inside [lo, hi]) and the 95% prediction interval over
+our seeds (`consistent`/`differs`/`too few seeds`) around the reference (the paper's value at paper scale,
+the measured smoke mean at smoke scale). Tables 2 and 4 read the labels -> photo headline metrics, Tables 3
+and 5 the photo -> labels ones. The exit status follows --rule (default `band`): 1 listing every cell that
+fails it; a cell with a range but no result is listed as missing and fails only with --require-all.
 """
 
 import argparse
 import json
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tabulate import tabulate
 
 from repro import ReproError
 from repro.io import write_text
-from repro.rows import TABLE_DIRECTION
+from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, default_ranges,
+                            judge_cell, load_ranges, load_results, references)
 
-METRICS = ("pixel_acc", "class_acc", "iou")
-METRIC_LABELS = {"pixel_acc": "per-pixel acc", "class_acc": "per-class acc", "iou": "class IoU"}
-
-
-def load_results(results_dir: Path) -> dict[str, list[dict]]:
-    """row key -> its result.json contents, one per seed (sorted by seed)."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise ReproError(f"{results_dir} does not exist: give the --out folder of `repro reproduce`.")
-    found: dict[str, list[dict]] = {}
-    for path in sorted(results_dir.glob("*/seed-*/result.json")):
-        try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ReproError(f"{path} is not valid JSON ({err}); delete it and run `repro reproduce` again.") from None
-        found.setdefault(result["row"], []).append(result)
-    for results in found.values():
-        results.sort(key=lambda r: r["seed"])
-    return found
-
-
-def cell_values(results: list[dict], table: int, metric: str) -> list[float]:
-    """One value per seed of a row's metric in a table."""
-    return [r["metrics"][TABLE_DIRECTION[table]][metric] for r in results]
-
-
-def load_ranges(path: Path) -> dict[tuple[int, str, str], tuple[float, float]]:
-    """(table, row, metric) -> (lo, hi)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReproError(f"ranges file {path} does not exist (the shipped ones are in expected/).")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ReproError(f"{path} is not valid TOML: {err}") from None
-    ranges = {}
-    for name, rows in data.items():
-        if not (name.startswith("table") and name[5:].isdigit()):
-            continue
-        for row, metrics in rows.items():
-            if not isinstance(metrics, dict):
-                continue
-            for metric, bounds in metrics.items():
-                if metric not in METRICS:
-                    continue
-                if not (isinstance(bounds, list) and len(bounds) == 2 and bounds[0] <= bounds[1]):
-                    raise ReproError(f"{path}: [{name}.{row}] {metric} must be [lo, hi] with lo <= hi, got {bounds!r}")
-                ranges[(int(name[5:]), row, metric)] = (float(bounds[0]), float(bounds[1]))
-    if not ranges:
-        raise ReproError(f"{path} holds no [tableN.ROW] ranges (METRIC = [lo, hi]).")
-    return ranges
+RULES = {"band": RULE_BAND, "interval": RULE_INTERVAL}
 
 
 @dataclass
@@ -78,27 +32,46 @@ class Cell:
     table: int
     row: str
     metric: str
-    lo: float
-    hi: float
-    values: list[float]
+    verdict: Verdict
 
-    @property
-    def mean(self) -> float | None:
-        return float(np.mean(self.values)) if self.values else None
+    def fails(self, rule: str) -> bool:
+        return (self.verdict.band_verdict == "far") if rule == "band" else (self.verdict.verdict == "differs")
 
-    @property
-    def verdict(self) -> str:
-        if not self.values:
-            return "missing"
-        if self.mean < self.lo:
-            return "below"
-        return "above" if self.mean > self.hi else "within"
+    def judged(self, rule: str) -> bool:
+        """Whether the rule could say anything (a result, and with the interval rule two seeds and a reference)."""
+        return self.verdict.band_verdict is not None if rule == "band" else self.verdict.verdict in ("consistent", "differs")
 
 
-def check(results_dir: Path, ranges_path: Path) -> list[Cell]:
+def scale_of(results_dir: Path) -> tuple[str, int | None]:
+    """The reproduction's scale and iterations-per-epoch override (reproduce.json; else the results' scale)."""
+    plan = Path(results_dir) / "reproduce.json"
+    if plan.is_file():
+        data = json.loads(plan.read_text())
+        return data["scale"], data.get("iters_per_epoch")
+    scales = {r.get("scale", "smoke") for rs in load_results(results_dir).values() for r in rs}
+    return (scales.pop() if len(scales) == 1 else "smoke"), None
+
+
+def ranges_for(results_dir: Path, ranges=None):
+    """The ranges file given, or the shipped one of the reproduction's setting."""
+    if ranges is not None:
+        return Path(ranges)
+    scale, iters = scale_of(results_dir)
+    found = default_ranges(scale, iters)
+    if found is None:
+        raise ReproError(f"no shipped ranges for scale {scale} with iterations per epoch {iters} (expected/ holds "
+                         f"ranges_paper.toml and ranges_smoke.toml): pass --ranges FILE, or measure one with --measure.")
+    return found
+
+
+def check(results_dir: Path, ranges_path=None) -> list[Cell]:
+    """Every cell of the ranges file, judged."""
     results = load_results(results_dir)
-    return [Cell(t, row, metric, lo, hi, cell_values(results.get(row, []), t, metric))
-            for (t, row, metric), (lo, hi) in sorted(load_ranges(ranges_path).items())]
+    scale, _ = scale_of(results_dir)
+    ranges = load_ranges(ranges_for(results_dir, ranges_path))
+    refs = references(scale, ranges)
+    return [Cell(t, row, metric, judge_cell(results, t, row, metric, scale, ranges, refs))
+            for (t, row, metric) in sorted(ranges.bands)]
 
 
 def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: float = 0.02) -> str:
@@ -112,7 +85,8 @@ def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: floa
     seeds = sorted({r["seed"] for rs in results.values() for r in rs})
     lines = [f"# Measured by: {command}",
              f"# Rule: mean +- max({k:g} x std, {floor:g}) over the seeds (std with ddof 1), clipped to [0, 1].",
-             f"# Seeds: {seeds}. The per-seed values follow each range.", "",
+             f"# Seeds: {seeds}. The per-seed values follow each range; `reference` holds the means (the value the",
+             "# prediction-interval verdict compares with at this setting).", "",
              "[rule]", f"k_std = {k:g}", f"floor = {floor:g}", f"command = {json.dumps(command)}",
              f"seeds = {seeds}", ""]
     for table, rows in TABLE_ROWS.items():
@@ -120,36 +94,55 @@ def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: floa
             if row.key not in results or table not in tables:
                 continue
             lines.append(f"[table{table}.{row.key}]")
+            means = {}
             for metric in METRICS:
                 values = cell_values(results[row.key], table, metric)
-                mean = float(np.mean(values))
+                mean = means[metric] = float(np.mean(values))
                 half = max(k * float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, floor)
                 lo, hi = max(0.0, mean - half), min(1.0, mean + half)
                 lines.append(f"{metric} = [{lo:.4f}, {hi:.4f}]  # mean {mean:.4f}, per seed "
                              f"{', '.join(f'{v:.4f}' for v in values)}")
-            lines.append("")
+            lines += ["reference = {" + ", ".join(f"{m} = {v:.4f}" for m, v in means.items()) + "}", ""]
     return "\n".join(lines)
+
+
+def cell_line(c: Cell) -> list:
+    v = c.verdict
+    interval = "" if v.interval is None else f"[{v.interval[0]:.4f}, {v.interval[1]:.4f}]"
+    return [f"table {c.table}", c.row, METRIC_LABELS[c.metric], "" if v.mean is None else f"{v.mean:.4f}", v.n,
+            "" if v.std is None else f"{v.std:.4f}", f"[{v.band[0]:.4f}, {v.band[1]:.4f}]", v.band_text,
+            "" if v.reference is None else f"{v.reference:.4f}", interval, v.verdict_text]
 
 
 def run_check(args: argparse.Namespace) -> int:
     if args.measure:
+        if args.ranges is None:
+            raise ReproError("--measure writes the ranges file named by --ranges FILE: give one.")
         text = measured_ranges(args.results, args.command or f"repro reproduce ... --out {args.results}")
         write_text(args.ranges, text)
         print(text)
         return 0
-    cells = check(args.results, args.ranges)
-    checked = [c for c in cells if c.values]
-    bad = [c for c in cells if c.verdict in ("below", "above")]
-    missing = [c for c in cells if not c.values]
-    for c in bad:
-        print(f"OUTSIDE  table {c.table} {c.row:13s} {METRIC_LABELS[c.metric]:14s} {c.mean:.4f} "
-              f"(n={len(c.values)}) {c.verdict} [{c.lo:.4f}, {c.hi:.4f}]")
+    ranges = ranges_for(args.results, args.ranges)
+    cells = check(args.results, ranges)
+    rule = args.rule
+    missing = [c for c in cells if not c.verdict.values]
+    judged = [c for c in cells if c.judged(rule)]
+    bad = [c for c in judged if c.fails(rule)]
+    print(f"ranges: {ranges}")
+    print(f"rule for the exit status ({rule}): {RULES[rule]}")
+    other = "interval" if rule == "band" else "band"
+    print(f"also shown ({other}): {RULES[other]}")
+    print(tabulate([["FAILS" if c.fails(rule) else "", *cell_line(c)] for c in cells if c.verdict.values],
+                   headers=["", "table", "row", "metric", "mean", "n", "std", "band", "band verdict", "reference",
+                            "95% prediction interval", "interval verdict"], tablefmt="simple", disable_numparse=True))
     for c in missing:
         print(f"MISSING  table {c.table} {c.row:13s} {METRIC_LABELS[c.metric]:14s} no result in {args.results}")
-    print(f"{len(checked) - len(bad)} of {len(checked)} checked cells within their range ({args.ranges}); "
-          f"{len(bad)} outside, {len(missing)} without a result.")
-    if not checked:
-        print(f"no cell of {args.ranges} has a result in {args.results}", file=sys.stderr)
+    unjudged = len(cells) - len(missing) - len(judged)
+    print(f"{len(judged) - len(bad)} of {len(judged)} judged cells pass the {rule} rule; {len(bad)} fail, "
+          f"{len(missing)} without a result" + (f", {unjudged} not judged (too few seeds or no reference)" if unjudged else "")
+          + ".")
+    if not judged:
+        print(f"no cell of {ranges} could be judged by the {rule} rule with the results in {args.results}", file=sys.stderr)
         return 1
     return 1 if bad or (missing and args.require_all) else 0
 
@@ -158,7 +151,11 @@ def add_commands(commands) -> None:
     p = commands.add("check", help="check reproduced cells against accepted ranges (exit 1 if any is outside)",
                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", type=Path, help="the --out folder of `repro reproduce`")
-    p.add_argument("--ranges", type=Path, required=True, help="e.g. expected/ranges_smoke.toml or expected/ranges_paper.toml")
+    p.add_argument("--ranges", type=Path, help="accepted ranges (default: the shipped expected/ranges_SCALE.toml of "
+                                               "the reproduction's scale); with --measure, the file to write")
+    p.add_argument("--rule", choices=tuple(RULES), default="band",
+                   help="which verdict sets the exit status: band (the ranges file) or interval (95%% prediction "
+                        "interval around the reference; needs 2+ seeds)")
     p.add_argument("--require-all", action="store_true", help="also fail when a cell of the ranges file has no result")
     p.add_argument("--measure", action="store_true",
                    help="instead of checking, WRITE --ranges from the seeds in RESULTS (mean +- max(3 std, 0.02))")

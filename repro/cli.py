@@ -27,6 +27,8 @@ COMMANDS = {
     "evaluate labels2photo": ("repro.eval.labels2photo", "Tables 2/4: FCN-score of generated photos (pix2pix protocol)"),
     "evaluate photo2labels": ("repro.eval.photo2labels", "Tables 3/5: generated label maps by nearest palette colour"),
     "evaluate fid": ("repro.eval.fid", "FID and KID between two image folders (pytorch-fid Inception)"),
+    "weights get": ("repro.weights", "fetch VGG16, pytorch-fid's Inception or the FCN-8s caffemodel from their publishers"),
+    "pretrained get": ("repro.pretrained", "fetch a CycleGAN generator the official PyTorch port published"),
     "reproduce": ("repro.reproduce", "train, translate and score every row of a table, then write the report"),
     "report": ("repro.report", "write OUT/report.md and report.html from a `repro reproduce` folder"),
     "check": ("repro.check", "check reproduced cells against accepted ranges (exit 1 if any is outside)"),
@@ -36,6 +38,8 @@ GROUPS = {
     "data": "download, import and prepare datasets",
     "segmenter": "get, import, train and calibrate the FCN-8s evaluator",
     "evaluate": "score translated images against Cityscapes ground truth (and FID)",
+    "weights": "fetch the evaluators' and Feature loss's weights from their publishers into the torch cache",
+    "pretrained": "fetch the official PyTorch port's published CycleGAN generators",
 }
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -149,7 +153,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command tree; the module of the command named in argv (if any) fills in its arguments."""
     parser = argparse.ArgumentParser(prog="repro", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"repro {__version__}")
-    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    top = parser.add_subparsers(dest="repro_command", required=True, metavar="COMMAND")
     groups, parsers = {}, {}
     for path, (_, description) in COMMANDS.items():
         group, _, name = path.rpartition(" ")
@@ -184,13 +188,14 @@ def chosen_command(argv: list[str]) -> str | None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    command = chosen_command(argv)
     try:
         result = args.func(args)
     except ReproError as err:
-        print(f"repro {args.command}: error: {err}", file=sys.stderr)
+        print(f"repro {command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"repro {args.command}: interrupted; files already written are complete.", file=sys.stderr)
+        print(f"repro {command}: interrupted; files already written are complete.", file=sys.stderr)
         return 130
     return int(result or 0)
 

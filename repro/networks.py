@@ -164,8 +164,18 @@ def init_weights(net: nn.Module, std: float = 0.02, generator: torch.Generator |
 _CONV_BIASES: "weakref.WeakKeyDictionary[nn.Module, list[torch.Tensor]]" = weakref.WeakKeyDictionary()
 
 
+def conv_bias_names(net: nn.Module) -> list[str]:
+    """The parameter names of every convolution bias of `net`."""
+    return [f"{name}.bias" if name else "bias" for name, m in net.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None]
+
+
 def conv_biases(net: nn.Module) -> list[torch.Tensor]:
-    """Every convolution bias of `net`, found once (the Parameter objects outlive .to() and load_state_dict)."""
+    """Every convolution bias of `net`, found once (the Parameter objects outlive .to() and load_state_dict).
+    A module that lists its own (`conv_biases`, e.g. packed runs' stacked parameters) is taken at its word."""
+    own = getattr(net, "conv_biases", None)
+    if isinstance(own, list):
+        return own
     if net not in _CONV_BIASES:
         _CONV_BIASES[net] = [m.bias for m in net.modules()
                              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None]

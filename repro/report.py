@@ -1,279 +1,357 @@
-"""The diff against the paper: for every cell, paper value, our mean +- std over seeds, delta and a verdict
-against the accepted range; written as OUT/report.md (also printed) and OUT/report.html with, per row,
-validation examples, per-class IoU bars and loss / FID curves (OUT/figures/*.png).
+"""The diff against the paper, cell by cell, answering "bug or noise?": OUT/report.md (also printed) and
+OUT/report.html (templates/report.html.j2) with, per row, its numbers, validation examples, per-class IoU
+and loss curves (OUT/figures/, 150 dpi).
 
-    repro report OUT [--tables 2 3 4 5] [--ranges expected/ranges_smoke.toml]
+    repro report OUT [--tables 2 3 4 5] [--ranges FILE]
 
-Cells of rows the project does not implement at the run's scale read `not implemented`; implemented rows
-with no result yet read `not run`. Neither is ever dropped.
+Each cell: our mean +- std over n seeds next to the reference (the paper's value at paper scale; at smoke
+scale the mean measured for the smoke ranges, the paper's numbers following in a separate table), and the
+verdict of repro.verdicts (95% prediction interval, and the fixed band of the ranges file). Cells of rows
+the project does not implement at the run's scale read `not implemented`; implemented rows with no result
+yet read `not run`. Neither is ever dropped. The header is computed from the results found.
 """
 
 import argparse
-import html
-import json
-import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+from repro.io import sha256_file, write_text
+from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_ROWS, Row, is_implemented
+from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, default_ranges, judge_cell,
+                            load_paper, load_plan, load_ranges, load_results, ranges_label, references)
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from cityscapesscripts.helpers.labels import trainId2label  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from repro import ReproError  # noqa: E402
-from repro.io import write_text  # noqa: E402
-from repro.check import METRIC_LABELS, METRICS, Cell, cell_values, load_ranges, load_results  # noqa: E402
-from repro.data.frames import frame_id  # noqa: E402
-from repro.eval.groundtruth import CLASS_NAMES  # noqa: E402
-from repro.eval.labels2photo import calibration_file  # noqa: E402
-from repro.rows import ROWS, TABLE_ROWS, is_implemented  # noqa: E402
-
-EXPECTED = Path(__file__).resolve().parents[1] / "expected"
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",
                 4: "Table 4: ablations, labels -> photo (FCN-score)", 5: "Table 5: ablations, photo -> labels"}
 N_EXAMPLES = 3
+DPI = 150
 
 
-def default_ranges(scale: str, iters_per_epoch: int | None = None) -> Path | None:
-    """expected/ranges_paper.toml, expected/ranges_smoke.toml, or the ranges measured for a reduced smoke
-    setting (expected/ranges_smoke_iters{N}.toml); None when no ranges were measured for the setting."""
-    if scale == "paper":
-        name = "ranges_paper.toml"
-    else:
-        name = "ranges_smoke.toml" if iters_per_epoch is None else f"ranges_smoke_iters{iters_per_epoch}.toml"
-    path = EXPECTED / name
-    return path if path.is_file() else None
+# ------------------------------------------------------------------------------ the numbers
 
 
-def load_paper(path: Path = EXPECTED / "paper.toml") -> dict:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+@dataclass
+class Cell:
+    """What the report shows for one (table, row, metric): a verdict, or why there is none."""
+
+    verdict: Verdict | None  # None: not implemented
+    paper: float
+
+    @property
+    def state(self) -> str:
+        if self.verdict is None:
+            return "not implemented"
+        return "not run" if not self.verdict.values else ""
+
+    def ours(self) -> str:
+        if self.state:
+            return self.state
+        v = self.verdict
+        return f"{v.mean:.3f} +- {v.std:.3f}" if v.std is not None else f"{v.mean:.3f}"
+
+    def reference(self) -> str:
+        return "" if self.verdict is None or self.verdict.reference is None else f"{self.verdict.reference:.3f}"
+
+    def verdict_text(self, markdown: bool = True) -> str:
+        """`interval verdict / band verdict`, a failing side in bold in Markdown."""
+        if self.state:
+            return self.state
+        v = self.verdict
+        left = f"**{v.verdict_text}**" if markdown and v.verdict == "differs" else v.verdict_text
+        right = f"**{v.band_text}**" if markdown and v.band_verdict == "far" else v.band_text
+        return f"{left} / {right}"
+
+    @property
+    def css(self) -> str:
+        """HTML class of the verdict: ok, bad, weak (too few seeds / no reference), none."""
+        if self.state:
+            return "none"
+        v = self.verdict
+        if v.verdict == "differs" or v.band_verdict == "far":
+            return "bad"
+        return "ok" if v.verdict == "consistent" else "weak"
 
 
-# ------------------------------------------------------------------------------ the diff
+def table_rows(table: int, results: dict) -> list[Row]:
+    """The paper's rows of a table, and the official port's pretrained row right after CycleGAN when it was scored."""
+    rows = list(TABLE_ROWS[table])
+    if PRETRAINED.key in results and table in PRETRAINED.tables:
+        rows.insert(next(i for i, r in enumerate(rows) if r.key == "cyclegan") + 1, PRETRAINED)
+    return rows
 
 
-def table_frame(table: int, results: dict, scale: str, paper: dict, ranges: dict | None) -> pd.DataFrame:
-    """One line per (row, metric): paper, ours mean +- std (n), delta, verdict."""
+def table_cells(table: int, results: dict, scale: str, paper: dict, ranges, refs: dict) -> dict[tuple[str, str], Cell]:
+    """(row key, metric) -> Cell for every row of a table. The pretrained row has no paper value of its own: it
+    stands next to the paper's CycleGAN row (its reference at paper scale)."""
+    cells = {}
+    for row in table_rows(table, results):
+        own = paper[f"table{table}"].get(row.key) or paper[f"table{table}"]["cyclegan"]
+        for metric, paper_value in zip(METRICS, own):
+            verdict = judge_cell(results, table, row.key, metric, scale, ranges, refs) if is_implemented(row, scale) else None
+            cells[(row.key, metric)] = Cell(verdict, paper_value)
+    return cells
+
+
+def seeds_text(results: list[dict]) -> str:
+    return str(len(results)) if results else "0"
+
+
+def wide_rows(table: int, cells: dict, results: dict, markdown: bool) -> list[list]:
+    """One line per method: seeds, then ours | reference | verdict for each metric."""
     lines = []
-    for row in TABLE_ROWS[table]:
-        for metric, paper_value in zip(METRICS, paper[f"table{table}"][row.key]):
-            line = {"method": row.label, "metric": METRIC_LABELS[metric], "paper": f"{paper_value:.2f}"}
-            values = cell_values(results.get(row.key, []), table, metric)
-            if not is_implemented(row, scale):
-                line |= {"ours (mean +- std, n seeds)": "not implemented", "delta": "", "verdict": "not implemented"}
-            elif not values:
-                line |= {"ours (mean +- std, n seeds)": "not run", "delta": "", "verdict": "not run"}
-            else:
-                mean, std = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-                bounds = (ranges or {}).get((table, row.key, metric))
-                if bounds is None:
-                    verdict = "no range"
-                else:
-                    verdict = Cell(table, row.key, metric, *bounds, values).verdict  # the rule `repro check` applies
-                    verdict += f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
-                ours = f"{mean:.3f} +- {std:.3f} (n={len(values)})" if len(values) > 1 else f"{mean:.3f} (n=1)"
-                line |= {"ours (mean +- std, n seeds)": ours,
-                         "delta": f"{mean - paper_value:+.3f}", "verdict": verdict}
-            lines.append(line)
-    return pd.DataFrame(lines)
+    for row in table_rows(table, results):
+        line = [row.label, seeds_text(results.get(row.key, []))]
+        for metric in METRICS:
+            c = cells[(row.key, metric)]
+            line += [c.ours(), c.reference(), c.verdict_text(markdown)]
+        lines.append(line)
+    return lines
 
 
-def calibration_frame(plan: dict, paper: dict) -> pd.DataFrame:
-    """The paper's ground-truth row next to our segmenter's score of the real val photos at 256."""
-    gt = paper["calibration"]["ground_truth"]
-    path = calibration_file(Path(plan.get("segmenter", "")))
-    ours = json.loads(path.read_text())["metrics"] if path.is_file() else None
-    return pd.DataFrame([{
-        "row": "ground truth (real val photos at 256x256)", "metric": METRIC_LABELS[m], "paper": f"{p:.2f}",
-        "ours": f"{ours[m]:.3f}" if ours else "not calibrated", "delta": f"{ours[m] - p:+.3f}" if ours else "",
-    } for m, p in zip(METRICS, gt)])
+def paper_rows(table: int, paper: dict) -> list[list]:
+    return [[row.label, *(f"{v:.2f}" for v in paper[f"table{table}"][row.key])] for row in TABLE_ROWS[table]]
 
 
-# ------------------------------------------------------------------------------ figures
+def row_metric_rows(row: Row, tables, results: dict, scale: str, ranges, refs: dict) -> list[dict]:
+    """A row's own numbers: every metric of every table it is in, with the whole verdict."""
+    lines = []
+    for table in (t for t in row.tables if t in tables):
+        for metric in METRICS:
+            v = judge_cell(results, table, row.key, metric, scale, ranges, refs)
+            lines.append({"table": table, "metric": METRIC_LABELS[metric], "mean": f"{v.mean:.4f}",
+                          "std": "" if v.std is None else f"{v.std:.4f}", "n": v.n,
+                          "seeds": ", ".join(f"{x:.4f}" for x in v.values),
+                          "reference": "" if v.reference is None else f"{v.reference:.4f}",
+                          "interval": "" if v.interval is None else f"[{v.interval[0]:.4f}, {v.interval[1]:.4f}]",
+                          "verdict": v.verdict_text, "band": "" if v.band is None else f"[{v.band[0]:.4f}, {v.band[1]:.4f}]",
+                          "band_verdict": v.band_text,
+                          "verdict_css": {"consistent": "ok", "differs": "bad"}.get(v.verdict, "weak"),
+                          "band_css": {"close": "ok", "far": "bad"}.get(v.band_verdict, "weak")})
+    return lines
 
 
-def colourise(train_ids: np.ndarray) -> np.ndarray:
-    """trainId map (19 = void) -> RGB with the Cityscapes colours; void is black."""
-    table = np.zeros((256, 3), np.uint8)
-    for tid in range(len(CLASS_NAMES)):
-        table[tid] = trainId2label[tid].color
-    return table[train_ids]
+# ------------------------------------------------------------------------------ header and calibration
 
 
-def by_frame(folder: Path) -> dict[str, Path]:
-    return {frame_id(p.name): p for p in sorted(Path(folder).glob("*.png")) if frame_id(p.name)}
+@dataclass
+class Facts:
+    """What the results found say about the reproduction (never the plan alone)."""
+
+    scale: str
+    rows: list[str]                   # row keys with at least one result
+    seeds: dict[str, list[int]]       # row key -> seeds found
+    planned_seeds: int | None
+    planned_rows: list[str]
+    devices: list[str] = field(default_factory=list)
+    commits: list[str] = field(default_factory=list)
+    dirty: bool = False
+    iters_per_epoch: list = field(default_factory=list)
+    overridden: bool = False          # the plan overrode the configs' iterations per epoch
+
+    def lines(self) -> list[str]:
+        counts = sorted({len(s) for s in self.seeds.values()})
+        if not self.rows:
+            seeds = "none"
+        elif len(counts) == 1:
+            seeds = f"{counts[0]} per row (seeds {', '.join(map(str, sorted(next(iter(self.seeds.values())))))})"
+        else:
+            seeds = f"{counts[0]} to {counts[-1]} per row: " + ", ".join(f"{k} {len(s)}" for k, s in self.seeds.items())
+        short = [f"{self.planned_seeds} planned" if self.planned_seeds else ""]
+        fewer = [k for k, s in self.seeds.items() if self.planned_seeds and len(s) < self.planned_seeds]
+        missing = [k for k in self.planned_rows if k not in self.seeds]
+        lines = [f"Rows with results: {len(self.rows)} of {len(self.planned_rows)} implemented rows planned"
+                 + (f" (no result yet: {', '.join(missing)})" if missing else ""),
+                 f"Seeds found: {seeds}" + (f"; {short[0]}" if short[0] else "")
+                 + (f"; fewer than planned: {', '.join(fewer)} (interrupted?)" if fewer else ""),
+                 f"Device: {', '.join(self.devices) or 'unknown'}",
+                 f"Commit: {', '.join(c[:10] for c in self.commits) or 'unknown'}"
+                 + (" (with uncommitted changes)" if self.dirty else "")]
+        if any(i is not None for i in self.iters_per_epoch):
+            lines.append(f"Iterations per epoch: {', '.join(str(i) for i in self.iters_per_epoch)}"
+                         + (" (overridden with --iters-per-epoch: a reduced run)" if self.overridden else ""))
+        return lines
 
 
-def examples_figure(folder: Path, data: Path, out: Path, n: int = N_EXAMPLES) -> Path | None:
-    """Grid of n val frames: label map, generated photo, real photo | photo, generated label map, its nearest
-    palette class map, ground truth."""
-    from repro.eval import palette
-
-    labels, photos = by_frame(data / "testB"), by_frame(data / "testA")
-    fakes_photo, fakes_label = by_frame(folder / "labels2photo"), by_frame(folder / "photo2labels")
-    frames = [f for f in sorted(labels) if f in photos and f in fakes_photo and f in fakes_label][:n]
-    if not frames:
-        return None
-    titles = ["label map", "generated photo", "real photo", "photo", "generated label map",
-              "nearest-palette classes", "ground truth"]
-    fig, axes = plt.subplots(len(frames), len(titles), figsize=(2 * len(titles), 2.1 * len(frames)), squeeze=False)
-    for i, f in enumerate(frames):
-        generated_label = np.asarray(Image.open(fakes_label[f]).convert("RGB"))
-        images = [labels[f], fakes_photo[f], photos[f], photos[f], fakes_label[f],
-                  colourise(palette.classify(generated_label)), labels[f]]
-        for ax, image, title in zip(axes[i], images, titles):
-            ax.imshow(image if isinstance(image, np.ndarray) else Image.open(image).convert("RGB"))
-            ax.set_xticks([]), ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-        axes[i][0].set_ylabel(f, fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+def facts(plan: dict, results: dict, tables) -> Facts:
+    rows = [r.key for r in ROWS if r.key in results]
+    planned = [r.key for r in ROWS if any(t in r.tables for t in tables) and is_implemented(r, plan["scale"])]
+    everything = [res for key in rows for res in results[key]]
+    prov = [res.get("provenance", {}) for res in everything]
+    return Facts(
+        scale=plan["scale"], rows=rows, seeds={k: [r["seed"] for r in results[k]] for k in rows},
+        planned_seeds=plan.get("seeds"), planned_rows=planned,
+        devices=sorted({p["device"] for p in prov if p.get("device")}),
+        commits=sorted({p["git_commit"] for p in prov if p.get("git_commit")}),
+        dirty=any(p.get("git_dirty") for p in prov),
+        iters_per_epoch=sorted({res.get("config", {}).get("iters_per_epoch") for res in everything} - {None}) or [None],
+        overridden=plan.get("iters_per_epoch") is not None)
 
 
-def iou_figure(results: list[dict], out: Path) -> Path:
-    """Per-class IoU (mean over seeds) of both directions."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharey=True)
-    for ax, direction in zip(axes, ("labels2photo", "photo2labels")):
-        iou = np.mean([[c["iou"] for c in r["per_class"][direction]] for r in results], axis=0)
-        ax.bar(range(len(CLASS_NAMES)), iou, color=[np.array(trainId2label[i].color) / 255 for i in range(len(iou))],
-               edgecolor="black", linewidth=0.4)
-        ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=70, fontsize=7)
-        ax.set_title(f"{direction}: per-class IoU (mean over {len(results)} seed(s))", fontsize=9)
-        ax.set_ylim(0, 1)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+def calibration_info(plan: dict, results: dict) -> dict:
+    """The segmenter's calibration against pix2pix's ground-truth row: the one recorded in the results'
+    provenance, else the file next to the segmenter; with its band and the comparable yes/no."""
+    from repro.eval import calibration
 
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
-def curves_figure(runs: list[Path], out: Path) -> tuple[Path | None, bool]:
-    """Loss terms against step (seed 0 solid; other seeds faint), and FID when the runs logged it.
-    Returns (figure, whether FID was plotted)."""
-    logs = [read_jsonl(run / "losses.jsonl") for run in runs]
-    fids = [read_jsonl(run / "fid.jsonl") for run in runs]
-    if not any(logs):
-        return None, False
-    has_fid = any(fids)
-    fig, axes = plt.subplots(1, 2 if has_fid else 1, figsize=(12 if has_fid else 7, 3.6), squeeze=False)
-    ax = axes[0][0]
-    keys = [k for k in logs[0][0] if k not in ("step", "epoch", "lr")] if logs[0] else []
-    for k_i, key in enumerate(keys):
-        colour = f"C{k_i % 10}"
-        for s_i, log in enumerate(logs):
-            steps = [e["step"] for e in log if key in e]
-            ax.plot(steps, [e[key] for e in log if key in e], color=colour, alpha=1.0 if s_i == 0 else 0.25,
-                    linewidth=1.0, label=key if s_i == 0 else None)
-    ax.set_xlabel("iteration"), ax.set_ylabel("loss"), ax.set_title("training losses (seed 0 solid)", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
-    if has_fid:
-        ax = axes[0][1]
-        for s_i, log in enumerate(fids):
-            ax.plot([e["step"] for e in log], [e["fid"] for e in log], marker="o", label=f"seed {s_i}")
-        ax.set_xlabel("iteration"), ax.set_ylabel("FID"), ax.set_title("FID of G on the val subset", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out, has_fid
+    band = calibration.load_band()
+    recorded = [r["provenance"]["calibration"] for rs in results.values() for r in rs
+                if r.get("provenance", {}).get("calibration", {}).get("metrics")]
+    data = recorded[0] if recorded else None
+    segmenter = plan.get("segmenter")
+    if data is None and segmenter and Path(segmenter).is_file():
+        status = calibration.status(segmenter, sha256_file(segmenter))
+        data = status if status.get("metrics") else None
+    lines = []
+    comparable = None
+    if data:
+        deltas, comparable = calibration.verdict(data["metrics"], band)
+    for m in METRICS:
+        p, b = band["paper"][m], band["band"][m]
+        if data:
+            ours, d = data["metrics"][m], deltas[m]
+            inside = abs(d) <= b + 1e-9
+            lines.append([METRIC_LABELS[m], f"{p:.2f}", f"{ours:.3f}", f"{d:+.3f}", f"+-{b:.2f}",
+                          "yes" if inside else "**no**", "ok" if inside else "bad"])
+        else:
+            lines.append([METRIC_LABELS[m], f"{p:.2f}", "not calibrated", "", f"+-{b:.2f}", "", "none"])
+    text = {True: "yes: every metric lies inside its band", False: "**no**: a metric lies outside its band, so "
+            "labels -> photo scores are not comparable to the paper's", None: "unknown (segmenter not calibrated)"}
+    return {"lines": lines, "comparable": comparable, "text": text[comparable]}
 
 
 # ------------------------------------------------------------------------------ report.md / report.html
 
 
-def markdown(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False, disable_numparse=True)
+def anchor(text: str) -> str:
+    """The id GitHub gives a Markdown heading (lower case, punctuation dropped, spaces -> hyphens): the same
+    anchors work in report.md and report.html."""
+    return "".join(c for c in text.lower() if c.isalnum() or c in " -_").replace(" ", "-")
 
 
-def write_report(out: Path, tables=(2, 3, 4, 5), ranges: Path | None = None, quiet: bool = False) -> tuple[Path, Path]:
-    """Writes OUT/report.md and OUT/report.html (+ figures); prints the tables. Returns both paths."""
+def md_table(headers: list[str], rows: list[list]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def wide_headers(scale: str) -> tuple[list[str], str]:
+    ref = "paper" if scale == "paper" else "smoke ref."
+    headers = ["Method", "seeds"]
+    for m in METRICS:
+        headers += [f"{METRIC_LABELS[m]} ours", ref, "verdict"]
+    return headers, ref
+
+
+def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tuple[Path, Path]:
+    """Writes OUT/report.md and OUT/report.html (+ figures); prints report.md. Returns both paths.
+    tables: default those the reproduction was run for."""
+    from repro import report_figures as figs
+
     out = Path(out)
-    plan_path = out / "reproduce.json"
-    if not plan_path.is_file():
-        raise ReproError(f"{plan_path} does not exist: {out} is not the --out folder of `repro reproduce`.")
-    plan = json.loads(plan_path.read_text())
+    plan = load_plan(out)
     scale = plan["scale"]
+    tables = tuple(tables or plan.get("tables") or (2, 3, 4, 5))
     results = load_results(out)
     paper = load_paper()
-    range_map = load_ranges(ranges) if ranges else None
-    frames = {t: table_frame(t, results, scale, paper, range_map) for t in tables}
-    calibration = calibration_frame(plan, paper)
+    range_set = load_ranges(ranges) if ranges is not None else None
+    refs = references(scale, range_set)
+    if scale == "paper":  # the port's pretrained generators are compared with the paper's CycleGAN row
+        refs |= {(t, PRETRAINED.key, m): v for (t, key, m), v in list(refs.items()) if key == "cyclegan"}
+    cells = {t: table_cells(t, results, scale, paper, range_set, refs) for t in tables}
+    info = facts(plan, results, tables)
+    calib = calibration_info(plan, results)
+    headers, ref_name = wide_headers(scale)
+
+    if scale == "paper":
+        reference_text = "the paper's value"
+    else:
+        reference_text = ("at smoke scale, the mean measured over the seeds of the smoke ranges (`reference` in the "
+                          "ranges file); the paper's numbers are not comparable to the synthetic city and follow, "
+                          "for reference only, after the tables")
+    ranges_text = ranges_label(ranges) if ranges is not None else "none (band verdicts read `no range`)"
+    rules = [f"Verdict, first part: {RULE_INTERVAL}. Reference: {reference_text}.",
+             f"Verdict, second part: {RULE_BAND}. Ranges: {ranges_text}.",
+             "Labels -> photo cells use the pix2pix protocol (the paper's); photo -> labels cells the nearest "
+             "palette colour in RGB. Std is over seeds (ddof 1)."]
+
+    md = ["# Reproduction report: scale `" + scale + "`", "", *[f"- {line}" for line in info.lines()], "",
+          *[f"{line}" for line in rules], "", "Contents: " + " · ".join(
+              [f"[{TABLE_TITLES[t]}](#{anchor(TABLE_TITLES[t])})" for t in tables]
+              + ["[Calibration](#calibration-of-the-segmenter)", "per-row sections in report.html"]), ""]
+    notes = {t: f"Note ({PRETRAINED.label}): {PRETRAINED_NOTE}" for t in tables if PRETRAINED in table_rows(t, results)}
+    for t in tables:
+        md += [f"## {TABLE_TITLES[t]}", "", md_table(headers, wide_rows(t, cells[t], results, True)), ""]
+        md += [notes[t], ""] if t in notes else []
+    if scale != "paper":
+        md += ["## The paper, for reference (not comparable at smoke scale)", ""]
+        for t in tables:
+            md += [f"{TABLE_TITLES[t]}", "", md_table(["Method", *(METRIC_LABELS[m] for m in METRICS)],
+                                                      paper_rows(t, paper)), ""]
+    md += ["## Calibration of the segmenter", "",
+           "pix2pix Table 1, ground-truth row: real val photos at 256x256, scored by our segmenter.", "",
+           md_table(["metric", "paper", "ours", "delta", "band", "inside"], [line[:-1] for line in calib["lines"]]),
+           "", f"Comparable to the paper: {calib['text']}.", ""]
+    md_text = "\n".join(md)
 
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    row_sections = []
-    for row in ROWS:
-        if not any(t in row.tables for t in tables):
+    sections = []
+    for row in (*ROWS, PRETRAINED):
+        if not any(t in row.tables for t in tables) or (row is PRETRAINED and row.key not in results):
             continue
+        section = {"id": f"row-{row.key}", "label": row.label, "key": row.key,
+                   "tables": ", ".join(str(t) for t in row.tables if t in tables), "why": "", "metrics": [],
+                   "figures": [], "notes": []}
         if row.key not in results:
-            why = "not implemented" if not is_implemented(row, scale) else "not run"
-            row_sections.append((row, why, [], False))
+            section["why"] = "not implemented at this scale" if not is_implemented(row, scale) else "not run yet"
+            sections.append(section)
             continue
-        folder0 = out / row.key / f"seed-{results[row.key][0]['seed']}"
-        figs = [examples_figure(folder0, Path(plan["data"]), figures / f"{row.key}_examples.png"),
-                iou_figure(results[row.key], figures / f"{row.key}_iou.png")]
-        curves, has_fid = curves_figure([out / row.key / f"seed-{r['seed']}" / "run" for r in results[row.key]],
-                                        figures / f"{row.key}_curves.png")
-        row_sections.append((row, "", [f for f in figs + [curves] if f is not None], has_fid))
+        section["metrics"] = row_metric_rows(row, tables, results, scale, range_set, refs)
+        seed0 = out / row.key / f"seed-{results[row.key][0]['seed']}"
+        made = figs.example_figures(seed0, plan.get("data"), figures, row.key, N_EXAMPLES)
+        section["notes"] += made["notes"]
+        section["figures"] += made["figures"]
+        section["figures"].append(figs.iou_figure(results[row.key], figures / f"{row.key}_iou.png"))
+        runs = [out / row.key / f"seed-{r['seed']}" / "run" for r in results[row.key]]
+        curves, has_fid = figs.curves_figure(runs, figures / f"{row.key}_curves.png")
+        if curves:
+            section["figures"].append(curves)
+        if row is PRETRAINED:
+            section["notes"].append(PRETRAINED_NOTE)
+        elif not has_fid:
+            section["notes"].append("FID curve: not logged for these runs (config fid_every = 0).")
+        section["figures"] = [{"src": f"figures/{f['path'].name}", "caption": f["caption"],
+                               "width": figs.display_width(f["path"])} for f in section["figures"]]
+        sections.append(section)
 
-    ranges_text = f"`{ranges}`" if ranges else "none (verdicts read `no range`)"
-    head = (f"# Reproduction report: scale `{scale}`\n\n"
-            f"Rows trained at seeds 0..{plan['seeds'] - 1} ({plan['seeds']} per row"
-            f"{', iterations per epoch overridden to ' + str(plan['iters_per_epoch']) if plan.get('iters_per_epoch') else ''}); "
-            f"ranges for the verdicts: {ranges_text}. Labels -> photo cells use the pix2pix protocol "
-            f"(the paper's); photo -> labels cells the nearest palette colour in RGB. Std is over seeds (ddof 1).\n")
-    if scale == "smoke":
-        head += ("\nSmoke scale: synthetic city, 32x32 models, a small FCN-8s trained on the synthetic city. The "
-                 "`paper` and `delta` columns are shown for the layout only: smoke numbers are not comparable to "
-                 "the paper; the verdicts compare with the smoke ranges measured over seeds.\n")
-    md = [head]
-    for t, df in frames.items():
-        md += [f"\n## {TABLE_TITLES[t]}\n", markdown(df), ""]
-    md += ["\n## Calibration of the segmenter (pix2pix Table 1, ground-truth row)\n", markdown(calibration), ""]
-    md_path = out / "report.md"
-    write_text(md_path, "\n".join(md) + "\n")
+    page = render_html(
+        scale=scale, facts=info.lines(), rules=rules, tables=[
+            {"id": anchor(TABLE_TITLES[t]), "title": TABLE_TITLES[t], "ref": ref_name, "note": notes.get(t, ""),
+             "rows": [{"label": row.label, "seeds": seeds_text(results.get(row.key, [])),
+                       "cells": [cells[t][(row.key, m)] for m in METRICS]} for row in table_rows(t, results)]}
+            for t in tables],
+        metrics=[METRIC_LABELS[m] for m in METRICS],
+        paper_tables=[] if scale == "paper" else [
+            {"title": TABLE_TITLES[t], "rows": paper_rows(t, paper)} for t in tables],
+        calibration=calib, sections=sections)
+    md_path, html_path = out / "report.md", out / "report.html"
+    write_text(md_path, md_text)
+    write_text(html_path, page)
     if not quiet:
-        for t, df in frames.items():
-            print(f"\n{TABLE_TITLES[t]}\n{df.to_markdown(index=False, tablefmt='simple', disable_numparse=True)}")
-        print(f"\nCalibration\n{calibration.to_markdown(index=False, tablefmt='simple', disable_numparse=True)}")
-
-    body = [f"<h1>Reproduction report: scale {html.escape(scale)}</h1>",
-            f"<p>{html.escape(head.split(chr(10), 2)[2].strip())}</p>"]
-    for t, df in frames.items():
-        body += [f"<h2>{html.escape(TABLE_TITLES[t])}</h2>", df.to_html(index=False, border=1)]
-    body += ["<h2>Calibration of the segmenter</h2>", calibration.to_html(index=False, border=1)]
-    for row, why, figs, has_fid in row_sections:
-        body.append(f"<h2>{html.escape(row.label)} <small>({row.key}, tables {', '.join(map(str, row.tables))})</small></h2>")
-        if why:
-            body.append(f"<p><b>{why}</b></p>")
-            continue
-        body += [f'<p><img src="figures/{f.name}" alt="{f.stem}"></p>' for f in figs]
-        if not has_fid:
-            body.append("<p>FID curve: not logged for these runs (config fid_every = 0).</p>")
-    html_path = out / "report.html"
-    write_text(html_path, "<!doctype html>\n<html><head><meta charset='utf-8'><title>repro report</title>"
-                   "<style>body{font-family:sans-serif;max-width:1300px;margin:auto} table{border-collapse:collapse;"
-                   "font-size:13px} td,th{padding:2px 8px} img{max-width:100%}</style></head><body>\n"
-                   + "\n".join(body) + "\n</body></html>\n")
-    print(f"\nwrote {md_path} and {html_path}")
+        print(md_text)
+    print(f"wrote {md_path} and {html_path}")
     return md_path, html_path
 
 
+def render_html(**context) -> str:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("repro", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(**context)
+
+
 def run_report(args: argparse.Namespace) -> int:
-    plan_path = Path(args.out) / "reproduce.json"
-    scale = json.loads(plan_path.read_text())["scale"] if plan_path.is_file() else "smoke"
-    iters = json.loads(plan_path.read_text()).get("iters_per_epoch") if plan_path.is_file() else None
-    write_report(args.out, tuple(args.tables), args.ranges or default_ranges(scale, iters))
+    plan = load_plan(args.out)
+    write_report(args.out, args.tables, args.ranges or default_ranges(plan["scale"], plan.get("iters_per_epoch")))
     return 0
 
 
@@ -281,6 +359,8 @@ def add_commands(commands) -> None:
     p = commands.add("report", help="write OUT/report.md and report.html from a `repro reproduce` folder",
                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="the --out folder of `repro reproduce`")
-    p.add_argument("--tables", type=int, nargs="+", choices=(2, 3, 4, 5), default=[2, 3, 4, 5])
-    p.add_argument("--ranges", type=Path, help="accepted ranges (default: expected/ranges_SCALE.toml)")
+    p.add_argument("--tables", type=int, nargs="+", choices=(2, 3, 4, 5),
+                   help="tables to show (default: those the reproduction was run for)")
+    p.add_argument("--ranges", type=Path, help="accepted ranges (default: the shipped expected/ranges_SCALE.toml)")
     p.set_defaults(func=run_report)
+

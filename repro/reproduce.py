@@ -13,6 +13,9 @@ report (repro.report) diffs every cell against the paper.
 Every row is trained once and scored in both directions, so `table2` and `table3` run the same rows (and
 the report shows both tables); likewise `table4` and `table5`.
 
+`--pretrained` adds the official PyTorch port's pretrained Cityscapes generators as a row of Tables 2 and 3
+(OUT/port_pretrained/seed-0/, nothing trained; `--pretrained-only` scores only that row).
+
 Scales: `smoke` runs the shrunk configs (repro/configs/smoke) on the synthetic city, made in OUT/synth-city
 with a small FCN-8s trained there (OUT/segmenter.pt); `paper` runs repro/configs/cityscapes on real
 Cityscapes with the segmenter you give. Missing prerequisites stop the command before any work.
@@ -35,7 +38,7 @@ from repro.checkpoint import is_finished
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
-from repro.rows import ROWS, SCALES, Row, config_name, is_implemented
+from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, Row, config_name, is_implemented
 
 TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
 DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
@@ -146,7 +149,9 @@ def paper_setup(args, rows: list[Row]) -> Setup:
             "    then: repro segmenter calibrate --segmenter segmenters/fcn8s-cityscapes.pt --cityscapes RAW\n"
             "    and pass --segmenter segmenters/fcn8s-cityscapes.pt")
     seconds, text = estimate(rows, "paper", args.seeds or DEFAULT_SEEDS["paper"], device, 2975, args.iters_per_epoch)
-    if device == "cpu" and not args.allow_cpu:
+    # SLURM jobs get their GPUs on the nodes (--slurm-gpus-per-job, 1 by default at this scale), not here
+    jobs_have_gpus = getattr(args, "launcher", None) == "slurm" and args.slurm_gpus_per_job != 0
+    if device == "cpu" and not args.allow_cpu and seconds > 0 and not jobs_have_gpus:  # pretrained only: cheap
         problems.append(
             f"no GPU: a paper-scale run on this CPU would take about {format_duration(seconds)} (estimate below).\n"
             "    Run it on a machine with a CUDA GPU (one to three days per model there), or pass --allow-cpu.")
@@ -181,28 +186,28 @@ def smoke_setup(args, progress: bool = True) -> Setup:
 
 def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
     """The segmenter's calibration (real val photos at 256), computed once and kept next to it."""
+    from repro.eval import calibration
     from repro.eval import segmenter as seg
-    from repro.eval.labels2photo import calibration_file
     from repro.io import sha256_file, write_json
 
-    path = calibration_file(segmenter)
-    if path.is_file():
-        data = json.loads(path.read_text())
-        if data.get("segmenter", {}).get("sha256") == sha256_file(segmenter):
-            return data
+    kept = calibration.read(segmenter, sha256_file(segmenter))
+    if kept is not None:
+        return kept
     result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None)
-    write_json(path, result)
+    write_json(calibration.calibration_file(segmenter), result)
     return result
 
 
 # ------------------------------------------------------------------------------ one row, one seed
 
 
-def provenance(cfg: Config, setup: Setup, seg_sha: str, calibration: dict, run: Path) -> dict:
+def provenance(cfg: Config | None, setup: Setup, seg_sha: str, calibration: dict, run: Path) -> dict:
+    """Where a result came from; cfg is None for a row that trains nothing (the pretrained one)."""
     import numpy
     import PIL
     import torchvision
 
+    from repro.eval.calibration import summary
     from repro.io import sha256_file
 
     def git(*cmd):
@@ -217,14 +222,14 @@ def provenance(cfg: Config, setup: Setup, seg_sha: str, calibration: dict, run: 
     return {
         "git_commit": git("rev-parse", "HEAD") or "unknown",
         "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "config": asdict(cfg),
-        "seed": cfg.seed,
+        "config": asdict(cfg) if cfg else None,
+        "seed": cfg.seed if cfg else 0,
         "scale": setup.scale,
         "data": str(setup.data),
         "dataset_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
         "cityscapes": str(setup.cityscapes),
         "segmenter": {"path": str(setup.segmenter), "sha256": seg_sha},
-        "calibration": {k: calibration.get(k) for k in ("metrics", "paper", "band", "deltas", "comparable_to_paper")},
+        "calibration": summary(calibration),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__},
         "device": setup.device,
@@ -251,20 +256,28 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
     return True
 
 
+def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None) -> dict | None:
+    """The run's result.json when it is finished with this config and segmenter (nothing to redo), else None."""
+    from repro.io import read_json_or_empty, sha256_file
+
+    done = read_json_or_empty(setup.out / row.key / f"seed-{seed}" / "result.json")
+    cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
+    if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == sha256_file(setup.segmenter):
+        return done
+    return None
+
+
 def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
     """Trains, translates and scores one row at one seed; returns (and writes) its result.json content."""
-    from repro.eval import labels2photo, photo2labels
     from repro.io import sha256_file, write_json
 
+    done = finished_result(row, seed, setup, iters_per_epoch)
+    if done is not None:
+        return done
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
     folder = setup.out / row.key / f"seed-{seed}"
     result_path = folder / "result.json"
     seg_sha = sha256_file(setup.segmenter)
-    if result_path.is_file():
-        done = json.loads(result_path.read_text())
-        if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == seg_sha:
-            return done  # finished with this config and segmenter: nothing to redo
-
     started = time.time()
     run = folder / "run"
     if (run / "config.toml").is_file() and asdict(load_config(str(run / "config.toml"))) != asdict(cfg):
@@ -278,22 +291,42 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     scores = {}
     for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
         fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
-        path = folder / f"{direction}.json"
-        stale = fresh or not path.is_file() or (
-            direction == "labels2photo" and json.loads(path.read_text())["segmenter"]["sha256"] != seg_sha)
-        if stale:
-            if direction == "labels2photo":
-                res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
-                                            setup.device, workers=0 if setup.device == "cpu" else None)
-            else:
-                res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
-            write_json(path, res)
-        scores[direction] = json.loads(path.read_text())
-    l2p, p2l = scores["labels2photo"], scores["photo2labels"]
+        scores[direction] = score_direction(folder, direction, setup, seg_sha, fresh, progress)
     calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
     result = {
         "row": row.key, "label": row.label, "tables": list(row.tables), "seed": seed, "scale": setup.scale,
         "config": asdict(cfg),
+        **scored(scores),
+        "provenance": provenance(cfg, setup, seg_sha, calibration, run),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    write_json(result_path, result)
+    return result
+
+
+def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fresh: bool, progress: bool) -> dict:
+    """FOLDER/DIRECTION.json, the score of the translations in FOLDER/DIRECTION/ (the one protocol of every
+    row), recomputed when the translations are new or the segmenter changed."""
+    from repro.eval import labels2photo, photo2labels
+    from repro.io import write_json
+
+    path = folder / f"{direction}.json"
+    stale = fresh or not path.is_file() or (
+        direction == "labels2photo" and json.loads(path.read_text())["segmenter"]["sha256"] != seg_sha)
+    if stale:
+        if direction == "labels2photo":
+            res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
+                                        setup.device, workers=0 if setup.device == "cpu" else None)
+        else:
+            res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
+        write_json(path, res)
+    return json.loads(path.read_text())
+
+
+def scored(scores: dict) -> dict:
+    """The metrics part of a result.json from both directions' score files."""
+    l2p, p2l = scores["labels2photo"], scores["photo2labels"]
+    return {
         "metrics": {
             "labels2photo": l2p["metrics"],  # the headline: pix2pix protocol (the paper's numbers came from it)
             "labels2photo_strict": l2p["other_protocols"]["strict"]["metrics"],
@@ -302,7 +335,48 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
         "per_class": {"labels2photo": l2p["per_class"], "photo2labels": p2l["per_class"]},
         "comparable_to_paper": l2p.get("comparable_to_paper"),
         "protocols": {"labels2photo": l2p["protocol"], "photo2labels": p2l["protocol"]},
-        "provenance": provenance(cfg, setup, seg_sha, calibration, run),
+    }
+
+
+def run_pretrained(setup: Setup, progress: bool = True) -> dict:
+    """The official port's pretrained Cityscapes generators as a row of Tables 2 and 3 (rows.PRETRAINED):
+    fetched into OUT/pretrained/ (repro.pretrained), run on the val set as the port's test.py runs them,
+    scored like every other row; OUT/port_pretrained/seed-0/result.json (one "seed": nothing is trained)."""
+    from repro import pretrained
+    from repro.io import sha256_file, write_json
+
+    folder = setup.out / PRETRAINED.key / "seed-0"
+    result_path = folder / "result.json"
+    seg_sha = sha256_file(setup.segmenter)
+    files = {d: pretrained.get(name, setup.out / "pretrained", progress=progress)
+             for d, name in pretrained.CITYSCAPES.items()}
+    models = {d: {"name": pretrained.CITYSCAPES[d], "file": str(path), "sha256": sha256_file(path),
+                  "url": pretrained.url_for(pretrained.CITYSCAPES[d])} for d, path in files.items()}
+    if result_path.is_file():
+        done = json.loads(result_path.read_text())
+        same_models = {d: m["sha256"] for d, m in done.get("models", {}).items()} == {
+            d: m["sha256"] for d, m in models.items()}
+        if same_models and done["provenance"]["segmenter"]["sha256"] == seg_sha:
+            return done
+    started = time.time()
+    scores = {}
+    for direction, inputs in (("labels2photo", "testB"), ("photo2labels", "testA")):  # B = label maps, A = photos
+        out = folder / direction
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+        scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
+    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
+    result = {
+        "row": PRETRAINED.key, "label": PRETRAINED.label, "tables": list(PRETRAINED.tables), "seed": 0,
+        "scale": setup.scale, "config": None, "models": models,
+        "translation": {"arch": pretrained.ARCH, "norm": pretrained.NORM, "size": pretrained.SIZE,
+                        "resize_filter": pretrained.RESIZE_FILTER, "as": "the port's test.py (see repro.pretrained)"},
+        "note": PRETRAINED_NOTE,
+        **scored(scores),
+        "provenance": provenance(None, setup, seg_sha, calibration, folder),
         "wall_seconds": round(time.time() - started, 1),
     }
     write_json(result_path, result)
@@ -312,30 +386,92 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
 # ------------------------------------------------------------------------------ the command
 
 
+def pack_size(pack: str, cfg: Config, device: str) -> int:
+    """`--pack`: "off" 1, a number N, or "auto": on CUDA as many runs as 70% of the free memory holds (one run's
+    peak measured by one training step), on the CPU 10 (packing saves per-operation overhead, little there)."""
+    if pack == "off":
+        return 1
+    if pack != "auto":
+        return int(pack)
+    if not device.startswith("cuda"):
+        return 10
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    seconds_per_iteration(cfg, device, steps=1)
+    per_run = max(torch.cuda.max_memory_allocated(device) - before, 1)
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return max(1, int(0.7 * free // per_run))
+
+
+def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None, pack: str,
+                progress: bool = True) -> None:
+    """Trains, before run_row translates and scores them, the runs that can share one vectorised step
+    (repro.methods.packing: a method with packing, configs that differ only in seed and loss weights, the same
+    starting point) in packs of up to `--pack` runs. Runs left over, finished or alone are run_row's."""
+    from repro.methods.packing import PACKABLE
+
+    groups: dict[tuple, list[tuple[Config, Path]]] = {}
+    for row, seed in runs:
+        cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
+        run = setup.out / row.key / f"seed-{seed}" / "run"
+        if METHODS[cfg.method].build_packed is None or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
+            continue
+        ckpt = run / "checkpoint.pt"
+        start = torch.load(ckpt, map_location="cpu", weights_only=False)["position"]["step"] if ckpt.is_file() else None
+        key = (start, tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE))
+        groups.setdefault(key, []).append((cfg, run))
+    for (start, _), members in groups.items():
+        size = pack_size(pack, members[0][0], setup.device)
+        for i in range(0, len(members), size):
+            chunk = members[i:i + size]
+            if len(chunk) < 2:
+                continue  # alone: run_row trains it
+            print(f"{'resuming' if start else 'training'} {len(chunk)} runs as one pack: "
+                  f"{', '.join(str(r) for _, r in chunk)}", flush=True)
+            train.train_runs([c for c, _ in chunk], setup.data, [r for _, r in chunk], device=setup.device,
+                             resume=start is not None, progress=progress)
+
+
 def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
-              progress: bool = True) -> list[dict]:
+              progress: bool = True, pretrained: str | None = None, pack: str = "off") -> list[dict]:
     """Every implemented row of the target at seeds 0..seeds-1 (rows not implemented are only listed).
-    OUT/reproduce.json (what was asked) is written first, so an interrupted run can still be reported."""
+    OUT/reproduce.json (what was asked) is written first, so an interrupted run can still be reported.
+    pretrained: "add" also scores the port's pretrained generators (Tables 2/3), "only" scores only them."""
+    runs = planned_runs(target, setup, seeds, iters_per_epoch, pretrained)
+    if pack != "off":
+        train_packs(runs, setup, iters_per_epoch, pack, progress)
+    results = [run_pretrained(setup, progress)] if pretrained and any(t in PRETRAINED.tables for t in TARGETS[target]) else []
+    return results + [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
+
+
+def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
+                 pretrained: str | None = None) -> list[tuple[Row, int]]:
+    """Writes OUT/reproduce.json (what was asked); returns the (row, seed) runs to do, listing rows not implemented."""
     from repro.io import write_json
+    from repro.verdicts import stored_path
 
     plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
-            "iters_per_epoch": iters_per_epoch, "settings": setup.settings, "segmenter": str(setup.segmenter), "cityscapes": str(setup.cityscapes),
-            "data": str(setup.data)}
+            "iters_per_epoch": iters_per_epoch, "settings": setup.settings, "pretrained": pretrained}
+    plan |= {key: stored_path(getattr(setup, key), setup.out) for key in ("segmenter", "cityscapes", "data")}
     write_json(setup.out / "reproduce.json", plan)
-    results = []
-    for row in rows_for(target):
+    runs = []
+    for row in (rows_for(target) if pretrained != "only" else []):
         if not is_implemented(row, setup.scale):
             print(f"{row.label}: not implemented at scale {setup.scale} (no config {config_name(row, setup.scale)}.toml)")
             continue
-        for seed in range(seeds):
-            results.append(run_row(row, seed, setup, iters_per_epoch, progress))
-    return results
+        runs += [(row, seed) for seed in range(seeds)]
+    return runs
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
     settings = parse_settings(args.set)  # checked before any work
+    from repro.launch import check_arguments
+    check_arguments(args)  # --launcher and its options, likewise
     args.out = Path(args.out) if args.out else Path(f"reproductions/{args.target}-{args.scale}")
-    rows = rows_for(args.target)
+    pretrained = "only" if args.pretrained_only else "add" if args.pretrained else None
+    if pretrained and not any(t in PRETRAINED.tables for t in TARGETS[args.target]):
+        raise ReproError(f"--pretrained adds a row to Tables 2 and 3; {args.target} has none of them.")
+    rows = rows_for(args.target) if pretrained != "only" else []
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]
     if args.scale == "paper":
         setup = paper_setup(args, rows)
@@ -348,12 +484,35 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print(f"estimated duration: {text}", flush=True)
         setup = smoke_setup(args, progress=not args.quiet)
     setup.settings = settings
-    reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet)
+    failed = None
+    if args.launcher is not None and args.pack != "off":
+        raise ReproError("--pack with --launcher is not implemented: each job trains one run; drop one of them")
+    if args.launcher is None:
+        reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
+                  pack=args.pack)
+    else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
+        from repro import launch
+        if pretrained:
+            run_pretrained(setup, not args.quiet)
+        runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
+        outcome = launch.launch_reproduction(args, setup, runs)
+        if outcome.pending:
+            return 0  # --no-wait: a rerun of the same command collects the jobs and writes the report
+        failed = outcome.error()
     from repro import report  # imported late: a long run writes its report with the current code
+    from repro.verdicts import default_ranges
 
-    ranges = args.ranges or report.default_ranges(args.scale, args.iters_per_epoch)
+    ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
     report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
+    if failed:
+        raise failed
     return 0
+
+
+def pack_option(text: str) -> str:
+    if text in ("off", "auto") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: off, auto or a number of runs (1 or more)")
 
 
 def add_commands(commands) -> None:
@@ -378,5 +537,16 @@ def add_commands(commands) -> None:
     p.add_argument("--ranges", type=Path, help="accepted ranges for the verdicts (default: expected/ranges_SCALE.toml)")
     add_device(p)
     p.add_argument("--allow-cpu", action="store_true", help="run a paper-scale reproduction on the CPU anyway (days)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="also score the official port's pretrained cityscapes_label2photo / cityscapes_photo2label "
+                        "(downloaded into OUT/pretrained; REPRO_PRETRAINED_URL names a mirror) as a row of Tables 2/3")
+    p.add_argument("--pretrained-only", action="store_true", help="score only that row (nothing is trained)")
+    p.add_argument("--pack", type=pack_option, default="off",
+                   help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
+                        "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "
+                        "the CPU). Each run keeps its own folder, generator, pools, log and checkpoint; results equal "
+                        "runs trained alone to float tolerance")
     add_quiet(p)
+    from repro.launch import add_launcher_arguments
+    add_launcher_arguments(p)
     p.set_defaults(func=run_reproduce)

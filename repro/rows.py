@@ -37,9 +37,19 @@ TABLE_ROWS = {t: [r for r in ROWS if t in r.tables] for t in (2, 3, 4, 5)}
 TABLE_ROWS[4] = TABLE_ROWS[5] = [r for r in ROWS if r.key != "cyclegan" and 4 in r.tables] + [ROWS[4]]
 
 
+# Not a row of the paper: the official PyTorch port's published generators, scored by `repro reproduce
+# --pretrained` next to the paper's CycleGAN row and ours (repro.pretrained; nothing is trained).
+PRETRAINED = Row("port_pretrained", "official PyTorch port pretrained (256, trained by the port's authors)", (2, 3))
+PRETRAINED_NOTE = ("The port's maintainers say its PyTorch models were retrained and differ from the Lua models the "
+                   "paper scored (and that PyTorch-trained models score a little below the paper's numbers); this row "
+                   "is the port's cityscapes_label2photo / cityscapes_photo2label at 256x256, not the paper's CycleGAN.")
+
+
 def config_name(row: Row, scale: str) -> str:
     return f"{SCALES[scale]}/{row.key}"
 
 
 def is_implemented(row: Row, scale: str) -> bool:
+    if row.key == PRETRAINED.key:  # fetched, not trained: at every scale
+        return True
     return (CONFIG_DIR / f"{config_name(row, scale)}.toml").is_file()

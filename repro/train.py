@@ -17,6 +17,7 @@ from repro.config import Config, load_config, parse_settings
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device
 from repro.methods import METHODS, Parts
+from repro.methods.packing import check_pack
 from repro.schedule import lr_factor
 
 
@@ -24,7 +25,7 @@ class LossWatch:
     """Loss terms stay on the device. Each iteration adds a few tiny kernels (is every term finite, and if not,
     since which step and with what value); the host reads them only when it logs and before every checkpoint,
     so the step never waits for the device. A non-finite loss stops the run at the next read, before anything
-    is logged or saved after it, with the step where it first appeared."""
+    is logged or saved after it, with the step where it first appeared. Terms are scalars, or [K] for packed runs."""
 
     def __init__(self):
         self.names: list[str] | None = None
@@ -32,29 +33,30 @@ class LossWatch:
     def add(self, step: int, values: dict[str, torch.Tensor]) -> None:
         if self.names is None:
             self.names = list(values)
-            reference = next(iter(values.values()))
-            self.first_bad = torch.full((len(self.names),), -1, dtype=torch.long, device=reference.device)
-            self.bad_value = torch.zeros(len(self.names), device=reference.device)
+            reference = torch.stack([values[n].float() for n in self.names])
+            self.first_bad = torch.full(reference.shape, -1, dtype=torch.long, device=reference.device)
+            self.bad_value = torch.zeros_like(reference)
         stacked = torch.stack([values[n].float() for n in self.names])
         new = ~torch.isfinite(stacked) & (self.first_bad < 0)
         self.first_bad = torch.where(new, step, self.first_bad)
         self.bad_value = torch.where(new, stacked, self.bad_value)
 
-    def check(self, iters: int, checkpoint: Path, saved_step: int, amp: bool) -> None:
-        """Raises the stop message if any term was ever non-finite (one read from the device)."""
+    def check(self, iters: int, checkpoints: list[Path], saved_step: int, amp: bool) -> None:
+        """Raises the stop message if any term of any run was ever non-finite (one read from the device)."""
         if self.names is None:
             return
-        first = self.first_bad.tolist()
-        bad = [i for i, s in enumerate(first) if s >= 0]
+        first = self.first_bad.reshape(len(self.names), -1).T.tolist()  # [run][term]
+        bad = [(s, k, t) for k, row in enumerate(first) for t, s in enumerate(row) if s >= 0]
         if not bad:
             return
-        step = min(first[i] for i in bad)
-        names = [self.names[i] for i in bad if first[i] == step]
-        value = float(self.bad_value[self.names.index(names[0])])
+        step, k, _ = min(bad)
+        names = [self.names[t] for s, r, t in bad if (s, r) == (step, k)]
+        value = float(self.bad_value.reshape(len(self.names), -1)[self.names.index(names[0]), k])
         raise ReproError(
             f"loss {', '.join(names)} became {value} at epoch {(step - 1) // iters + 1}, iteration "
-            f"{(step - 1) % iters + 1}. The last good checkpoint {checkpoint} (step {saved_step}) was not "
-            f"overwritten; lower lr{' or disable amp' if amp else ''} and resume with --resume.")
+            f"{(step - 1) % iters + 1}. The last good checkpoint {checkpoints[k]} (step {saved_step}) was not "
+            f"overwritten{' (nor those of the runs packed with it)' if len(checkpoints) > 1 else ''}; lower lr"
+            f"{' or disable amp' if amp else ''} and resume with --resume.")
 
 
 class FIDLog:
@@ -89,102 +91,165 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
     FID/KID of labels -> photo on a fixed val subset go to RUN/fid.jsonl (Inception: `fid_weights` or the
     torch cache). `amp` (bf16 autocast) and `channels_last` act on CUDA only, for methods that take them;
     `graphs` (each iteration replayed as one CUDA graph) and `compile` (compiled nets): repro.capture."""
-    method = METHODS[cfg.method]
+    return train_runs([cfg], data, [run], device, resume, stop_after, amp, channels_last, progress, fid_weights,
+                      graphs, compile)[0]
+
+
+def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "auto", resume: bool = False,
+               stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
+               progress: bool = True, fid_weights: Path | None = None, graphs: bool = False,
+               compile: bool = False) -> list[Path]:
+    """One run, or K runs packed into one vectorised step (repro.methods.packing: the seeds of a row and rows
+    that differ only in loss weights). Each run keeps its own folder, config.toml, generator (data order,
+    crops, flips, pool), pools, log, checkpoint and exports, exactly as if trained alone."""
+    method, packed = METHODS[cfgs[0].method], len(cfgs) > 1
     device = pick_device(device)
     if (amp or channels_last) and not method.cuda_speedups:
-        raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfg.method!r}")
+        raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfgs[0].method!r}")
+    if packed and (method.build_packed is None or amp or channels_last or any(c.fid_every for c in cfgs)):
+        raise ReproError(f"packing several runs is implemented for CycleGAN and its ablations without --amp, "
+                         f"--channels-last and fid_every (method {cfgs[0].method!r}); train these runs one by one")
+    if packed:
+        check_pack(cfgs)
     if graphs or compile:
         from repro.capture import check_supported
-        check_supported(cfg, device, graphs)  # before the run folder is touched
+        if packed:
+            raise ReproError("--graphs and --compile are implemented for one run at a time, not for packed runs; "
+                             "train the pack without them")
+        check_supported(cfgs[0], device, graphs)  # before any run folder is touched
     threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
     amp = amp and device.type == "cuda"
-    run, data = Path(run), Path(data)
-    ckpt_path, log_path = run / "checkpoint.pt", run / "losses.jsonl"
-    prepare_run_folder(cfg, run, resume)
+    runs, data = [Path(r) for r in runs], Path(data)
+    ckpts = [run / "checkpoint.pt" for run in runs]
+    for c, run in zip(cfgs, runs):
+        prepare_run_folder(c, run, resume)
+    cfg = cfgs[0]  # what packed runs share: data, sizes, schedule, batch size (build_packed checks)
     source = AlignedData if method.paired else UnalignedData
     dataset = source.from_folders(data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip,
                                   cfg.resize_filter, device)
-    speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
-    if graphs or compile:
-        from repro.capture import build as build_captured
-        parts: Parts = build_captured(cfg, device, **speedups, graphs=graphs, compile=compile)
+    if packed:
+        parts: Parts = method.build_packed(cfgs, device)
+        views = parts.runs
     else:
-        parts: Parts = method.build(cfg, device, **speedups)
-    rng = torch.Generator().manual_seed(cfg.seed)
-    position = {"epoch": 1, "iteration": 0, "step": 0, "order": None}
+        speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
+        if graphs or compile:
+            from repro.capture import build as build_captured
+            parts = build_captured(cfg, device, **speedups, graphs=graphs, compile=compile)
+        else:
+            parts = method.build(cfg, device, **speedups)
+        views = [(parts.nets, parts.opts, parts.pools)]
+    rngs = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    positions = [{"epoch": 1, "iteration": 0, "step": 0, "order": None} for _ in cfgs]
     if resume:
-        position = load_checkpoint(ckpt_path, parts.nets, parts.opts, parts.pools, rng, device)
-        truncate_log(log_path, position["step"])
-        truncate_log(run / "fid.jsonl", position["step"])
+        positions = [load_checkpoint(ckpt, *view, rng, device) for ckpt, view, rng in zip(ckpts, views, rngs)]
+        if len({p["step"] for p in positions}) > 1:
+            raise ReproError(f"runs resumed as one pack must stop at the same step; {', '.join(map(str, runs))} "
+                             f"stopped at steps {[p['step'] for p in positions]}: resume them one by one")
+        for run, position in zip(runs, positions):
+            truncate_log(run / "losses.jsonl", position["step"])
+            truncate_log(run / "fid.jsonl", position["step"])
     fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
-    watch, saved_step = LossWatch(), position["step"]
-
-    def save():
-        nonlocal saved_step
-        watch.check(iters, ckpt_path, saved_step, amp)  # never overwrite a good checkpoint with a bad state
-        save_checkpoint(ckpt_path, cfg, parts.nets, parts.opts, parts.pools, rng, position)
-        saved_step = position["step"]
-
+    watch, saved_step = LossWatch(), positions[0]["step"]
     # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
     # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
     iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
     if iters < 1:
         raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
                          f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
-    bar = tqdm(total=cfg.epochs * iters, initial=position["step"], disable=not progress, unit="it",
-               desc=f"train {cfg.name}", dynamic_ncols=True)
-    log = open(log_path, "a")
+
+    def save():
+        nonlocal saved_step
+        watch.check(iters, ckpts, saved_step, amp)  # never overwrite a good checkpoint with a bad state
+        for c, ckpt, view, rng, position in zip(cfgs, ckpts, views, rngs, positions):
+            save_checkpoint(ckpt, c, *view, rng, position)
+        saved_step = positions[0]["step"]
+
+    bar = tqdm(total=cfg.epochs * iters, initial=positions[0]["step"], disable=not progress, unit="it",
+               desc=f"train {cfg.name}" + (f" (+{len(cfgs) - 1} packed)" if packed else ""), dynamic_ncols=True)
+    logs = [open(run / "losses.jsonl", "a") for run in runs]
     started = time.time()
     threads_before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)  # restored afterwards
     try:
-        for epoch in range(position["epoch"], cfg.epochs + 1):
+        for epoch in range(positions[0]["epoch"], cfg.epochs + 1):
             lr = cfg.lr * lr_factor(epoch, cfg.epochs_constant, cfg.epochs_decay, cfg.lr_rule)
             for opt in parts.opts.values():
                 for group in opt.param_groups:
                     group["lr"] = lr
-            order = position["order"]
-            if order is None:  # the epoch's data order, drawn once and kept in every checkpoint
-                order = torch.cat([dataset.epoch_order(rng) for _ in range(math.ceil(iters * cfg.batch_size / len(dataset)))])
-            for i in range(position["iteration"], iters):
-                x, y = dataset.batch(order[i * cfg.batch_size:(i + 1) * cfg.batch_size], rng)
-                terms = parts.step(x, y, rng)  # device tensors: nothing here waits for the device
+            orders = [p["order"] for p in positions]
+            draws = math.ceil(iters * cfg.batch_size / len(dataset))
+            for k, rng in enumerate(rngs):
+                if orders[k] is None:  # the epoch's data order, drawn once and kept in every checkpoint
+                    orders[k] = torch.cat([dataset.epoch_order(rng) for _ in range(draws)])
+            for i in range(positions[0]["iteration"], iters):
+                rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
+                batches = [dataset.batch(order[rows], rng) for order, rng in zip(orders, rngs)]
+                if packed:
+                    x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+                    terms = parts.step(x, y, rngs)  # device tensors: nothing here waits for the device
+                else:
+                    terms = parts.step(*batches[0], rngs[0])
                 step = (epoch - 1) * iters + i + 1
                 watch.add(step, terms)
-                position = {"epoch": epoch, "iteration": i + 1, "step": step, "order": order}
+                positions = [{"epoch": epoch, "iteration": i + 1, "step": step, "order": order} for order in orders]
                 if step % cfg.log_every == 0 or i + 1 == iters:
-                    watch.check(iters, ckpt_path, saved_step, amp)
-                    values = {k: float(v) for k, v in terms.items()}
-                    log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **values}) + "\n")
-                    log.flush()
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                    watch.check(iters, ckpts, saved_step, amp)
+                    values = {k: v.tolist() for k, v in terms.items()}
+                    for k, (c, log) in enumerate(zip(cfgs, logs)):
+                        own = {n: v[k] if packed else v for n, v in values.items() if not packed or logged(n, c)}
+                        log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
+                        log.flush()
+                    first = {n: v[0] if packed else v for n, v in values.items()}
+                    bar.set_postfix({n: f"{v:.3f}" for n, v in first.items()}, refresh=False)
                 bar.update(1)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and i + 1 < iters:
                     save()
                 if stop_after is not None and step >= stop_after:
                     save()
-                    return ckpt_path
-            position = {"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None}
+                    return ckpts
+            positions = [{"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None} for _ in cfgs]
             if fid is not None and epoch % cfg.fid_every == 0:
-                watch.check(iters, ckpt_path, saved_step, amp)
-                fid.log(run / "fid.jsonl", parts.labels2photo(), epoch, position["step"])
+                watch.check(iters, ckpts, saved_step, amp)
+                fid.log(runs[0] / "fid.jsonl", parts.labels2photo(), epoch, positions[0]["step"])
             save()
-            export(run, parts.nets, parts.exports)
+            for run, view in zip(runs, views):
+                export(run, view[0], parts.exports)
     finally:
-        torch.set_num_threads(threads_before)
-        log.close()
+        for log in logs:
+            log.close()
         bar.close()
-    write_run_info(run, cfg, data, device, amp=amp, seconds=time.time() - started, cuda_graphs=graphs,
-                   compiled=compile, cpu_threads=threads)
-    return ckpt_path
+        torch.set_num_threads(threads_before)
+    seconds = time.time() - started
+    for k, (c, run) in enumerate(zip(cfgs, runs)):
+        pack = {"runs": len(runs), "index": k, "folders": [str(r) for r in runs]} if packed else None
+        write_run_info(run, c, data, device, amp=amp, seconds=seconds / len(runs), packed=pack, cuda_graphs=graphs,
+                       compiled=compile, cpu_threads=threads)
+    return ckpts
+
+
+def logged(term: str, cfg: Config) -> bool:
+    """Whether a run trained alone would log this term (packed runs compute a term any of them uses)."""
+    for prefix, weight in (("gan", cfg.lambda_gan), ("D_", cfg.lambda_gan), ("cycle_forward", cfg.lambda_forward),
+                           ("cycle_backward", cfg.lambda_backward), ("identity", cfg.lambda_identity)):
+        if term.startswith(prefix):
+            return weight != 0
+    return True
 
 
 def run_train(args) -> None:
     overrides = {"seed": args.seed, "iters_per_epoch": args.iters_per_epoch}
     if args.epochs is not None:
         overrides |= {"epochs_constant": (args.epochs + 1) // 2, "epochs_decay": args.epochs // 2}
-    cfg = load_config(args.config, **(parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}))
+    settings = parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}
+    if args.seeds:  # K seeds packed into one vectorised step, OUT/seed-S each
+        cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in args.seeds]
+        runs = [Path(args.out) / f"seed-{s}" for s in args.seeds]
+        train_runs(cfgs, args.data, runs, device=args.device, resume=args.resume, stop_after=args.stop_after,
+                   progress=not args.quiet, graphs=args.graphs, compile=args.compile)
+        print(f"trained {cfgs[0].name} at seeds {args.seeds} as one pack: {', '.join(map(str, runs))}")
+        return
+    cfg = load_config(args.config, **settings)
     train(cfg, args.data, args.out, device=args.device, resume=args.resume, stop_after=args.stop_after,
           amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, fid_weights=args.fid_weights,
           graphs=args.graphs, compile=args.compile)
@@ -204,7 +269,11 @@ def add_commands(commands) -> None:
     p.add_argument("--epochs", type=int, help="total epochs, half constant lr and half decay (default: the config's)")
     p.add_argument("--iters-per-epoch", type=int,
                    help="iterations per epoch (default: the config's, else max(|X|, |Y|) / batch size)")
-    p.add_argument("--seed", type=int, help="seed for init, data order, augmentation and pool (default: the config's)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="seed for init, data order, augmentation and pool (default: the config's)")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="train these seeds as one pack (one vectorised step; CycleGAN and its ablations), "
+                            "each in OUT/seed-SEED with its own checkpoint and log")
     add_device(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many total iterations")

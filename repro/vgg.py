@@ -2,8 +2,9 @@
 
 The weights are torchvision's ImageNet VGG16, read from the torch hub cache
 (`torch.hub.get_dir()/checkpoints/vgg16-397923af.pth`, where `torchvision.models.vgg16(weights="DEFAULT")`
-puts them). Nothing is ever downloaded: a missing file is an error that says how to get it, or how to
-run without it (`feature_weights = "random"`, which is not the paper's method).
+puts them). A missing file is fetched once, hash-checked, through repro.weights (`repro weights get vgg16`);
+when that fails the error says where the file goes, or how to run without it (`feature_weights = "random"`,
+which is not the paper's method).
 """
 
 from pathlib import Path
@@ -12,9 +13,9 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from repro import ReproError
+from repro import ReproError, weights
 
-VGG16_FILE = "vgg16-397923af.pth"
+VGG16_FILE = weights.VGG16.file_name  # vgg16-397923af.pth
 TRUNK = cfgs["D"][:12]  # VGG16's layers conv1_1 ... conv4_2: make_layers gives torchvision's features[:21],
 RELU4_2 = 21            # which ends with relu4_2, with the same module indices (so the same state_dict keys)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -23,17 +24,20 @@ FEATURE_WEIGHTS = ("imagenet", "random")  # config feature_weights
 
 
 def vgg16_weights_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    return weights.VGG16.path()
 
 
 def load_imagenet_trunk(trunk: nn.Sequential, path: Path) -> None:
-    """The `features.*` tensors of torchvision's vgg16 file that the trunk holds, loaded strictly."""
+    """The `features.*` tensors of torchvision's vgg16 file that the trunk holds, loaded strictly; a missing
+    file is fetched first (from torchvision's URL, or $REPRO_VGG16_URL)."""
     if not path.is_file():
-        raise ReproError(
-            f"Feature loss + GAN needs torchvision's ImageNet VGG16 at {path}, which does not exist. On a machine "
-            f"with internet run `python -c \"import torchvision; torchvision.models.vgg16(weights='DEFAULT')\"` "
-            f"(or copy {VGG16_FILE} there; TORCH_HOME moves the folder), or set feature_weights = \"random\" in "
-            f"the config (seeded random features: NOT the paper's method).")
+        try:
+            path = weights.vgg16()
+        except ReproError as err:
+            raise ReproError(
+                f"Feature loss + GAN needs torchvision's ImageNet VGG16 at {path}, which does not exist, and {err} "
+                f"Or set feature_weights = \"random\" in the config (seeded random features: NOT the paper's "
+                f"method).") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         wanted = {k.removeprefix("features."): v for k, v in state.items()
@@ -41,7 +45,7 @@ def load_imagenet_trunk(trunk: nn.Sequential, path: Path) -> None:
         trunk.load_state_dict(wanted, strict=True)
     except Exception as err:
         raise ReproError(f"{path} is not torchvision's VGG16 weights ({str(err).splitlines()[0]}); delete it and "
-                         f"fetch it again with torchvision.models.vgg16(weights='DEFAULT')") from None
+                         f"fetch it again with `repro weights get vgg16`") from None
 
 
 def random_init(trunk: nn.Sequential, seed: int) -> None:

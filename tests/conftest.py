@@ -9,6 +9,13 @@ from PIL import Image
 from repro.config import make_config
 
 
+@pytest.fixture(autouse=True)
+def isolated_torch_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's torch hub cache (weights, FID reference statistics); a test that
+    needs its own sets TORCH_HOME again."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+
+
 def write_tiny_dataset(root: Path, n_x=5, n_y=6, size=24, seed=0) -> Path:
     """Blocky images (not noise) in the official layout: trainA/testA = Y (photos), trainB/testB = X (labels)."""
     rng = np.random.default_rng(seed)

@@ -78,7 +78,8 @@ def test_vgg_input_is_imagenet_normalised(torch_home, fake_vgg_state):
     assert torch.allclose(vgg(images), vgg.trunk(((images + 1) / 2 - mean) / std))
 
 
-def test_missing_vgg_file_is_a_clear_error(torch_home):
+def test_missing_vgg_file_is_a_clear_error(torch_home, monkeypatch):
+    monkeypatch.setenv("REPRO_VGG16_URL", "http://127.0.0.1:9/vgg16-397923af.pth")  # the on-demand fetch fails
     with pytest.raises(ReproError, match=f"(?s){VGG16_FILE}.*does not exist.*feature_weights = \"random\""):
         VGGRelu4_2("imagenet")
 

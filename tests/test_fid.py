@@ -1,8 +1,9 @@
 """FID/KID (repro.eval.fid) with random Inception weights that the test writes into a temporary TORCH_HOME.
 
 Random weights give meaningless absolute numbers, but everything this module adds to pytorch-fid is
-exercised: finding and loading the local weights (never downloading), reading folders and tensors, the
-FID/KID arithmetic, the fixed-subset scorer for training, the CLI and its JSON.
+exercised: finding and loading the local weights (downloads are tested in test_weights.py), reading folders
+and tensors, the FID/KID arithmetic, the fixed-subset scorer for training and its reference cache, the CLI
+and its JSON.
 """
 
 import json
@@ -18,6 +19,9 @@ from pytorch_fid import inception as fid_inception
 from repro import ReproError
 from repro.cli import main
 from repro.eval import fid
+
+
+real_load_state_dict_from_url = torch.hub.load_state_dict_from_url
 
 
 def forbid_download(*args, **kwargs):
@@ -153,13 +157,17 @@ def test_cli_writes_json_and_accepts_explicit_weights(weights_file, folders, tmp
     assert result["weights"]["path"] == str(weights_file) and len(result["weights"]["sha256"]) == 64
 
 
-def test_missing_weights_name_the_file_to_place(tmp_path, monkeypatch, folders, capsys):
+def test_missing_weights_offline_name_the_file_to_place(tmp_path, monkeypatch, folders, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", real_load_state_dict_from_url)  # the fetch is tried
+    monkeypatch.setenv("REPRO_INCEPTION_URL", "http://127.0.0.1:9/pt_inception.pth")  # and fails: offline
     expected = tmp_path / "torch_home" / "hub" / "checkpoints" / fid.WEIGHTS_FILE
     with pytest.raises(ReproError) as err:
         fid.FIDScorer(folders[0])
     assert fid.WEIGHTS_FILE in str(err.value) and str(expected) in str(err.value)
-    assert "never" in str(err.value) and fid_inception.FID_WEIGHTS_URL in str(err.value)
+    assert "could not download" in str(err.value) and fid_inception.FID_WEIGHTS_URL in str(err.value)
+    assert "repro weights get inception" in str(err.value) and "--weights PATH" in str(err.value)
+    assert not expected.exists()
 
     assert main(["fid", str(folders[0]), str(folders[1]), "--device", "cpu"]) == 1  # a ReproError (exit 2 is a usage error)
     assert str(expected) in capsys.readouterr().err
@@ -184,3 +192,40 @@ def test_folder_with_too_few_images_is_refused(tmp_path):
         fid.image_files(tmp_path / "one")
     with pytest.raises(ReproError, match="not a folder"):
         fid.image_files(tmp_path / "missing")
+
+
+@pytest.mark.slow  # 3 x 2 Inception forwards on CPU: 3-10 s
+def test_reference_statistics_are_cached_by_content_and_weights(weights_file, folders, tmp_path, monkeypatch):
+    from pytorch_fid.fid_score import compute_statistics_of_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # the cache goes here; weights passed explicitly
+    a, b, same = folders
+    first = fid.FIDScorer(a, weights=weights_file)
+    assert not first.cache_hit and first.cache_file.parent == tmp_path / "torch_home" / "hub" / "repro-fid-stats"
+    with np.load(first.cache_file) as cached:
+        np.testing.assert_array_equal(cached["features"], first.reference)
+        np.testing.assert_allclose(cached["mu"], first.reference.mean(0))
+        np.testing.assert_allclose(cached["sigma"], np.cov(first.reference, rowvar=False))
+    mu, sigma = compute_statistics_of_path(str(first.cache_file), None, 50, 2048, "cpu")  # pytorch-fid reads it
+    np.testing.assert_array_equal(mu, first.reference.mean(0))
+
+    real_features = fid.features
+    monkeypatch.setattr(fid, "features", lambda *a, **k: pytest.fail("the cached reference was recomputed"))
+    second = fid.FIDScorer(a, weights=weights_file)
+    assert second.cache_hit and second.cache_file == first.cache_file
+    np.testing.assert_array_equal(second.reference, first.reference)
+
+    monkeypatch.setattr(fid, "features", real_features)
+    other_names = fid.FIDScorer(same, weights=weights_file)  # same pixels, other names: another key
+    assert not other_names.cache_hit and other_names.cache_file != first.cache_file
+    other_weights = tmp_path / "other.pth"
+    state = torch.load(weights_file, weights_only=True)
+    state["fc.bias"] = state["fc.bias"] + 1  # another weights file (fc is not used by the pool features)
+    torch.save(state, other_weights)
+    assert not fid.FIDScorer(a, weights=other_weights).cache_hit
+
+    # `repro fid`: DIR_B is the reference, read from the cache; the scores do not change
+    fresh = fid.fid_between_folders(b, a, weights_file, progress=False, cache=False)
+    cached = fid.fid_between_folders(b, a, weights_file, progress=False)
+    assert cached["reference_cache"] == {"file": str(first.cache_file), "hit": True}
+    assert fresh["reference_cache"]["hit"] is False and cached["metrics"] == fresh["metrics"]

@@ -11,6 +11,7 @@ from PIL import Image
 
 from repro.cli import main
 from repro.data.synth_city import generate
+from repro.eval import calibration
 from repro.eval import labels2photo as L
 from repro.eval.fcn import fcn8s, save_segmenter
 from repro.eval.groundtruth import ground_truth_files, load_train_ids
@@ -187,13 +188,13 @@ def test_batch_size_and_mixed_frame_sizes_do_not_change_the_counts(city, tmp_pat
 def test_calibration_status_follows_the_segmenter_file(city, tmp_path):
     segmenter = tmp_path / "seg.pt"
     digest = save_segmenter(constant_net(0), segmenter, source="hand-set")
-    assert L.calibration_status(segmenter, digest)["comparable_to_paper"] is None
-    L.calibration_file(segmenter).write_text(json.dumps({
+    assert calibration.status(segmenter, digest)["comparable_to_paper"] is None
+    calibration.calibration_file(segmenter).write_text(json.dumps({
         "segmenter": {"sha256": digest}, "comparable_to_paper": False,
         "metrics": {}, "paper": {}, "band": {}}))
-    assert L.calibration_file(segmenter).name == "seg.calibration.json"
-    assert L.calibration_status(segmenter, digest)["comparable_to_paper"] is False
-    assert L.calibration_status(segmenter, "0" * 64)["comparable_to_paper"] is None
+    assert calibration.calibration_file(segmenter).name == "seg.calibration.json"
+    assert calibration.status(segmenter, digest)["comparable_to_paper"] is False
+    assert calibration.status(segmenter, "0" * 64)["comparable_to_paper"] is None
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "repro"
 LOWER = sorted([*PACKAGE.glob("data/*.py"), PACKAGE / "networks.py", PACKAGE / "losses.py", *PACKAGE.glob("methods/*.py")])
 EVALUATION = sorted(PACKAGE.glob("eval/*.py"))
-ABOVE_LOWER = ("repro.eval", "repro.report", "repro.reproduce")
-ABOVE_EVALUATION = ("repro.methods", "repro.train", "repro.translate", "repro.reproduce", "repro.report")
+ABOVE_LOWER = ("repro.eval", "repro.report", "repro.reproduce", "repro.launch")
+ABOVE_EVALUATION = ("repro.methods", "repro.train", "repro.translate", "repro.reproduce", "repro.report", "repro.launch")
 
 
 def imported_modules(path: Path) -> set[str]:

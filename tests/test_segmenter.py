@@ -14,7 +14,9 @@ from repro import ReproError
 from repro.data.synth_city import generate
 from repro.eval import segmenter as S
 from repro.eval.fcn import fcn8s, load_segmenter, save_segmenter
-from repro.eval.labels2photo import MEAN_BGR, calibration_file, calibration_status, load_band
+from repro.eval.calibration import calibration_file, load_band, verdict
+from repro.eval.calibration import status as calibration_status
+from repro.eval.labels2photo import MEAN_BGR
 
 WIDTH = 1 / 16
 
@@ -128,10 +130,10 @@ def test_verdict_uses_the_band_of_expected_calibration_toml():
     band = load_band()
     assert band["paper"]["pixel_acc"] == 0.80 and band["paper"]["class_acc"] == 0.26 and band["paper"]["iou"] == 0.21
     inside = {"pixel_acc": 0.80 + band["band"]["pixel_acc"], "class_acc": 0.26, "iou": 0.21 - band["band"]["iou"]}
-    deltas, ok = S.verdict(inside, band)
+    deltas, ok = verdict(inside, band)
     assert ok and deltas["pixel_acc"] == pytest.approx(band["band"]["pixel_acc"])
     outside = dict(inside, class_acc=0.26 - band["band"]["class_acc"] - 0.001)
-    assert S.verdict(outside, band)[1] is False
+    assert verdict(outside, band)[1] is False
 
 
 def test_calibrate_scores_real_photos_at_256_and_labels_the_segmenter(city, tmp_path):
@@ -141,7 +143,7 @@ def test_calibrate_scores_real_photos_at_256_and_labels_the_segmenter(city, tmp_
     result = S.calibrate(seg, city, device="cpu", batch_size=2)
     assert result["paper"] == {k: v for k, v in load_band()["paper"].items()}
     assert result["protocol"]["resize_filter"] == "bicubic" and result["inputs"]["frames"] == 3
-    deltas, ok = S.verdict(result["metrics"], load_band())
+    deltas, ok = verdict(result["metrics"], load_band())
     assert result["comparable_to_paper"] is ok is False  # a random net is far from 0.80 / 0.26 / 0.21
     assert result["deltas"] == deltas and result["segmenter"]["sha256"] == digest
     assert "strict" in result["other_protocols"]

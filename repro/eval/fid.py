@@ -1,8 +1,15 @@
 """FID and KID between two sets of images, through pytorch-fid's InceptionV3 (the TF-FID port).
 
-The Inception weights are never downloaded here: they come from `--weights PATH` or from the torch hub
-cache (torch.hub.get_dir()/checkpoints/pt_inception-2015-12-05-6726825d.pth, where pytorch-fid itself
-would put them). When neither has them the error names the file, the folder and the URL to fetch it from.
+The Inception weights come from `--weights PATH` or from the torch hub cache
+(torch.hub.get_dir()/checkpoints/pt_inception-2015-12-05-6726825d.pth, where pytorch-fid itself puts them);
+a missing cached file is fetched once from pytorch-fid's FID_WEIGHTS_URL (or $REPRO_INCEPTION_URL), its
+sha256 prefix checked, by repro.weights (`repro weights get inception`). When that fails the error names
+the file, the folder and the URL to fetch it from.
+
+Reference statistics are cached as pytorch-fid caches them: an .npz holding mu and sigma (so pytorch-fid
+itself reads it), here with the features too (KID and the exact small-set FID need them), in
+torch.hub.get_dir()/repro-fid-stats/, keyed by the reference's content hash and the weights' hash. So
+training-time FID and `repro fid` (DIR_B is the reference) compute a reference once.
 
 FID: the Frechet distance of the 2048-d pool features: pytorch-fid's function for sets larger than
 2048 images, an exact and much faster identity for smaller ones (see fid_from_features).
@@ -16,6 +23,7 @@ mix image sizes. Note pytorch-fid's own CLI drops the last partial batch; here e
 """
 
 import argparse
+import hashlib
 from pathlib import Path
 from unittest import mock
 
@@ -30,7 +38,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.device import pick_device
-from repro.io import sha256_file, sha256_files, write_json
+from repro.io import atomic_path, sha256_file, sha256_files, write_json
 
 WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 DIMS = 2048
@@ -45,12 +53,15 @@ def weights_path(weights: Path | None = None) -> Path:
             raise ReproError(f"--weights {path}: no such file. It must be pytorch-fid's {WEIGHTS_FILE} "
                              f"(from {FID_WEIGHTS_URL}).")
         return path
+    from repro import weights as published
+
     path = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
     if not path.is_file():
-        raise ReproError(
-            f"FID needs the Inception weights file {WEIGHTS_FILE}, and it is not at {path}. repro never "
-            f"downloads it: fetch it once from {FID_WEIGHTS_URL} (on any machine with internet) and place it "
-            f"at {path}, or pass --weights PATH (weights=PATH in Python).")
+        try:
+            return published.inception()
+        except ReproError as err:
+            raise ReproError(f"FID needs the Inception weights file {WEIGHTS_FILE}, and it is not at {path}: {err} "
+                             f"Or pass --weights PATH (weights=PATH in Python).") from None
     return path
 
 
@@ -120,6 +131,43 @@ def features(model: InceptionV3, images, device: str = "cpu", batch_size: int = 
     return np.concatenate(out) if out else np.zeros((0, DIMS))
 
 
+def stats_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "repro-fid-stats"
+
+
+def content_sha256(images) -> str:
+    """The cache key of a reference set: its images in order (files by name and content, tensors by value)."""
+    digest = hashlib.sha256()
+    for image in images:
+        if isinstance(image, (str, Path)):
+            digest.update(Path(image).name.encode() + b"\0" + sha256_file(image).encode() + b"\n")
+        else:
+            array = image.detach().float().cpu().numpy()
+            digest.update(str(array.shape).encode() + array.tobytes())
+    return digest.hexdigest()
+
+
+def reference_features(model: InceptionV3, images, weights_sha256: str, device: str = "cpu", batch_size: int = 50,
+                       progress: bool = False, cache_dir: Path | None = None) -> tuple[np.ndarray, Path, bool]:
+    """(features, cache file, whether it was a cache hit) of a reference set: an .npz of mu, sigma (pytorch-fid's
+    keys) and the features, named by the images' content hash and the Inception weights' hash."""
+    images = list(images)
+    content = content_sha256(images)
+    path = Path(cache_dir or stats_dir()) / f"reference-{content[:20]}-inception-{weights_sha256[:12]}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as cached:
+                if str(cached["content_sha256"]) == content and str(cached["weights_sha256"]) == weights_sha256:
+                    return cached["features"], path, True
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged cache file is recomputed and replaced
+    feats = features(model, images, device, batch_size, progress, total=len(images))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=feats.mean(0), sigma=np.cov(feats, rowvar=False), features=feats,
+                 content_sha256=np.array(content), weights_sha256=np.array(weights_sha256))
+    return feats, path, False
+
+
 def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
     """|mu_a - mu_b|^2 + Tr(S_a) + Tr(S_b) - 2 Tr sqrt(S_a S_b), S = np.cov (ddof 1) as in pytorch-fid.
 
@@ -175,24 +223,32 @@ class FIDScorer:
 
     reference_images / score(images): a folder, an (N, 3, H, W) tensor, or a list of image paths or
     (3, H, W) tensors; tensors hold values in `value_range` (default (-1, 1), what the generators output). The reference features are
-    computed once; `max_images` keeps the first N (sorted files or tensor order) so the subset is fixed.
+    computed once (and cached across runs, see reference_features; cache=False skips the cache); `max_images`
+    keeps the first N (sorted files or tensor order) so the subset is fixed.
     """
 
     def __init__(self, reference_images, device: str = "cpu", weights: Path | None = None, batch_size: int = 50,
                  max_images: int | None = None, value_range=(-1.0, 1.0), kid_subsets: int = 100,
-                 kid_subset_size: int = 1000):
+                 kid_subset_size: int = 1000, cache: bool = True):
         self.device, self.batch_size, self.max_images, self.value_range = device, batch_size, max_images, value_range
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.model = load_inception(weights, device)
-        self.reference = self.features(reference_images)
+        if cache:
+            self.reference, self.cache_file, self.cache_hit = reference_features(
+                self.model, self._images(reference_images), sha256_file(weights_path(weights)), device, batch_size)
+        else:
+            self.reference = self.features(reference_images)
 
-    def features(self, images) -> np.ndarray:
+    def _images(self, images) -> list:
         images, n = _as_images(images, self.value_range)
         if self.max_images is not None:
             images, n = images[: self.max_images], min(n, self.max_images)
         if n < 2:
             raise ReproError(f"FID/KID need at least 2 images, got {n}.")
-        return features(self.model, images, self.device, self.batch_size)
+        return list(images)
+
+    def features(self, images) -> np.ndarray:
+        return features(self.model, self._images(images), self.device, self.batch_size)
 
     def score(self, images) -> dict:
         generated = self.features(images)
@@ -203,14 +259,19 @@ class FIDScorer:
 
 def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, device: str = "cpu",
                         batch_size: int = 50, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                        progress: bool = True) -> dict:
-    """FID and KID between two image folders, as a result dict (scores, inputs and their hashes, weights)."""
+                        progress: bool = True, cache: bool = True) -> dict:
+    """FID and KID between two image folders, as a result dict (scores, inputs and their hashes, weights).
+    dir_b is the reference: its statistics come from (and go to) the cache unless cache=False."""
     files_a, files_b = image_files(dir_a), image_files(dir_b)
     model = load_inception(weights, device)
-    feats_a = features(model, files_a, device, batch_size, progress, total=len(files_a))
-    feats_b = features(model, files_b, device, batch_size, progress, total=len(files_b))
-    kid, kid_std = kid_from_features(feats_a, feats_b, kid_subsets, kid_subset_size)
     path = weights_path(weights)
+    weights_sha256 = sha256_file(path)
+    feats_a = features(model, files_a, device, batch_size, progress, total=len(files_a))
+    if cache:
+        feats_b, cache_file, hit = reference_features(model, files_b, weights_sha256, device, batch_size, progress)
+    else:
+        feats_b, cache_file, hit = features(model, files_b, device, batch_size, progress, total=len(files_b)), None, False
+    kid, kid_std = kid_from_features(feats_a, feats_b, kid_subsets, kid_subset_size)
     return {
         "task": "fid",
         "metrics": {"fid": fid_from_features(feats_a, feats_b), "kid": kid, "kid_std": kid_std},
@@ -221,13 +282,15 @@ def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, d
                      "kid_subset_size": min(kid_subset_size, len(files_a), len(files_b)), "kid_seed": 0},
         "inputs": {"a": str(dir_a), "a_images": len(files_a), "a_sha256": sha256_files(files_a),
                    "b": str(dir_b), "b_images": len(files_b), "b_sha256": sha256_files(files_b)},
-        "weights": {"path": str(path), "sha256": sha256_file(path)},
+        "weights": {"path": str(path), "sha256": weights_sha256},
+        "reference_cache": {"file": str(cache_file) if cache_file else None, "hit": hit},
     }
 
 
 def run(args: argparse.Namespace) -> int:
     result = fid_between_folders(args.dir_a, args.dir_b, args.weights, str(pick_device(args.device)),
-                                 args.batch_size, args.kid_subsets, args.kid_subset_size, progress=not args.quiet)
+                                 args.batch_size, args.kid_subsets, args.kid_subset_size, progress=not args.quiet,
+                                 cache=not args.no_cache)
     m = result["metrics"]
     print(f"FID {m['fid']:.3f}   KID {m['kid']:.5f} +- {m['kid_std']:.5f}   "
           f"({result['inputs']['a_images']} vs {result['inputs']['b_images']} images)")
@@ -244,11 +307,14 @@ def add_commands(commands) -> None:
     p.add_argument("dir_a", type=Path, metavar="DIR_A", help="a folder of images (e.g. translations)")
     p.add_argument("dir_b", type=Path, metavar="DIR_B", help="a folder of images (e.g. real photos)")
     p.add_argument("--weights", type=Path, default=None,
-                   help=f"{WEIGHTS_FILE} (default: the torch hub cache, TORCH_HOME/hub/checkpoints/)")
+                   help=f"{WEIGHTS_FILE} (default: the torch hub cache, TORCH_HOME/hub/checkpoints/, "
+                        f"fetched there once from pytorch-fid's URL or $REPRO_INCEPTION_URL)")
     add_device(p)
     add_batch_size(p, 50)
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="random subsets KID averages over")
     p.add_argument("--kid-subset-size", type=positive_int, default=1000, help="images per KID subset (at most the set size)")
+    p.add_argument("--no-cache", action="store_true", help="recompute DIR_B's statistics instead of reading "
+                                                           "TORCH_HOME/hub/repro-fid-stats/")
     p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     add_quiet(p)
     p.set_defaults(func=run)

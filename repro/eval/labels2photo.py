@@ -25,9 +25,7 @@ which cannot change any prediction (FCN-8s treats batch items independently, no 
 """
 
 import argparse
-import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.device import pick_device
+from repro.eval import calibration
 from repro.eval.fcn import load_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import N_CLASSES, ground_truth_files, load_train_ids, pair_results
@@ -48,7 +47,6 @@ from repro.io import sha256_files, write_json
 
 MEAN_BGR = (72.78044, 83.21195, 73.45286)
 PROTOCOLS = ("pix2pix", "strict")
-CALIBRATION_TOML = Path(__file__).resolve().parents[2] / "expected" / "calibration.toml"
 
 
 def default_workers(device: torch.device, workers: int | None) -> int:
@@ -236,34 +234,6 @@ def image_sizes(paths) -> dict[str, int]:
     return sizes
 
 
-def calibration_file(segmenter: Path) -> Path:
-    """SEG.pt -> SEG.calibration.json, where `repro segmenter calibrate` writes its verdict."""
-    segmenter = Path(segmenter)
-    return segmenter.with_name(segmenter.stem + ".calibration.json")
-
-
-def load_band(path: Path = CALIBRATION_TOML) -> dict:
-    if not path.is_file():
-        raise ReproError(f"{path} is missing; it holds the paper's ground-truth row and the accepted band (restore it from git).")
-    with open(path, "rb") as f:
-        return tomllib.load(f)
-
-
-def calibration_status(segmenter: Path, sha256: str) -> dict:
-    """The segmenter's calibration verdict, or why there is none. comparable_to_paper is None
-    when the segmenter was never calibrated (or changed since)."""
-    path = calibration_file(segmenter)
-    if not path.is_file():
-        return {"file": str(path), "comparable_to_paper": None,
-                "note": f"not calibrated: run `repro segmenter calibrate --segmenter {segmenter} --cityscapes DIR`"}
-    data = json.loads(path.read_text())
-    if data.get("segmenter", {}).get("sha256") != sha256:
-        return {"file": str(path), "comparable_to_paper": None,
-                "note": "the calibration was made with a different segmenter file; calibrate again"}
-    return {"file": str(path), "comparable_to_paper": data["comparable_to_paper"],
-            "metrics": data["metrics"], "paper": data["paper"], "band": data["band"]}
-
-
 def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "pix2pix", device: str = "auto",
              batch_size: int = 4, workers: int | None = None, tf32: bool = False) -> dict:
     """Scores the generated val photos in `results` against `cityscapes`/gtFine/val; the result dict
@@ -277,7 +247,7 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
     model, info = load_segmenter(segmenter, device)
     tally = score_frames(frames, model, device, batch_size, workers, tf32=tf32, desc="labels2photo")
     confusion = {"pix2pix": tally.pix2pix, "strict": tally.strict}[protocol]
-    calibration = calibration_status(segmenter, info["sha256"])
+    calibrated = calibration.status(segmenter, info["sha256"])
     result = build_result(
         "labels2photo",
         scores(confusion),
@@ -290,8 +260,8 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
                          for name in PROTOCOLS if name != protocol},
         quirk=tally.quirk(),
         segmenter=info,
-        calibration=calibration,
-        comparable_to_paper=calibration["comparable_to_paper"],
+        calibration=calibrated,
+        comparable_to_paper=calibrated["comparable_to_paper"],
         device=str(device),
     )
     return result

@@ -20,13 +20,15 @@ momentum 0.99, is silent on the rest):
   * `--optimizer adam` (default, lr 1e-4): it trains a VGG-initialised net and a from-scratch small
     net alike in a few thousand steps; `--optimizer sgd` is the original's recipe: momentum 0.99,
     weight decay 5e-4, lr 1e-10 x pixels per image (the same step as Caffe's unnormalised sum);
-  * the VGG16 trunk comes from torchvision's ImageNet weights when vgg16-397923af.pth is in the
-    torch cache (converted to Caffe's BGR 0..255 input), otherwise the net starts from scratch and
-    says so loudly; score layers start at zero and the deconvolutions bilinear, as FCN does.
+  * the VGG16 trunk comes from torchvision's ImageNet weights, vgg16-397923af.pth in the torch cache
+    (fetched there when missing and --width is 1, `repro weights get vgg16`), converted to Caffe's
+    BGR 0..255 input; when it cannot be had the net starts from scratch and says so loudly; score
+    layers start at zero and the deconvolutions bilinear, as FCN does.
 """
 
 import functools
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -36,18 +38,19 @@ from PIL import Image
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from repro import ReproError
+from repro import ReproError, weights
 from repro.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
 from repro.data.cityscapes import JPEG_OPTIONS
-from repro.data.download import DownloadFailed, download_file
+from repro.data.download import DownloadFailed
 from repro.data.loaders import FILTERS
 from repro.device import pick_device
 from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
-from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, calibration_file, default_workers, load_band,
-                                     protocol_block, protocol_description, score_frames)
+from repro.eval.calibration import calibration_file, load_band, verdict
+from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, default_workers, protocol_block, protocol_description,
+                                     score_frames)
 from repro.eval.metrics import scores
 from repro.eval.results import build_result
 from repro.io import sha256_file, sha256_files, write_json
@@ -69,22 +72,27 @@ def import_caffe(caffemodel: Path, out: Path) -> str:
                           caffemodel_sha256=sha256_file(caffemodel), **note)
 
 
-def get(out: Path = DEFAULT_OUT, url: str = KNOWN_URL, caffemodel: Path | None = None, retries: int = 4) -> str:
-    """Downloads the pix2pix authors' fcn-8s-cityscapes.caffemodel (unless already there) and imports it."""
+def get(out: Path = DEFAULT_OUT, url: str | None = None, caffemodel: Path | None = None, retries: int = 4,
+        sha256: str | None = None) -> str:
+    """Downloads the pix2pix authors' fcn-8s-cityscapes.caffemodel (unless already there) and imports it.
+    No hash is published for it: the first download records its sha256 in CAFFEMODEL.sha256 and later
+    downloads and reuses must match it (or `sha256`). url: default $REPRO_FCN8S_URL, else KNOWN_URL."""
+    from repro.weights import FCN8S_ENV, download_recorded
+
+    url = url or os.environ.get(FCN8S_ENV) or KNOWN_URL
     caffemodel = Path(caffemodel) if caffemodel else Path(out).with_name("fcn-8s-cityscapes.caffemodel")
-    if not caffemodel.is_file():
-        try:
-            download_file(url, caffemodel, retries=retries)  # resumable: a cut connection keeps what arrived
-        except DownloadFailed as err:
-            raise ReproError(
-                f"could not download {url} ({err}).\n"
-                f"The FCN-8s Cityscapes weights (fcn-8s-cityscapes.caffemodel, ~537 MB) were last published at\n"
-                f"  {KNOWN_URL}\n(the older {DEAD_URL} has been dead since 2021).\n"
-                f"If you have a copy, import it with:\n"
-                f"  repro segmenter import-caffe PATH/fcn-8s-cityscapes.caffemodel {out}\n"
-                f"If you cannot get one, train a stand-in and calibrate it:\n"
-                f"  repro segmenter train --cityscapes DIR --out {out}"
-            ) from err
+    try:  # resumable: a cut connection keeps what arrived
+        download_recorded(url, caffemodel, what="the FCN-8s Cityscapes caffemodel", sha256=sha256, retries=retries)
+    except DownloadFailed as err:
+        raise ReproError(
+            f"could not download {url} ({err}).\n"
+            f"The FCN-8s Cityscapes weights (fcn-8s-cityscapes.caffemodel, ~537 MB) were last published at\n"
+            f"  {KNOWN_URL}\n(the older {DEAD_URL} has been dead since 2021).\n"
+            f"If you have a copy, import it with:\n"
+            f"  repro segmenter import-caffe PATH/fcn-8s-cityscapes.caffemodel {out}\n"
+            f"If you cannot get one, train a stand-in and calibrate it:\n"
+            f"  repro segmenter train --cityscapes DIR --out {out}"
+        ) from err
     return import_caffe(caffemodel, out)
 
 
@@ -173,13 +181,20 @@ def loud(message: str) -> None:
 
 
 def init_trunk(model: FCN8s) -> str:
-    """Loads the ImageNet VGG16 trunk from the torch cache when it fits; returns "imagenet-vgg16" or
-    "scratch" (after a loud warning saying what to place where)."""
+    """Loads the ImageNet VGG16 trunk from the torch cache when it fits (a full-width net fetches a missing
+    file through repro.weights); returns "imagenet-vgg16" or "scratch" (after a loud warning saying what to
+    place where)."""
     path = vgg16_weights_path()
+    if not path.is_file() and model.width == 1:  # only the full-width net can use the real file: fetch it
+        try:
+            path = weights.vgg16()
+        except ReproError as err:
+            loud(f"WARNING: {err}")
     if not path.is_file():
         loud(f"WARNING: {path} not found: FCN-8s is trained FROM SCRATCH (no ImageNet VGG16 trunk).\n"
              f"A from-scratch segmenter is weaker than the original; calibrate it before trusting its scores.\n"
-             f"To use the ImageNet trunk, place torchvision's {VGG16_FILE} there (TORCH_HOME moves it).")
+             f"To use the ImageNet trunk, run `repro weights get vgg16` or place torchvision's {VGG16_FILE} there "
+             f"(TORCH_HOME moves it).")
         return "scratch"
     try:
         vgg = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -258,12 +273,6 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
 # ------------------------------------------------------------------------------ calibrate
 
 
-def verdict(metrics: dict, band: dict) -> tuple[dict, bool]:
-    """Distance of each metric from the paper's row, and whether all lie inside the band."""
-    deltas = {k: metrics[k] - band["paper"][k] for k in ("pixel_acc", "class_acc", "iou")}
-    return deltas, all(abs(d) <= band["band"][k] + 1e-9 for k, d in deltas.items())
-
-
 def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_size: int = 4, workers: int | None = None,
               resize_filter: str = "bicubic", jpeg_quality: int | None = None, tf32: bool = False) -> dict:
     """Scores the real val photos shrunk to 256x256 (pix2pix's "ground truth" row) and compares with
@@ -297,7 +306,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
 
 
 def run_get(args):
-    digest = get(args.out, args.url, args.caffemodel)
+    digest = get(args.out, args.url, args.caffemodel, sha256=args.sha256)
     print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
 
 
@@ -329,7 +338,8 @@ def add_commands(commands) -> None:
     group = commands.group("segmenter")
     p = group.add_parser("get")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="segmenter .pt to write")
-    p.add_argument("--url", default=KNOWN_URL, help="where to download the .caffemodel from")
+    p.add_argument("--url", help=f"where to download the .caffemodel from (default $REPRO_FCN8S_URL, else {KNOWN_URL})")
+    p.add_argument("--sha256", help="the caffemodel's expected sha256 (default: the one the first download recorded)")
     p.add_argument("--caffemodel", type=Path, help="where to keep the .caffemodel (default: next to --out)")
     p.set_defaults(func=run_get)
 

@@ -36,10 +36,11 @@ class Method:
     translator: Callable[[Path, Config, str, torch.device], nn.Module]
     paired: bool = False         # trains on aligned (label map, photo) pairs of the same frame
     cuda_speedups: bool = False  # build takes amp= and channels_last=
+    build_packed: Callable[..., Parts] | None = None  # (cfgs, device) -> Parts for K runs in one step
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("cyclegan", cyclegan.build, cyclegan.translator, cuda_speedups=True),
+    Method("cyclegan", cyclegan.build, cyclegan.translator, cuda_speedups=True, build_packed=cyclegan.build_packed),
     Method("pix2pix", pix2pix.build, pix2pix.translator, paired=True),
     Method("simgan", simgan.build, simgan.translator),
     Method("cogan", cogan.build, cogan.translator),

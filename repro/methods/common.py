@@ -41,6 +41,7 @@ class Parts:
     pools: dict[str, ImagePool] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
     labels2photo: Callable[[], nn.Module] | None = None
+    runs: list | None = None  # packed runs: run k's (nets, optimisers, pools) as checkpoints see them
 
 
 def adam(nets: dict[str, nn.Module], cfg: Config) -> dict[str, torch.optim.Optimizer]:

@@ -8,6 +8,7 @@ Two update orders (config `update_order`):
   joint       the PyTorch port: both generators from one summed loss, then both discriminators.
 """
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from repro.checkpoint import trained_nets
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.methods.common import Parts, adam, as_direction, prepared, update
+from repro.methods.packing import OneRun, PackedRuns, RunNet, RunOptimizer, Stacked, check_pack
 from repro.networks import PatchDiscriminator, build_generator
 from repro.pool import ImagePool
 
@@ -37,77 +39,93 @@ def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:
     return {n: prepared(net, cfg, device) for n, net in nets.items()}
 
 
-def generator_terms(gen, other, disc, src, tgt, cfg: Config, own_cycle: str, other_cycle: str):
+def active_terms(cfg) -> dict[str, bool]:
+    """Which weighted terms a config computes at all (a zero weight switches its term off)."""
+    return {"gan": cfg.lambda_gan != 0, "forward": cfg.lambda_forward != 0, "backward": cfg.lambda_backward != 0,
+            "identity": cfg.lambda_identity != 0}
+
+
+def generator_terms(gen, other, disc, src, tgt, cfg: Config, own_cycle: str, other_cycle: str,
+                    on: dict[str, bool] | None = None):
     """The loss terms that train `gen` (src -> tgt) in its own step of the sequential order.
 
     own_cycle   src -> gen -> other -> src: the gradient reaches gen through `other`'s input.
     other_cycle tgt -> other -> gen -> tgt: other(tgt) is a constant input to gen.
     identity    gen(tgt) ~ tgt, weighted lambda_identity x the lambda of tgt's cycle (as both codes do).
-    A term whose weight is zero is not computed at all: that is how the ablations switch terms off.
+    A term whose weight is zero is not computed at all: that is how the ablations switch terms off. `on` says
+    which terms to compute when the weights are per-run tensors (packed runs: repro.methods.packing); a term
+    is then computed when any run of the pack uses it, and its zero weight gives the others exactly zero.
     """
+    on = on or active_terms(cfg)
     w = {"forward": cfg.lambda_forward, "backward": cfg.lambda_backward}
     terms, fake = {}, gen(src)
-    if cfg.lambda_gan:
+    if on["gan"]:
         terms["gan"] = cfg.lambda_gan * gan_loss(disc(fake), True, cfg.gan_loss)
-    if w[own_cycle]:
+    if on[own_cycle]:
         terms[f"cycle_{own_cycle}"] = w[own_cycle] * l1(other(fake), src)
-    if w[other_cycle]:
+    if on[other_cycle]:
         with torch.no_grad():
             other_fake = other(tgt)
         terms[f"cycle_{other_cycle}"] = w[other_cycle] * l1(gen(other_fake), tgt)
-    if cfg.lambda_identity:
+    if on["identity"]:
         terms["identity"] = cfg.lambda_identity * w[other_cycle] * l1(gen(tgt), tgt)
     return terms, fake
 
 
-def joint_terms(nets, x, y, cfg: Config):
+def joint_terms(nets, x, y, cfg: Config, on: dict[str, bool] | None = None):
     """The port's generator loss: every term once, its gradient reaching both generators."""
+    on = on or active_terms(cfg)
     G, F, D_X, D_Y = (nets[n] for n in NET_NAMES)
     terms, fake_y, fake_x = {}, G(x), F(y)
-    if cfg.lambda_gan:
+    if on["gan"]:
         terms["gan_G"] = cfg.lambda_gan * gan_loss(D_Y(fake_y), True, cfg.gan_loss)
         terms["gan_F"] = cfg.lambda_gan * gan_loss(D_X(fake_x), True, cfg.gan_loss)
-    if cfg.lambda_forward:
+    if on["forward"]:
         terms["cycle_forward"] = cfg.lambda_forward * l1(F(fake_y), x)
-    if cfg.lambda_backward:
+    if on["backward"]:
         terms["cycle_backward"] = cfg.lambda_backward * l1(G(fake_x), y)
-    if cfg.lambda_identity:
+    if on["identity"]:
         terms["identity_G"] = cfg.lambda_identity * cfg.lambda_backward * l1(G(y), y)
         terms["identity_F"] = cfg.lambda_identity * cfg.lambda_forward * l1(F(x), x)
     return terms, fake_y, fake_x
 
 
-def train_step(nets, opts, pools, x, y, cfg: Config, rng: torch.Generator, autocast) -> dict[str, torch.Tensor]:
-    """One iteration; returns every loss term (detached) by name."""
-    G, F, D_X, D_Y = (nets[n] for n in NET_NAMES)
-    log = {}
+def train_step(nets, opts, pools, x, y, cfg: Config, rng, autocast, runs=None) -> dict[str, torch.Tensor]:
+    """One iteration; returns every loss term (detached) by name.
 
-    def d_step(name, disc, real, fake, pool):
+    `runs` is how the terms are computed: one run as it is (default), or K packed runs (repro.methods.packing:
+    x and y [K, B, ...], `rng` one generator per run, terms [K])."""
+    runs = runs or OneRun(nets, cfg, pools, active_terms(cfg))
+    on, log = runs.on, {}
+
+    def d_step(name, real, fake):
+        pooled = runs.query(name, fake, rng)
         with autocast():
-            loss = discriminator_loss(disc(real), disc(pool.query(fake, rng)), cfg.gan_loss)
-        update(loss, [name], nets, opts, cfg)
+            loss = runs.apply(lambda n, c, real, pooled: discriminator_loss(n[name](real), n[name](pooled), c.gan_loss),
+                              real, pooled)
+        update(runs.adversarial_total(loss), [name], nets, opts, cfg)
         log[f"D_{name[-1]}"] = loss.detach()
 
     if cfg.update_order == "sequential":
-        for name, gen, other, disc, src, tgt, own, oth, d_name, d_real in (
-                ("F", F, G, D_X, y, x, "backward", "forward", "D_X", x),
-                ("G", G, F, D_Y, x, y, "forward", "backward", "D_Y", y)):
+        for name, other, disc, src, tgt, own, oth in (("F", "G", "D_X", y, x, "backward", "forward"),
+                                                     ("G", "F", "D_Y", x, y, "forward", "backward")):
             with autocast():
-                terms, fake = generator_terms(gen, other, disc, src, tgt, cfg, own, oth)
+                terms, fake = runs.apply(lambda n, c, src, tgt: generator_terms(n[name], n[other], n[disc], src, tgt, c,
+                                                                                own, oth, on), src, tgt)
             if terms:
-                update(sum(terms.values()), [name], nets, opts, cfg)
+                update(runs.total(sum(terms.values())), [name], nets, opts, cfg)
             log |= {f"{k}_{name}": v.detach() for k, v in terms.items()}
-            if cfg.lambda_gan:
-                d_step(d_name, disc, d_real, fake, pools[d_name])
+            if on["gan"]:
+                d_step(disc, tgt, fake)
     else:
         with autocast():
-            terms, fake_y, fake_x = joint_terms(nets, x, y, cfg)
+            terms, fake_y, fake_x = runs.apply(lambda n, c, x, y: joint_terms(n, x, y, c, on), x, y)
         if terms:
-            update(sum(terms.values()), ["G", "F"], nets, opts, cfg)
+            update(runs.total(sum(terms.values())), ["G", "F"], nets, opts, cfg)
         log |= {k: v.detach() for k, v in terms.items()}
-        if cfg.lambda_gan:
-            d_step("D_Y", D_Y, y, fake_y, pools["D_Y"])
-            d_step("D_X", D_X, x, fake_x, pools["D_X"])
+        if on["gan"]:
+            d_step("D_Y", y, fake_y)
+            d_step("D_X", x, fake_x)
     return log
 
 
@@ -131,3 +149,25 @@ def build(cfg: Config, device: torch.device, amp: bool = False, channels_last: b
 def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
     name = GENERATOR_OF[as_direction(direction)]
     return trained_nets(run, {name: generator(cfg)}, device)[name]
+
+
+
+def build_packed(cfgs: list[Config], device: torch.device) -> Parts:
+    """K runs as one vectorised step (repro.methods.packing): the seeds of a row and the rows that differ only
+    in loss weights (CycleGAN and its ablations). `step(x, y, rngs)` takes x, y [K, B, 3, H, W] and K
+    generators and returns [K] terms; `runs[k]` are run k's nets, optimisers and pools for checkpoints."""
+    check_pack(cfgs)
+    solo = [build_nets(cfg, device) for cfg in cfgs]  # each from its own seed, exactly as alone
+    nets = {n: Stacked([s[n] for s in solo]).to(device) for n in NET_NAMES}
+    opts = adam(nets, cfgs[0])
+    pools = [{"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)} for cfg in cfgs]
+    on = {k: any(active_terms(cfg)[k] for cfg in cfgs) for k in ("gan", "forward", "backward", "identity")}
+    runs = PackedRuns(nets, cfgs, on, pools, device)
+    autocast = contextlib.nullcontext
+
+    def step(x, y, rngs):
+        return train_step(nets, opts, pools, x, y, cfgs[0], rngs, autocast, runs)
+
+    views = [({n: RunNet(nets[n], k) for n in NET_NAMES}, {n: RunOptimizer(opts[n], k) for n in NET_NAMES}, pools[k])
+             for k in range(len(cfgs))]
+    return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"}, runs=views)

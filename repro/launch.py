@@ -1,0 +1,360 @@
+"""`repro reproduce ... --launcher local|slurm`: every run of a reproduction as a job, through submitit.
+
+SLURM through submitit's AutoExecutor, or its LocalExecutor (separate processes on this machine, `--jobs N`
+at once). A job is a list of (row, seed) runs (one run today; a packed group can be one job later); it
+trains, translates and scores each with reproduce.run_row, which writes OUT/ROW/seed-K/result.json.
+
+Preemption and time limits: SLURM signals the job (USR2, 90 s before its time limit or on preemption);
+submitit's checkpointing hook calls `RunGroup.checkpoint`, which requeues the same job, and run_row resumes
+from run/checkpoint.pt, so a requeued run ends bit-identical to an uninterrupted one (at the same number of
+torch threads). The work since the last checkpoint is redone.
+
+    OUT/ROW/seed-K/slurm/ (or local/)   the job's submitit folder: JOBID_0_log.out/.err, pickles, job.json
+
+A rerun with the same arguments submits only the runs without a finished result.json whose job is not still
+queued or running (it waits for those); with --no-wait it submits and returns, and a later rerun collects.
+A failed job is reported by row and seed with the tail of its log; the other jobs go on.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import submitit
+
+from repro import ReproError
+from repro.io import read_json_or_empty, write_json
+
+LOCAL_TIMEOUT_MIN = 30 * 24 * 60  # LocalExecutor's default (2 min) would signal every run as timed out
+MAX_TIMEOUTS = 50                 # requeues after the time limit (each resumes; preemptions are not counted)
+TAIL_LINES = 25
+
+
+class RunGroup(submitit.helpers.Checkpointable):
+    """One job: (row key, seed) runs trained, translated and scored one after another in this process."""
+
+    def __init__(self, runs: list[tuple[str, int]], setup, iters_per_epoch: int | None, device: str, threads: int):
+        self.runs, self.setup, self.iters_per_epoch = list(runs), setup, iters_per_epoch
+        self.device, self.threads = device, threads  # device resolved where the job runs (a node's GPU)
+
+    def __call__(self) -> list[dict]:
+        import socket
+
+        import torch
+
+        from repro.device import pick_device
+        from repro.reproduce import run_row
+        from repro.rows import ROWS
+
+        torch.set_num_threads(self.threads)
+        os.environ["REPRO_CPU_THREADS"] = str(self.threads)  # CPU training's thread count (repro.device) is the job's
+        setup = replace(self.setup, device=str(pick_device(self.device)))
+        rows = {r.key: r for r in ROWS}
+        done = []
+        for key, seed in self.runs:
+            result = run_row(rows[key], seed, setup, self.iters_per_epoch, progress=False)
+            done.append({"row": key, "seed": seed, "pid": os.getpid(), "host": socket.gethostname(),
+                         "labels2photo": result["metrics"]["labels2photo"]})
+            print(f"finished {key} seed {seed}", flush=True)
+        return done
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        """Requeues this same job: its runs resume from their run/checkpoint.pt (results already written stay)."""
+        print(f"interrupted; requeued, each run resumes from its last checkpoint: {self.runs}", flush=True)
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+@dataclass
+class Options:
+    """How the jobs are run (from the command line)."""
+
+    launcher: str                       # local | slurm
+    jobs: int | None = None             # at most this many jobs queued or running at once (None: all)
+    wait: bool = True
+    threads: int = 1                    # torch threads per job
+    device: str = "auto"                # as the job sees it
+    partition: str | None = None
+    gpus_per_job: int = 0
+    cpus_per_job: int = 1
+    hours: float = 24.0
+    slurm_options: dict = field(default_factory=dict)
+    poll_seconds: float = 1.0           # how often result files are looked for
+    squeue_seconds: float = 15.0        # how often SLURM is asked which jobs it still holds
+
+
+@dataclass
+class Failure:
+    runs: list[tuple[str, int]]
+    job_id: str
+    folder: Path
+    tail: str
+
+    def describe(self) -> str:
+        names = ", ".join(f"{key} seed {seed}" for key, seed in self.runs)
+        return f"{names} (job {self.job_id}, logs in {self.folder}):\n" + "\n".join("      " + l for l in self.tail.splitlines())
+
+
+@dataclass
+class Outcome:
+    submitted: list[list[tuple[str, int]]] = field(default_factory=list)  # groups submitted by this call
+    adopted: list[list[tuple[str, int]]] = field(default_factory=list)    # groups of an earlier call, still active
+    finished: list[dict] = field(default_factory=list)                    # what each job returned
+    failed: list[Failure] = field(default_factory=list)
+    pending: int = 0                                                       # groups not waited for (--no-wait)
+
+    def error(self) -> ReproError | None:
+        """Every failed job by row and seed with the tail of its log, as one error (None: none failed)."""
+        if not self.failed:
+            return None
+        return ReproError(f"{len(self.failed)} job(s) failed; the report holds the runs that finished. Rerun the same "
+                          f"command to redo only the failed ones:\n  - " + "\n  - ".join(f.describe() for f in self.failed))
+
+
+def job_folder(setup, group: list[tuple[str, int]], launcher: str) -> Path:
+    """The group's first run's OUT/ROW/seed-K/<launcher>/ (a packed group keeps its logs there)."""
+    key, seed = group[0]
+    return setup.out / key / f"seed-{seed}" / launcher
+
+
+def make_executor(folder: Path, opts: Options, device_index: int | None, name: str = "repro"):
+    """submitit's executor for one job in `folder`: local (a GPU index shared by every local job, or none) or
+    SLURM with the command's options. `name`: the job name squeue shows."""
+    if opts.launcher == "local":
+        executor = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_TIMEOUTS)
+        gpus = {} if device_index is None else {"gpus_per_node": 1, "visible_gpus": (device_index,)}
+        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, **gpus)
+        return executor
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUTS)
+    except RuntimeError as err:  # submitit finds no srun/sbatch
+        raise ReproError(f"--launcher slurm: {err} Run on a SLURM login node, or use --launcher local.") from None
+    params = dict(name=name, timeout_min=max(1, round(opts.hours * 60)), cpus_per_task=opts.cpus_per_job,
+                  tasks_per_node=1, nodes=1)
+    if opts.gpus_per_job:  # no --gpus-per-node=0 line: a cluster without GPUs (GRES) may refuse any
+        params["gpus_per_node"] = opts.gpus_per_job
+    if opts.partition:
+        params["slurm_partition"] = opts.partition
+    # --requeue: requeueable even where the cluster's default (JobRequeue=0) is not, for `scontrol requeue`
+    params["slurm_additional_parameters"] = {"requeue": True, **opts.slurm_options}
+    executor.update_parameters(**params)
+    return executor
+
+
+def slurm_states() -> dict[str, str] | None:
+    """{job id: state} of this user's jobs that SLURM still lists (one squeue call for all jobs, so that
+    polling 50 jobs does not load the controller); None when squeue fails (every job is then taken as active)."""
+    try:
+        out = subprocess.run(["squeue", "--me", "-h", "-o", "%i %T"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as err:
+        print(f"squeue failed ({err}); jobs are taken as still active", file=sys.stderr, flush=True)
+        return None
+    if out.returncode != 0:
+        print(f"squeue failed ({out.stderr.strip()}); jobs are taken as still active", file=sys.stderr, flush=True)
+        return None
+    return dict(line.split(None, 1) for line in out.stdout.splitlines() if len(line.split(None, 1)) == 2)
+
+
+def is_active(job, launcher: str, states: dict[str, str] | None = None) -> bool:
+    """Still queued or running (a requeued job is active): no result yet and the scheduler still holds it.
+    `states`: slurm_states(), read once per poll for every job."""
+    if job.paths.result_pickle.exists():
+        return False
+    if launcher == "local":
+        return not job.done()
+    if states is None:
+        return True
+    state = states.get(str(job.job_id))
+    return state is not None and state.split("+")[0].strip() not in SLURM_ENDED
+
+
+SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+               "PREEMPTED"}  # states of a job that will not run again (a requeued job shows PENDING)
+
+
+def log_tail(job, lines: int = TAIL_LINES) -> str:
+    """The last lines of the job's stderr (traceback, submitit's messages), else of its stdout; progress bars
+    reduced to their last state."""
+    for text in (job.stderr() or "", job.stdout() or ""):
+        kept = [l.split("\r")[-1] for l in text.splitlines()]
+        kept = [l for l in kept if l.strip()]
+        if kept:
+            return "\n".join(kept[-lines:])
+    return f"(no log in {job.paths.folder})"
+
+
+def collect(job, group, outcome: Outcome, result_wait_s: float = 30.0) -> None:
+    """A job that is no longer active: its result, or a Failure with the tail of its log."""
+    deadline = time.time() + result_wait_s  # a shared filesystem may show the result file late
+    while not job.paths.result_pickle.exists() and time.time() < deadline:
+        time.sleep(1.0)
+    if job.paths.result_pickle.exists():
+        try:
+            outcome.finished += job.result()
+            return
+        except Exception as err:  # submitit's FailedJobError holds the job's traceback
+            reason = "\n".join(str(err).strip().splitlines()[-TAIL_LINES:])
+    else:  # not submitit's result.wait(): without SLURM accounting (sacct) it would wait forever
+        reason = ("the job ended without a result: cancelled, out of memory, node failure, or its time limit "
+                  f"reached {MAX_TIMEOUTS} times")
+    tail = log_tail(job)
+    if job.paths.result_pickle.exists() and reason.splitlines() and reason.splitlines()[-1] in tail:
+        reason = ""  # the traceback is in the log already
+    outcome.failed.append(Failure(group, job.job_id, job.paths.folder, "\n".join(t for t in (tail, reason) if t)))
+    names = ", ".join(f"{k} seed {s}" for k, s in group)
+    print(f"FAILED: {names} (job {job.job_id}); the other jobs go on", file=sys.stderr, flush=True)
+
+
+def earlier_job(folder: Path, launcher: str, states: dict[str, str] | None):
+    """The job an earlier command submitted for this group, if SLURM still holds it (queued or running)."""
+    info = read_json_or_empty(folder / "job.json")
+    if launcher != "slurm" or info.get("launcher") != "slurm" or not info.get("job_id"):
+        return None
+    job = submitit.SlurmJob(folder=folder, job_id=str(info["job_id"]))
+    return job if is_active(job, "slurm", states) else None
+
+
+def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | None, opts: Options) -> Outcome:
+    """Runs each group of (row key, seed) runs as one job and waits for them (unless opts.wait is False).
+    Groups are given only for runs still to do; a group whose earlier job is still active is waited for."""
+    import torch
+
+    # absolute paths: a job may start in another working directory (sbatch --chdir, a node's home)
+    setup = replace(setup, out=setup.out.resolve(), data=setup.data.resolve(), cityscapes=setup.cityscapes.resolve(),
+                    segmenter=setup.segmenter.resolve())
+    device = torch.device(setup.device)
+    device_index = (device.index or 0) if opts.launcher == "local" and device.type == "cuda" else None
+    job_device = "cuda" if device_index is not None else (setup.device if opts.launcher == "local" else opts.device)
+    outcome = Outcome()
+    queue, running = [], []  # groups to submit; (job, group) submitted or adopted
+    states = slurm_states() if opts.launcher == "slurm" and groups else None
+    for group in groups:
+        job = earlier_job(job_folder(setup, group, opts.launcher), opts.launcher, states)
+        if job is not None:
+            print(f"job {job.job_id} of an earlier command still runs {group}: waiting for it", flush=True)
+            outcome.adopted.append(group)
+            running.append((job, group))
+        else:
+            queue.append(group)
+    limit = opts.jobs if opts.jobs and opts.wait else len(queue) + len(running)
+    asked = 0.0  # when squeue was last asked
+    try:
+        while queue or running:
+            while queue and len(running) < limit:
+                group = queue.pop(0)
+                folder = job_folder(setup, group, opts.launcher)
+                executor = make_executor(folder, opts, device_index, "repro-" + "+".join(f"{k}-s{s}" for k, s in group))
+                try:
+                    job = executor.submit(RunGroup(group, setup, iters_per_epoch, job_device, opts.threads))
+                except Exception as err:  # sbatch refused it (partition, account, limits): the cluster's words
+                    raise ReproError(f"could not submit the job for {group} ({opts.launcher}): {err}\n"
+                                     f"Jobs already submitted go on; fix the option and rerun the same command.") from None
+                write_json(folder / "job.json", {"launcher": opts.launcher, "job_id": str(job.job_id),
+                                                 "runs": [list(r) for r in group], "submitted": time.time()})
+                print(f"submitted job {job.job_id}: {', '.join(f'{k} seed {s}' for k, s in group)} "
+                      f"(logs: {folder})", flush=True)
+                outcome.submitted.append(group)
+                running.append((job, group))
+                asked = 0.0  # the states read before this submission do not list it yet
+            if not opts.wait:
+                outcome.pending = len(running)
+                running = []
+                break
+            if opts.launcher == "slurm" and time.time() - asked >= opts.squeue_seconds:
+                states, asked = slurm_states(), time.time()
+            still = []
+            for job, group in running:
+                if is_active(job, opts.launcher, states):
+                    still.append((job, group))
+                else:  # local: the controller has exited, so the result file is there or never will be
+                    collect(job, group, outcome, result_wait_s=0 if opts.launcher == "local" else 30)
+            running = still
+            if running:
+                time.sleep(opts.poll_seconds)
+    finally:  # interrupted while waiting: local jobs are this command's children, stop them; SLURM's go on
+        if opts.launcher == "local":
+            for job, _ in running:
+                if not job.done():
+                    job.cancel()
+    return outcome
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
+    from repro.cli import non_negative_int, positive_int
+
+    g = p.add_argument_group("jobs", "run every (row, seed) as a job through submitit instead of in this process")
+    g.add_argument("--launcher", choices=("local", "slurm"),
+                   help="local: separate processes on this machine; slurm: jobs on a SLURM cluster (submitit)")
+    g.add_argument("--jobs", type=positive_int,
+                   help="at most N jobs at once (default: 1 with local; every job queued at once with slurm)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="slurm: submit and return; rerun the same command later to collect and write the report")
+    g.add_argument("--threads-per-job", type=positive_int,
+                   help="torch threads per job (default: CPU cores / --jobs with local, --slurm-cpus-per-job with slurm)")
+    g.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default)")
+    g.add_argument("--slurm-gpus-per-job", type=non_negative_int,
+                   help="GPUs per job (default: 1 at paper scale, 0 at smoke scale)")
+    g.add_argument("--slurm-cpus-per-job", type=positive_int, default=4, help="CPU cores per job")
+    g.add_argument("--slurm-time", type=float, default=24.0,
+                   help="time limit per job in hours; a job reaching it is requeued and resumes")
+    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option, e.g. account=abc or qos=long (repeatable)")
+
+
+def check_arguments(args: argparse.Namespace) -> Options | None:
+    """The job options, checked before any work (None: no --launcher, the runs go in this process)."""
+    if args.launcher is None:
+        given = [flag for flag, value, default in (
+            ("--jobs", args.jobs, None), ("--no-wait", args.no_wait, False), ("--threads-per-job", args.threads_per_job, None),
+            ("--slurm-partition", args.slurm_partition, None), ("--slurm-gpus-per-job", args.slurm_gpus_per_job, None),
+            ("--slurm-cpus-per-job", args.slurm_cpus_per_job, 4), ("--slurm-time", args.slurm_time, 24.0),
+            ("--slurm-option", args.slurm_option, [])) if value != default]
+        if given:
+            raise ReproError(f"{', '.join(given)} apply to jobs: add --launcher slurm or --launcher local")
+        return None
+    return options_from(args)
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.slurm_time <= 0:
+        raise ReproError(f"--slurm-time {args.slurm_time}: give the hours a job may run, e.g. 24")
+    if args.no_wait and args.launcher == "local":
+        raise ReproError("--no-wait needs --launcher slurm: local jobs are this command's own processes")
+    if args.no_wait and args.jobs:
+        raise ReproError("--jobs limits what the waiting command keeps queued; with --no-wait every job is "
+                         "submitted at once (SLURM schedules them). Drop one of the two.")
+    extra = {}
+    for item in args.slurm_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ReproError(f"--slurm-option {item!r}: write KEY=VALUE, e.g. --slurm-option account=abc")
+        extra[key.replace("-", "_")] = value
+    gpus = args.slurm_gpus_per_job if args.slurm_gpus_per_job is not None else (1 if args.scale == "paper" else 0)
+    if args.launcher == "local":
+        jobs = args.jobs or 1
+        threads = args.threads_per_job or max(1, (os.cpu_count() or 1) // jobs)
+    else:
+        jobs, threads = args.jobs, args.threads_per_job or args.slurm_cpus_per_job
+    return Options(args.launcher, jobs, not args.no_wait, threads, args.device, args.slurm_partition, gpus,
+                   args.slurm_cpus_per_job, args.slurm_time, extra)
+
+
+def launch_reproduction(args: argparse.Namespace, setup, runs) -> Outcome:
+    """Submits the runs still to do as jobs and (unless --no-wait) waits for them."""
+    from repro.reproduce import finished_result
+
+    opts = options_from(args)
+    todo = [(row.key, seed) for row, seed in runs if finished_result(row, seed, setup, args.iters_per_epoch) is None]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to do as {opts.launcher} jobs",
+          flush=True)
+    outcome = launch([[run] for run in todo], setup, args.iters_per_epoch, opts)
+    if outcome.pending:
+        print(f"{len(outcome.submitted)} job(s) submitted, {len(outcome.adopted)} still running from before: "
+              f"rerun this same command to collect them and write the report", flush=True)
+    return outcome

@@ -1,0 +1,185 @@
+"""Several runs of one architecture trained as one vectorised step ("packing").
+
+K runs (the seeds of a row, and rows that differ only in loss weights) keep their nets as one set of
+parameters stacked on a leading run axis, [K, ...], and every net call is `torch.func.vmap` over that axis
+of `functional_call` on the original module. Loss terms are computed per run inside the vmap, so each
+run's gradient is exactly its own loss's gradient; their sum over runs is backpropagated once. Adam is
+elementwise, so one Adam over the stacked tensors is K independent Adams (same lr schedule, same step
+count). What is random stays per run: each run keeps its own torch.Generator (data order, crops, flips,
+history pool) and its own pools; initialisation uses each run's seed exactly as a solo run does.
+
+On the CPU a packed run equals the same run trained alone to float tolerance (a batched convolution sums
+in another order), not bit for bit; tests/test_packing.py checks losses and weights over 20 iterations.
+"""
+
+import copy
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from repro import ReproError
+from repro.networks import conv_bias_names
+from repro.pool import ImagePool
+
+
+class Stacked(nn.Module):
+    """K nets of one architecture as one module: `forward(x)` maps [K, B, ...] -> [K, B, ...]."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.runs = len(nets)
+        self.base = [copy.deepcopy(nets[0]).to("meta")]  # a list: the structure only, not a submodule
+        params, buffers = stack_module_state(nets)
+        self.names = list(params)
+        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in self.names])
+        self.buffer_names = list(buffers)
+        for i, name in enumerate(self.buffer_names):
+            self.register_buffer(f"buffer_{i}", buffers[name].clone())
+        self.conv_biases = [self.stacked[self.names.index(n)] for n in conv_bias_names(nets[0])]
+        self.state_keys = list(nets[0].state_dict())
+
+    def tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(parameters, buffers) by the original module's names, each [K, ...]."""
+        return (dict(zip(self.names, self.stacked)),
+                {n: getattr(self, f"buffer_{i}") for i, n in enumerate(self.buffer_names)})
+
+    def call(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        """One run's forward, with that run's parameters (inside a vmap)."""
+        return functional_call(self.base[0], (params, buffers), (x,))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params, buffers = self.tensors()
+        return vmap(self.call)(params, buffers, x)
+
+    # One run's view, with the state_dict layout of the original module (for checkpoints and exports).
+    def run_state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        params, buffers = self.tensors()
+        both = params | buffers
+        return {key: both[key][k].detach().clone() for key in self.state_keys}
+
+    @torch.no_grad()
+    def load_run_state_dict(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        params, buffers = self.tensors()
+        both = params | buffers
+        missing = set(self.state_keys) ^ set(state)
+        if missing:
+            raise KeyError(f"state_dict keys differ from the net's: {sorted(missing)[:5]}")
+        for key in self.state_keys:
+            both[key][k].copy_(state[key])
+
+
+class RunNet:
+    """Run k of a Stacked net, seen as a module by repro.checkpoint (state_dict / load_state_dict)."""
+
+    def __init__(self, stacked: Stacked, k: int):
+        self.stacked, self.k = stacked, k
+
+    def state_dict(self) -> dict:
+        return self.stacked.run_state_dict(self.k)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stacked.load_run_state_dict(self.k, state)
+
+
+class RunOptimizer:
+    """Run k of an Adam over stacked parameters, in the state_dict layout of that run's solo Adam."""
+
+    def __init__(self, opt: torch.optim.Optimizer, k: int):
+        self.opt, self.k = opt, k
+
+    def state_dict(self) -> dict:
+        full = self.opt.state_dict()
+        state = {i: {key: (v if key == "step" else v[self.k]).clone() for key, v in s.items()}
+                 for i, s in full["state"].items()}
+        return {"state": state, "param_groups": full["param_groups"]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        params = self.opt.param_groups[0]["params"]
+        for i, s in state["state"].items():
+            p = params[int(i)]
+            own = self.opt.state[p]
+            if not own:  # a fresh optimizer: create the stacked state this run's slice lands in
+                own.update({key: (v.clone() if key == "step" else
+                                  torch.zeros((len(p),) + tuple(v.shape), dtype=v.dtype, device=p.device))
+                            for key, v in s.items()})
+            for key, v in s.items():
+                if key == "step":
+                    own[key].copy_(v)  # the same in every run of a pack (they step together)
+                else:
+                    own[key][self.k].copy_(v)
+        for group, saved in zip(self.opt.param_groups, state["param_groups"]):
+            group["lr"] = saved["lr"]
+
+
+class OneRun:
+    """How a method's step runs one run (the default): its nets, its config, its pools, as they are."""
+
+    def __init__(self, nets: dict[str, nn.Module], cfg, pools: dict[str, ImagePool], on: dict[str, bool]):
+        self.nets, self.cfg, self.pools, self.on = nets, cfg, pools, on
+
+    def apply(self, fn, *tensors):
+        return fn(self.nets, self.cfg, *tensors)
+
+    @staticmethod
+    def total(loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    adversarial_total = total
+
+    def query(self, name: str, fake: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        return self.pools[name].query(fake, rng)
+
+
+class PackedRuns:
+    """How a method's step runs K packed runs: terms per run under vmap, their sum over runs, one pool and
+    one generator per run, and the runs whose config has no adversarial term leaving their discriminators
+    untouched (zero gradient: Adam, whose moments stay zero, moves nothing) and their generators undrawn."""
+
+    def __init__(self, nets: dict[str, Stacked], cfgs: list, on: dict[str, bool], pools: list[dict[str, ImagePool]],
+                 device):
+        self.nets, self.on, self.pools = nets, on, pools
+        self.weights = {k: torch.tensor([float(getattr(c, k)) for c in cfgs], device=device)
+                        for k in ("lambda_gan", "lambda_forward", "lambda_backward", "lambda_identity")}
+        self.gan_loss = cfgs[0].gan_loss
+        self.adversarial_runs = [c.lambda_gan != 0 for c in cfgs]
+        self.adversarial = torch.tensor(self.adversarial_runs, dtype=torch.float32, device=device)
+
+    def apply(self, fn, *tensors):
+        """fn(nets, weights, *tensors) once per run (vmap): nets are that run's functions, weights its lambdas."""
+        names = list(self.nets)
+        params = {n: self.nets[n].tensors()[0] for n in names}
+        buffers = {n: self.nets[n].tensors()[1] for n in names}
+
+        def one_run(params, buffers, weights, *xs):
+            nets = {n: (lambda x, n=n: self.nets[n].call(params[n], buffers[n], x)) for n in names}
+            return fn(nets, SimpleNamespace(**weights, gan_loss=self.gan_loss), *xs)
+
+        return vmap(one_run)(params, buffers, self.weights, *tensors)
+
+    @staticmethod
+    def total(loss: torch.Tensor) -> torch.Tensor:
+        return loss.sum()
+
+    def adversarial_total(self, loss: torch.Tensor) -> torch.Tensor:
+        return (loss * self.adversarial).sum()
+
+    def query(self, name: str, fake: torch.Tensor, rngs: list[torch.Generator]) -> torch.Tensor:
+        """Each run's own pool and generator; a run without an adversarial term draws nothing (as alone)."""
+        fake = fake.detach()
+        return torch.stack([self.pools[k][name].query(fake[k], rngs[k]) if self.adversarial_runs[k] else fake[k]
+                            for k in range(len(fake))])
+
+
+# What may differ between the runs of a pack: the seed, the loss weights (the ablations), the name.
+PACKABLE = {"seed", "name", "lambda_gan", "lambda_forward", "lambda_backward", "lambda_identity"}
+
+
+def check_pack(cfgs) -> None:
+    """Refuses runs that cannot share one step: anything but seed, name and loss weights differs."""
+    first = vars(cfgs[0])
+    differ = sorted(k for k in first if k not in PACKABLE and any(vars(c)[k] != first[k] for c in cfgs[1:]))
+    if differ:
+        raise ReproError(f"runs packed together may differ only in seed and loss weights; these differ: {differ}")

@@ -1,0 +1,102 @@
+"""`repro pretrained get NAME`: the official PyTorch port's published CycleGAN generators.
+
+The port publishes one generator per direction at
+http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/NAME.pth (its scripts/download_cyclegan_model.sh;
+PAPER.md section 4). They are fetched through the project's resumable download into DIR/NAME.pth (default
+pretrained/). No hashes are published, so the first download records the file's sha256 loudly in
+DIR/NAME.pth.sha256 and every later download or reuse must match it. A file is kept only if it loads
+strictly as the port's resnet_9blocks generator, so `repro translate --checkpoint DIR/NAME.pth` runs it.
+
+--url (one file) or REPRO_PRETRAINED_URL (a mirror of the folder) replaces the host.
+
+How the port's test.py runs them (and `translate_as_port` does): inputs resized to 256x256 with PIL's
+bicubic filter, to [-1, 1] by ToTensor + Normalize(0.5, 0.5), one forward pass of resnet_9blocks with
+instance norm that has no affine and keeps no running statistics (PAPER.md section 4), so the port's
+default train-mode test (no --eval) and eval mode compute the same thing; output (x + 1) / 2 * 255
+truncated to uint8 (tensor2im), saved as PNG. test.py stops after --num_test images (default 50); here
+every image of the folder is translated, so the scores cover the same val set as every other row.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+from repro import ReproError
+
+BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/"
+ENV = "REPRO_PRETRAINED_URL"  # base URL of a mirror of the folder
+NAMES = ("apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite", "horse2zebra",
+         "zebra2horse", "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe", "style_vangogh", "sat2map",
+         "map2sat", "cityscapes_photo2label", "cityscapes_label2photo", "facades_photo2label", "facades_label2photo",
+         "iphone2dslr_flower")  # the list in the port's scripts/download_cyclegan_model.sh
+DEFAULT_DIR = Path("pretrained")
+ARCH, NORM, SIZE, RESIZE_FILTER = "resnet_9blocks", "instance", 256, "bicubic"  # the port's test.py defaults
+# The pretrained row of Tables 2 and 3: which published generator makes each direction.
+CITYSCAPES = {"labels2photo": "cityscapes_label2photo", "photo2labels": "cityscapes_photo2label"}
+
+
+def url_for(name: str, base: str | None = None) -> str:
+    base = base or os.environ.get(ENV) or BASE_URL
+    return f"{base.rstrip('/')}/{name}.pth"
+
+
+def get(name: str, folder: Path = DEFAULT_DIR, url: str | None = None, sha256: str | None = None,
+        progress: bool = True) -> Path:
+    """FOLDER/NAME.pth, downloaded (resumable) unless there, its sha256 recorded or verified, and checked to
+    load strictly as the port's generator."""
+    from repro.data.download import DownloadFailed
+    from repro.weights import download_recorded, hash_file
+
+    if name not in NAMES:
+        raise ReproError(f"unknown pretrained model {name!r}; the port publishes: {', '.join(NAMES)}")
+    path = Path(folder) / f"{name}.pth"
+    url = url or url_for(name)
+    first_use = not hash_file(path).is_file()
+    try:
+        download_recorded(url, path, what=f"the port's pretrained {name}", sha256=sha256, progress=progress)
+    except DownloadFailed as err:
+        raise ReproError(
+            f"could not download {url} ({err}). On a machine with internet run `repro pretrained get {name}` (or "
+            f"fetch {url_for(name, BASE_URL)} by any means) and copy it to {path}; or name a mirror with --url URL "
+            f"or {ENV}=BASE_URL. A partial download is kept and resumed.") from None
+    try:
+        load_generator(path)
+    except ReproError:
+        aside = path.with_name(path.name + ".unloadable")
+        path.replace(aside)
+        if first_use and sha256 is None:
+            hash_file(path).unlink()  # never trust a hash recorded for a file that was refused
+        raise ReproError(f"{url} is not a {ARCH} generator in the port's format; moved aside to {aside}.") from None
+    return path
+
+
+def load_generator(path: Path, device="cpu"):
+    """The port's generator from NAME.pth, strictly, as test.py builds it (resnet_9blocks, instance norm)."""
+    from repro.translate import generator_from_file
+
+    return generator_from_file(path, ARCH, NORM, device)
+
+
+def translate_as_port(path: Path, inputs: Path, out: Path, device="cpu", progress: bool = True) -> list[Path]:
+    """Every image of `inputs` through the pretrained generator, as the port's test.py does (module docstring)."""
+    from repro.translate import translate_folder
+
+    return translate_folder(load_generator(path, device), inputs, out, SIZE, RESIZE_FILTER, device, progress=progress)
+
+
+def run_get(args: argparse.Namespace) -> int:
+    path = get(args.name, args.dir, args.url, args.sha256, progress=not args.quiet)
+    print(f"{args.name}: {path}\nTranslate with: repro translate --checkpoint {path} --arch {ARCH} --input DIR --out DIR")
+    return 0
+
+
+def add_commands(commands) -> None:
+    group = commands.group("pretrained")
+    p = group.add_parser("get", help="download one of the port's published CycleGAN generators",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", metavar="NAME", help=", ".join(NAMES))
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"where NAME.pth goes (default {DEFAULT_DIR}/)")
+    p.add_argument("--url", help=f"this file's URL instead of {BASE_URL}NAME.pth (a folder mirror: {ENV}=BASE_URL)")
+    p.add_argument("--sha256", help="the expected sha256 (default: the one the first download recorded)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_get)

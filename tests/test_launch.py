@@ -1,0 +1,276 @@
+"""repro.launch with submitit's LocalExecutor: jobs in separate processes, N at once, a job killed mid-training
+requeued and ending with the uninterrupted run's weights, a failing job reported while the other finishes,
+reruns that submit only what is missing or failed. (A real single-node SLURM: tests/test_launch_slurm.py.)"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro import ReproError
+from repro import launch as L
+from repro import reproduce as R
+from repro.cli import build_parser, main
+from repro.config import config_to_toml
+from repro.data.synth_city import generate
+from repro.eval.fcn import fcn8s, save_segmenter
+from repro.rows import ROWS
+
+ROW = {r.key: r for r in ROWS}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny nets on a busy 2-core machine: one thread here and in every job (bit-equality needs the same count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 6-frame synthetic city and an untrained narrow segmenter: the pipeline's plumbing, in seconds."""
+    root = tmp_path_factory.mktemp("tiny")
+    city = generate(root / "cs", n_train=4, n_val=2, size=(64, 32), progress=False)
+    seg = root / "seg.pt"
+    save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
+    return city, seg
+
+
+def smoke_setup(out, city, seg):
+    return R.smoke_setup(argparse.Namespace(out=out, cityscapes=city, data=None, segmenter=seg, device="cpu"),
+                         progress=False)
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["nets"]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for net in wa:
+        assert wa[net].keys() == wb[net].keys()
+        for k in wa[net]:
+            assert torch.equal(wa[net][k], wb[net][k]), f"{net}.{k} differs"
+
+
+def task_pid(controller_pid: int) -> int | None:
+    """The python process a LocalExecutor controller runs the job in (its child)."""
+    try:
+        children = Path(f"/proc/{controller_pid}/task/{controller_pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def log_text(folder: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(folder.glob("*_log.*")))
+
+
+def cli(out, city, seg, *extra):
+    return ["reproduce", "table4", "--scale", "smoke", "--out", str(out), "--cityscapes", str(city), "--segmenter",
+            str(seg), "--seeds", "1", "--device", "cpu", "--quiet", "--launcher", "local", "--threads-per-job", "1",
+            *extra]
+
+
+def test_launcher_options_are_checked_before_any_work():
+    parse = lambda *a: build_parser(["reproduce", "table2", *a]).parse_args(["reproduce", "table2", *a])
+    with pytest.raises(ReproError, match="--no-wait needs --launcher slurm"):
+        L.options_from(parse("--launcher", "local", "--no-wait"))
+    with pytest.raises(ReproError, match="KEY=VALUE"):
+        L.options_from(parse("--launcher", "slurm", "--slurm-option", "account"))
+    with pytest.raises(ReproError, match="Drop one"):
+        L.options_from(parse("--launcher", "slurm", "--no-wait", "--jobs", "3"))
+    opts = L.options_from(parse("--launcher", "slurm", "--slurm-option", "qos=long", "--slurm-time", "2.5",
+                                "--scale", "paper", "--slurm-cpus-per-job", "6"))
+    assert (opts.gpus_per_job, opts.hours, opts.threads, opts.slurm_options, opts.jobs) == (1, 2.5, 6, {"qos": "long"}, None)
+    with pytest.raises(ReproError, match="--jobs, --slurm-time apply to jobs: add --launcher"):
+        L.check_arguments(parse("--jobs", "2", "--slurm-time", "3"))
+    assert L.check_arguments(parse()) is None
+    opts = L.options_from(parse("--launcher", "local", "--jobs", "2"))
+    assert opts.jobs == 2 and opts.threads == max(1, (os.cpu_count() or 1) // 2) and opts.gpus_per_job == 0
+
+
+def test_a_wrong_launcher_option_stops_the_command_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reproduce", "table4", "--out", str(out), "--launcher", "local", "--no-wait", "--device", "cpu"]) == 1
+    assert "--no-wait needs --launcher slurm" in capsys.readouterr().err and not out.exists()
+
+
+def test_executors_carry_the_options(tmp_path, monkeypatch):
+    """What sbatch is given (submitit's submission file), and the GPU a local job sees."""
+    import submitit
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # as where srun exists
+    opts = L.Options("slurm", partition="gpu", gpus_per_job=1, cpus_per_job=6, hours=2.5,
+                     slurm_options={"qos": "long", "account": "abc"})
+    script = L.make_executor(tmp_path / "slurm", opts, None, "repro-cyclegan-s0")._executor._make_submission_file_text(
+        "python -m submitit.core._submit", "uid")
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=6", "--time=150", "--qos=long",
+                 "--account=abc", "--signal=USR2@90", "--requeue", "--job-name=repro-cyclegan-s0", "--nodes=1",
+                 f"--output={tmp_path / 'slurm'}/%j_0_log.out", f"--error={tmp_path / 'slurm'}/%j_0_log.err"):
+        assert f"#SBATCH {line}\n" in script
+    opts.gpus_per_job = 0
+    script = L.make_executor(tmp_path / "slurm", opts, None)._executor._make_submission_file_text("cmd", "uid")
+    assert "--gpus" not in script and "--gres" not in script
+    local = L.make_executor(tmp_path / "local", L.Options("local"), 1)
+    assert local.parameters["visible_gpus"] == (1,) and local.parameters["gpus_per_node"] == 1
+    assert local.parameters["timeout_min"] == L.LOCAL_TIMEOUT_MIN
+    assert L.make_executor(tmp_path / "local", L.Options("local"), None).parameters.get("gpus_per_node", 0) == 0
+
+
+def test_paper_scale_on_slurm_does_not_need_a_gpu_here(tmp_path, monkeypatch):
+    """The jobs get the GPUs (--slurm-gpus-per-job), not the login node that submits them."""
+    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)
+    city = tmp_path / "cs"
+    (city / "gtFine" / "val").mkdir(parents=True)
+    seg = tmp_path / "seg.pt"
+    seg.write_bytes(b"x")
+    argv = ["reproduce", "table4", "--scale", "paper", "--cityscapes", str(city), "--data", str(tmp_path / "data"),
+            "--segmenter", str(seg), "--device", "cpu", "--launcher", "slurm", "--out", str(tmp_path / "out")]
+    args = build_parser(argv).parse_args(argv)
+    assert R.paper_setup(args, R.rows_for("table4")).scale == "paper"
+    args.slurm_gpus_per_job = 0
+    with pytest.raises(ReproError, match="no GPU"):
+        R.paper_setup(args, R.rows_for("table4"))
+
+
+@pytest.mark.slow
+def test_a_job_killed_mid_training_is_requeued_and_ends_with_the_uninterrupted_weights(tiny, tmp_path):
+    city, seg = tiny
+    setup = smoke_setup(tmp_path / "jobs", city, seg)
+    iters = 10  # smoke CycleGAN: 4 epochs of 10 iterations, a checkpoint after each epoch
+    opts = L.Options("local", jobs=1, threads=1, device="cpu", poll_seconds=0.1)
+    outcome = {}
+    waiting = threading.Thread(target=lambda: outcome.update(o=L.launch([[("cyclegan", 0)]], setup, iters, opts)))
+    waiting.start()
+    folder = tmp_path / "jobs" / "cyclegan" / "seed-0"
+    run = folder / "run"
+    deadline = time.time() + 300
+    while not (run / "checkpoint.pt").is_file() and time.time() < deadline:  # after epoch 1 of 4
+        time.sleep(0.01)
+    controller = int(json.loads((folder / "local" / "job.json").read_text())["job_id"])
+    first = task_pid(controller)
+    assert first and not (run / "run.json").exists(), "the kill must land mid-training"
+    os.kill(first, signal.SIGUSR2)  # what SLURM sends on preemption or before the time limit
+    waiting.join(timeout=600)
+    result = outcome["o"]
+    assert not result.failed and [r["row"] for r in result.finished] == ["cyclegan"]
+    assert result.finished[0]["pid"] not in (os.getpid(), first)  # the requeued job is a new process
+    log = log_text(folder / "local")
+    assert "interrupted; requeued" in log and "Requeued job" in log
+    assert re.search(r"resuming CycleGAN seed 0 in .*cyclegan/seed-0/run", log)
+    assert len(re.findall("Starting with JobEnvironment", log)) == 2
+
+    reference = smoke_setup(tmp_path / "inprocess", city, seg)
+    expected = R.run_row(ROW["cyclegan"], 0, reference, iters, progress=False)
+    assert_same_weights(run, tmp_path / "inprocess" / "cyclegan" / "seed-0" / "run")
+    got = json.loads((folder / "result.json").read_text())
+    assert got["metrics"] == expected["metrics"]
+
+
+@pytest.mark.slow
+def test_a_job_killed_without_a_result_is_reported_with_its_log(tiny, tmp_path):
+    """SIGKILL (out of memory, a node lost): no result and no requeue; the failure names the run."""
+    city, seg = tiny
+    setup = smoke_setup(tmp_path / "jobs", city, seg)
+    opts = L.Options("local", jobs=1, threads=1, device="cpu", poll_seconds=0.1)
+    outcome = {}
+    waiting = threading.Thread(target=lambda: outcome.update(o=L.launch([[("gan_alone", 1)]], setup, 1, opts)))
+    waiting.start()
+    job_json = tmp_path / "jobs" / "gan_alone" / "seed-1" / "local" / "job.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (job_json.is_file() and task_pid(int(json.loads(job_json.read_text())["job_id"]))):
+        time.sleep(0.01)
+    os.kill(task_pid(int(json.loads(job_json.read_text())["job_id"])), signal.SIGKILL)
+    waiting.join(timeout=120)
+    result = outcome["o"]
+    assert result.finished == [] and [f.runs for f in result.failed] == [[("gan_alone", 1)]]
+    message = str(result.error())
+    assert "gan_alone seed 1" in message and "ended without a result" in message and "/gan_alone/seed-1/local" in message
+
+
+@pytest.mark.slow
+def test_an_interrupted_command_stops_its_local_jobs(tiny, tmp_path, monkeypatch):
+    """Ctrl-C while waiting: local jobs are the command's own processes, so they stop with it."""
+    city, seg = tiny
+    setup = smoke_setup(tmp_path / "jobs", city, seg)
+    job_json = tmp_path / "jobs" / "gan_alone" / "seed-0" / "local" / "job.json"
+    seen = {}
+
+    class InterruptedClock:  # the command's wait, interrupted once the job's process runs
+        time = staticmethod(time.time)
+
+        @staticmethod
+        def sleep(seconds):
+            deadline = time.time() + 60
+            while time.time() < deadline and not seen.get("task"):
+                seen["task"] = task_pid(int(json.loads(job_json.read_text())["job_id"]))
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(L, "time", InterruptedClock)
+    with pytest.raises(KeyboardInterrupt):
+        L.launch([[("gan_alone", 0)]], setup, 50, L.Options("local", jobs=1, threads=1, device="cpu"))
+    assert seen["task"]
+    deadline = time.time() + 30
+    while time.time() < deadline and Path(f"/proc/{seen['task']}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{seen['task']}").exists(), "the job's process outlived the command"
+    assert not (tmp_path / "jobs" / "gan_alone" / "seed-0" / "result.json").exists()
+
+
+@pytest.mark.slow
+def test_failing_job_is_reported_while_the_other_finishes_and_reruns_redo_only_what_is_missing(
+        tiny, tmp_path, monkeypatch, capsys):
+    city, seg = tiny
+    out = tmp_path / "out"
+    monkeypatch.setattr(R, "rows_for", lambda target: [ROW["cycle_alone"], ROW["gan_alone"]])
+    bad = out / "gan_alone" / "seed-0" / "run"
+    bad.mkdir(parents=True)  # a run folder of another config: run_row refuses it, so this job fails
+    (bad / "config.toml").write_text(config_to_toml(R.row_config(ROW["gan_alone"], "smoke", 0, iters_per_epoch=5)))
+
+    assert main(cli(out, city, seg, "--iters-per-epoch", "1", "--jobs", "2")) == 1
+    printed = capsys.readouterr()
+    assert "0 of 2 runs already finished; 2 to do as local jobs" in printed.out
+    error = printed.err.split("error:", 1)[1]
+    assert "1 job(s) failed" in error and "gan_alone seed 0" in error and "cycle_alone seed 0" not in error
+    assert "holds a run of another config" in error and "Traceback" in error  # the tail of its log
+    assert (out / "cycle_alone" / "seed-0" / "result.json").is_file()
+    assert not (out / "gan_alone" / "seed-0" / "result.json").exists()
+    assert (out / "report.md").is_file()  # the report of what finished
+
+    # two jobs, each its own process, both running at once (--jobs 2)
+    ids = [json.loads((out / k / "seed-0" / "local" / "job.json").read_text())["job_id"] for k in ("cycle_alone", "gan_alone")]
+    assert len(set(ids)) == 2 and str(os.getpid()) not in ids
+    spans = []
+    for key in ("cycle_alone", "gan_alone"):
+        stamps = re.findall(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)\)", log_text(out / key / "seed-0" / "local"))
+        spans.append([datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in (stamps[0], stamps[-1])])
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+
+    # fixed, the rerun submits only the failed run; the finished one is untouched
+    import shutil
+    shutil.rmtree(bad)
+    done = out / "cycle_alone" / "seed-0" / "result.json"
+    stamp = done.stat().st_mtime_ns
+    assert main(cli(out, city, seg, "--iters-per-epoch", "1", "--jobs", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "1 of 2 runs already finished; 1 to do" in printed and "submitted job" in printed
+    assert printed.count("submitted job") == 1 and "gan_alone seed 0" in printed
+    assert done.stat().st_mtime_ns == stamp and (out / "gan_alone" / "seed-0" / "result.json").is_file()
+
+    # all done: a third run submits nothing and writes the report again
+    assert main(cli(out, city, seg, "--iters-per-epoch", "1")) == 0
+    printed = capsys.readouterr().out
+    assert "2 of 2 runs already finished; 0 to do" in printed and "submitted job" not in printed
