@@ -39,8 +39,9 @@ def variants(help_text: str, jobs: int) -> dict[str, list[str]]:
     found = {"unpacked": ["--pack", "off"] if "--pack" in help_text else []}
     if "--pack" in help_text:
         found["packed (--pack auto)"] = ["--pack", "auto"]
-    if "--jobs" in help_text:
-        found[f"--jobs {jobs}"] = ["--jobs", str(jobs)]
+    if "--launcher" in help_text and "--jobs" in help_text:  # runs in parallel processes, one thread each
+        found[f"--launcher local --jobs {jobs}"] = (["--pack", "off"] if "--pack" in help_text else []) + [
+            "--launcher", "local", "--jobs", str(jobs), "--threads-per-job", "1"]
     return found
 
 
