@@ -229,3 +229,18 @@ def test_reference_statistics_are_cached_by_content_and_weights(weights_file, fo
     cached = fid.fid_between_folders(b, a, weights_file, progress=False)
     assert cached["reference_cache"] == {"file": str(first.cache_file), "hit": True}
     assert fresh["reference_cache"]["hit"] is False and cached["metrics"] == fresh["metrics"]
+
+
+def test_our_fid_network_equals_pytorch_fids_inceptionv3(weights_file):
+    """repro builds pytorch-fid's FID network from a local file (pytorch-fid's builder always fetches); the
+    features must be pytorch-fid's own: its InceptionV3([pool3]) with the same weights, handed in by a patch
+    (fine in a test), on the same inputs."""
+    from pytorch_fid.inception import InceptionV3
+
+    state = torch.load(weights_file, weights_only=True)
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: state):
+        theirs = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[fid.DIMS]]).eval()
+    ours = fid.load_inception(weights_file)
+    x = torch.rand(2, 3, fid.SIZE, fid.SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(ours(x)[0], theirs(x)[0])

@@ -25,15 +25,16 @@ mix image sizes. Note pytorch-fid's own CLI drops the last partial batch; here e
 import argparse
 import hashlib
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
+from torch import nn
 from PIL import Image
 from pytorch_fid import inception as fid_inception
 from pytorch_fid.fid_score import IMAGE_EXTENSIONS, calculate_frechet_distance
-from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+from pytorch_fid.inception import FID_WEIGHTS_URL
 from tqdm import tqdm
 
 from repro import ReproError
@@ -65,22 +66,48 @@ def weights_path(weights: Path | None = None) -> Path:
     return path
 
 
-def load_inception(weights: Path | None = None, device: str = "cpu") -> InceptionV3:
-    """pytorch-fid's InceptionV3 (pool3, 2048-d) with the weights of `weights_path(weights)`.
+class FIDInception(nn.Module):
+    """pytorch-fid's FID network (InceptionV3 to the 2048-d pool3 features), block for block as its
+    InceptionV3([3]) builds it: torchvision's Inception3 with pytorch-fid's FID blocks, the same input
+    scaling and resize. Built here from a local state_dict because pytorch-fid's own builder always fetches
+    the weights from its URL; `forward` returns a one-element list, as InceptionV3 does."""
 
-    pytorch-fid builds the network and fetches the weights from its URL in one function; we hand it the
-    local file instead (by replacing its download function for the duration of the call), so it can never
-    reach the network."""
+    def __init__(self, state_dict: dict):
+        super().__init__()
+        net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
+        net.Mixed_5b = fid_inception.FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = fid_inception.FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = fid_inception.FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = fid_inception.FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = fid_inception.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = fid_inception.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = fid_inception.FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = fid_inception.FIDInceptionE_1(1280)
+        net.Mixed_7c = fid_inception.FIDInceptionE_2(2048)
+        net.load_state_dict(state_dict)
+        self.blocks = nn.Sequential(
+            net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2),
+            net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2),
+            net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
+            net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d(output_size=(1, 1)))
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)  # resize_input
+        return [self.blocks(2 * x - 1)]  # normalize_input: [0, 1] -> [-1, 1]
+
+
+def load_inception(weights: Path | None = None, device: str = "cpu") -> FIDInception:
+    """pytorch-fid's FID network (pool3, 2048-d) with the weights of `weights_path(weights)`."""
     path = weights_path(weights)
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ReproError(f"cannot read the Inception weights {path} ({err}); fetch {WEIGHTS_FILE} again from {FID_WEIGHTS_URL}.")
-    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
-        try:
-            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
-        except RuntimeError as err:  # wrong keys or shapes
-            raise ReproError(f"{path} is not pytorch-fid's {WEIGHTS_FILE}: {str(err)[:300]}")
+    try:
+        model = FIDInception(state_dict)
+    except RuntimeError as err:  # wrong keys or shapes
+        raise ReproError(f"{path} is not pytorch-fid's {WEIGHTS_FILE}: {str(err)[:300]}")
     return model.eval().to(device)
 
 
@@ -117,7 +144,7 @@ def _batches(images, batch_size: int):
 
 
 @torch.no_grad()
-def features(model: InceptionV3, images, device: str = "cpu", batch_size: int = 50, progress: bool = False,
+def features(model: "FIDInception", images, device: str = "cpu", batch_size: int = 50, progress: bool = False,
              total: int | None = None) -> np.ndarray:
     """(N, 2048) float64 pool features of `images`: an iterable of image paths or (3, H, W) tensors in [0, 1]."""
     out = []
@@ -147,7 +174,7 @@ def content_sha256(images) -> str:
     return digest.hexdigest()
 
 
-def reference_features(model: InceptionV3, images, weights_sha256: str, device: str = "cpu", batch_size: int = 50,
+def reference_features(model: "FIDInception", images, weights_sha256: str, device: str = "cpu", batch_size: int = 50,
                        progress: bool = False, cache_dir: Path | None = None) -> tuple[np.ndarray, Path, bool]:
     """(features, cache file, whether it was a cache hit) of a reference set: an .npz of mu, sigma (pytorch-fid's
     keys) and the features, named by the images' content hash and the Inception weights' hash."""
