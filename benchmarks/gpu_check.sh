@@ -8,9 +8,9 @@
 #   bench_fp32.txt/.json, bench_bf16.txt/.json
 #                      benchmarks/train_step.py at the paper config (128, resnet_6blocks), bf16 off and on
 #   bench_compile.txt  the compiled + captured step (compilation takes a while; its own time limit)
-#   train_*.txt        short paper-config training runs (a few hundred iterations per run) on random images
-#                      made here: eager, --graphs, and packed where `repro train` can pack; run.json of each
-#   summary.txt        each step's exit status and seconds
+#   train_*.txt        short paper-config training runs (300 iterations per run) on random images made
+#                      here: eager, --graphs (fp32, bf16), packed 5 and 25 seeds; run.json of each (train_seconds)
+#   summary.txt        each step's exit status and seconds (no step starts after GPU_CHECK_BUDGET=450 s)
 #
 # Installs nothing beyond `make install`: it uses .venv if present, else runs `make install` (needs the package
 # index), else a system python that already has torch, tabulate and pytest, with this checkout on PYTHONPATH.
@@ -44,9 +44,14 @@ fi
 echo "python: $PY" | tee -a "$OUT/summary.txt"
 
 failed=0
+BUDGET=${GPU_CHECK_BUDGET:-450}  # seconds: no step starts after this, none runs far past it (8 minutes in all)
 step() {  # step NAME SECONDS COMMAND...: runs COMMAND with a time limit, output to OUT/NAME.txt
     local name=$1 limit=$2; shift 2
     local start=$SECONDS
+    if [ $SECONDS -ge $BUDGET ]; then
+        echo "$name: skipped (the ${BUDGET}s budget is spent)" | tee -a "$OUT/summary.txt"; failed=1; return
+    fi
+    [ $((SECONDS + limit)) -le $BUDGET ] || limit=$((BUDGET - SECONDS + 30))
     echo "== $name (limit ${limit}s)"
     timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.txt" 2>&1
     local rc=$?
@@ -101,10 +106,12 @@ train() {  # train NAME EXTRA_FLAGS...: one short run of the config, its run.jso
 train eager
 [ "$DEVICE" = cuda ] && train graphs --graphs
 [ "$DEVICE" = cuda ] && train graphs_bf16 --graphs --amp
-if "$PY" -m repro.cli train --help | grep -q -- "--pack"; then
-    train packed5 --pack 5 $([ "$DEVICE" = cuda ] && echo --graphs)
+if "$PY" -m repro.cli train --help | grep -q -- "--seeds"; then  # K seeds as one pack, OUT/runs/NAME/seed-S
+    train packed5 --seeds 0 1 2 3 4
+    [ "$DEVICE" = cuda ] && train packed25 --seeds $(seq 0 24)
+    for f in "$OUT"/runs/packed*/seed-0/run.json; do [ -f "$f" ] && cp "$f" "$OUT/train_$(basename "$(dirname "$(dirname "$f")")").seed-0.run.json"; done
 else
-    echo "packed training: this repro train has no --pack yet (not run)" | tee -a "$OUT/summary.txt"
+    echo "packed training: this repro train has no --seeds yet (not run)" | tee -a "$OUT/summary.txt"
 fi
 
 echo "== done: $OUT (summary.txt)"; cat "$OUT/summary.txt"
