@@ -280,6 +280,9 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
+    if args.amp and device.type != "cuda":
+        print("--amp: bf16 autocast is CUDA-only (as in repro train); timing fp32")
+        args.amp = False
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
     clock_name = args.clock if args.clock != "auto" else ("cpu" if device.type == "cpu" and args.threads == 1 else "wall")
