@@ -51,6 +51,7 @@ class RunGroup(submitit.helpers.Checkpointable):
         from repro.rows import ROWS
 
         torch.set_num_threads(self.threads)
+        os.environ["REPRO_CPU_THREADS"] = str(self.threads)  # CPU training's thread count (repro.device) is the job's
         setup = replace(self.setup, device=str(pick_device(self.device)))
         rows = {r.key: r for r in ROWS}
         done = []

@@ -16,7 +16,7 @@ from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_ru
                               write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
-from repro.device import pick_device
+from repro.device import cpu_threads, pick_device
 from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
 from repro.methods.packing import check_pack
@@ -85,18 +85,22 @@ class FIDLog:
 
 def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool = False,
           stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
-          progress: bool = True, fid_weights: Path | None = None) -> Path:
+          progress: bool = True, fid_weights: Path | None = None, graphs: bool = False,
+          compile: bool = False) -> Path:
     """Trains (or resumes) the config's method in folder `run`; returns the checkpoint path.
 
     Aligned (x, y) pairs for a paired method (pix2pix), else CycleGAN's unaligned draw. With `fid_every`,
     FID/KID of labels -> photo on a fixed val subset go to RUN/fid.jsonl (Inception: `fid_weights` or the
-    torch cache). `amp` (bf16 autocast) and `channels_last` act on CUDA only, for methods that take them."""
-    return train_runs([cfg], data, [run], device, resume, stop_after, amp, channels_last, progress, fid_weights)[0]
+    torch cache). `amp` (bf16 autocast) and `channels_last` act on CUDA only, for methods that take them;
+    `graphs` (each iteration replayed as one CUDA graph) and `compile` (compiled nets): repro.capture."""
+    return train_runs([cfg], data, [run], device, resume, stop_after, amp, channels_last, progress, fid_weights,
+                      graphs, compile)[0]
 
 
 def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "auto", resume: bool = False,
                stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
-               progress: bool = True, fid_weights: Path | None = None) -> list[Path]:
+               progress: bool = True, fid_weights: Path | None = None, graphs: bool = False,
+               compile: bool = False) -> list[Path]:
     """One run, or K runs packed into one vectorised step (repro.methods.packing: the seeds of a row and rows
     that differ only in loss weights). Each run keeps its own folder, config.toml, generator (data order,
     crops, flips, pool), pools, log, checkpoint and exports, exactly as if trained alone."""
@@ -109,6 +113,13 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                          f"--channels-last and fid_every (method {cfgs[0].method!r}); train these runs one by one")
     if packed:
         check_pack(cfgs)
+    if graphs or compile:
+        from repro.capture import check_supported
+        if packed:
+            raise ReproError("--graphs and --compile are implemented for one run at a time, not for packed runs; "
+                             "train the pack without them")
+        check_supported(cfgs[0], device, graphs)  # before any run folder is touched
+    threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
     amp = amp and device.type == "cuda"
     runs, data = [Path(r) for r in runs], Path(data)
     ckpts = [run / "checkpoint.pt" for run in runs]
@@ -126,7 +137,11 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         views = parts.runs
     else:
         speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
-        parts = method.build(cfg, device, **speedups)
+        if graphs or compile:
+            from repro.capture import build as build_captured
+            parts = build_captured(cfg, device, **speedups, graphs=graphs, compile=compile)
+        else:
+            parts = method.build(cfg, device, **speedups)
         views = [(parts.nets, parts.opts, parts.pools)]
     rngs = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     positions = [{"epoch": 1, "iteration": 0, "step": 0, "order": None} for _ in cfgs]
@@ -160,6 +175,9 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                desc=f"train {cfg.name}" + (f" (+{len(cfgs) - 1} packed)" if packed else ""), dynamic_ncols=True)
     logs = [open(run / "losses.jsonl", "a") for run in runs]
     started = time.time()
+    threads_before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)  # restored afterwards
     try:
         for epoch in range(positions[0]["epoch"], cfg.epochs + 1):
             lr = cfg.lr * lr_factor(epoch, cfg.epochs_constant, cfg.epochs_decay, cfg.lr_rule)
@@ -215,11 +233,12 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         for log in logs:
             log.close()
         bar.close()
+        torch.set_num_threads(threads_before)
     seconds = time.time() - started
     for k, (c, run) in enumerate(zip(cfgs, runs)):
         pack = {"runs": len(runs), "index": k, "folders": [str(r) for r in runs]} if packed else None
         write_run_info(run, c, data, device, amp=amp, seconds=seconds / len(runs), epochs_done=positions[0]["epoch"] - 1,
-                       packed=pack)
+                       packed=pack, cuda_graphs=graphs, compiled=compile, cpu_threads=threads)
     return ckpts
 
 
@@ -241,12 +260,14 @@ def run_train(args) -> None:
         cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in args.seeds]
         runs = [Path(args.out) / f"seed-{s}" for s in args.seeds]
         train_runs(cfgs, args.data, runs, device=args.device, resume=args.resume, stop_after=args.stop_after,
-                   progress=not args.quiet)
+                   amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, graphs=args.graphs,
+                   compile=args.compile)
         print(f"trained {cfgs[0].name} at seeds {args.seeds} as one pack: {', '.join(map(str, runs))}")
         return
     cfg = load_config(args.config, **settings)
     train(cfg, args.data, args.out, device=args.device, resume=args.resume, stop_after=args.stop_after,
-          amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, fid_weights=args.fid_weights)
+          amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, fid_weights=args.fid_weights,
+          graphs=args.graphs, compile=args.compile)
     print(f"trained {cfg.name}: {args.out}/checkpoint.pt; translate with `repro translate {args.out} --direction ...`")
 
 
@@ -273,6 +294,10 @@ def add_commands(commands) -> None:
     p.add_argument("--stop-after", type=positive_int, help="stop (with a checkpoint) after this many total iterations")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (changes numerics; recorded in run.json)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA speed)")
+    p.add_argument("--graphs", action="store_true", help="replay each iteration as one CUDA graph (CUDA, CycleGAN; "
+                   "same math, recorded in run.json)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the nets (CycleGAN; float-level differences "
+                   "from eager, recorded in run.json)")
     p.add_argument("--fid-weights", type=Path, help="pytorch-fid Inception weights for the config's fid_every "
                    "(default: the torch hub cache)")
     add_quiet(p)

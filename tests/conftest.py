@@ -49,3 +49,17 @@ def tiny_city_and_segmenter(root: Path) -> tuple[Path, Path]:
     seg = root / "seg.pt"
     save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
     return city, seg
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a CUDA device: skipped (saying so) where torch sees none, e.g. CPU CI.
+    Run them on a GPU machine with `pytest -m cuda` (benchmarks/gpu_check.sh does)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run `pytest -m cuda` on a GPU machine; "
+                                   "benchmarks/gpu_check.sh does)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

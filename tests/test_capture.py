@@ -1,0 +1,198 @@
+"""The captured step (repro.capture): device-side history pools equal ImagePool bit for bit, the staged step
+equals the eager step bit for bit on the CPU, compiled nets give the eager losses, CUDA graphs on CUDA."""
+
+import json
+import time
+
+import pytest
+import torch
+
+from repro import ReproError
+from repro.capture import DevicePool, StagedStep, build, query_order
+from repro.methods import cyclegan
+from repro.pool import ImagePool
+from repro.train import train
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fake_batches(n_batches: int, batch: int, seed: int = 0, size: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, 3, size, size, generator=g) for _ in range(n_batches)]
+
+
+@pytest.mark.parametrize("size,batch", [(5, 1), (5, 3), (2, 4), (0, 2)])
+def test_device_pool_equals_image_pool_bit_for_bit(size, batch):
+    """Fill phase, swaps, several images of one query hitting the same slot (batch > size): the same returned
+    images, the same stored images after every query, and the generator consumed identically."""
+    host, dev = ImagePool(size), DevicePool(size, "cpu")
+    g_host, g_dev = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    swapped = 0
+    for images in fake_batches(60, batch):
+        expected = host.query(images, g_host)
+        dev.stage(len(images), g_dev)
+        got = dev.query(images)
+        assert torch.equal(got, expected)
+        swapped += int(sum(not torch.equal(a, b) for a, b in zip(got, images)))
+        state_host, state_dev = host.state_dict(), dev.state_dict()
+        assert len(state_dev["images"]) == len(state_host["images"])
+        assert all(torch.equal(a, b) for a, b in zip(state_dev["images"], state_host["images"]))
+        assert torch.equal(g_host.get_state(), g_dev.get_state())
+    assert swapped > 10 if size else swapped == 0  # the swap branch was exercised
+
+
+def test_device_pool_loads_an_image_pool_checkpoint_and_continues_identically():
+    host, g = ImagePool(4), torch.Generator().manual_seed(0)
+    for images in fake_batches(6, 1):
+        host.query(images, g)
+    dev = DevicePool(4, "cpu")
+    dev.load_state_dict(host.state_dict())
+    g_dev = torch.Generator().set_state(g.get_state())
+    for images in fake_batches(20, 1, seed=1):
+        dev.stage(1, g_dev)
+        assert torch.equal(dev.query(images), host.query(images, g))
+
+
+def test_device_pool_refuses_a_query_without_staged_choices():
+    pool = DevicePool(3, "cpu")
+    with pytest.raises(RuntimeError, match="without stage"):
+        pool.query(torch.zeros(1, 3, 4, 4))
+
+
+def test_staging_with_nothing_leaves_the_pool_and_generator_unchanged():
+    pool, g = DevicePool(2, "cpu"), torch.Generator().manual_seed(0)
+    for images in fake_batches(4, 1):
+        pool.stage(1, g)
+        pool.query(images)
+    before, rng = [t.clone() for t in pool.images], g.get_state()
+    pool.stage_nothing(1)
+    out = pool.query(torch.ones(1, 3, 4, 4))
+    assert torch.equal(out, torch.ones(1, 3, 4, 4))
+    assert all(torch.equal(a, b) for a, b in zip(pool.images, before)) and torch.equal(g.get_state(), rng)
+
+
+def staged_parts(cfg):
+    parts = cyclegan.build(cfg, "cpu")
+    parts.pools = {n: DevicePool(p.size, "cpu") for n, p in parts.pools.items()}
+    parts.step = StagedStep(cfg, "cpu", parts, amp=False, channels_last=False, graphs=False)
+    return parts
+
+
+@pytest.mark.parametrize("order", ["sequential", "joint"])
+def test_staged_step_equals_the_eager_step_bit_for_bit_on_the_cpu(order):
+    """What the CUDA graph replays (train_step on device pools, draws staged first) against the eager step:
+    same losses, weights, Adam state and pools over 8 iterations (pool of 3: filled, then swapping)."""
+    cfg = tiny_config(update_order=order, pool_size=3)
+    eager, staged = cyclegan.build(cfg, "cpu"), staged_parts(cfg)
+    g_eager, g_staged = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    data = fake_batches(16, 1, seed=2, size=16)
+    for x, y in zip(data[::2], data[1::2]):
+        a, b = eager.step(x, y, g_eager), staged.step(x, y, g_staged)
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    for n in cyclegan.NET_NAMES:
+        assert all(torch.equal(p, q) for p, q in zip(eager.nets[n].state_dict().values(),
+                                                     staged.nets[n].state_dict().values()))
+        sa, sb = eager.opts[n].state_dict()["state"], staged.opts[n].state_dict()["state"]
+        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    for n in ("D_X", "D_Y"):
+        assert all(torch.equal(p, q) for p, q in zip(eager.pools[n].images, staged.pools[n].images))
+    assert torch.equal(g_eager.get_state(), g_staged.get_state())
+
+
+def test_query_order_matches_train_step_without_gan_term():
+    cfg = tiny_config(lambda_gan=0.0)
+    assert query_order(cfg) == ()
+    parts = staged_parts(cfg)
+    x, y = fake_batches(2, 1, size=16)
+    assert set(parts.step(x, y, torch.Generator())) == {"cycle_backward_F", "cycle_forward_F", "cycle_forward_G",
+                                                         "cycle_backward_G"}
+
+
+def test_graphs_and_compile_refuse_clearly(tmp_path, tiny_data):
+    with pytest.raises(ReproError, match="needs a CUDA device"):
+        build(tiny_config(), "cpu", graphs=True)
+    with pytest.raises(ReproError, match="not for method 'pix2pix'"):
+        build(tiny_config(method="pix2pix"), "cpu", compile=True)
+    with pytest.raises(ReproError, match="needs a CUDA device"):
+        train(tiny_config(), tiny_data, tmp_path / "run", device="cpu", graphs=True, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before the run folder was touched
+
+
+@pytest.mark.slow
+def test_compiled_nets_give_the_eager_losses_on_the_cpu():
+    """torch.compile (inductor, C++ on the CPU) changes only float rounding: 3 iterations, losses and weights
+    within float tolerance of eager."""
+    cfg = tiny_config()
+    eager, compiled = cyclegan.build(cfg, "cpu"), build(cfg, "cpu", compile=True)
+    data = fake_batches(6, 1, seed=4, size=16)
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    start = time.time()
+    for x, y in zip(data[::2], data[1::2]):
+        a, b = eager.step(x, y, g1), compiled.step(x, y, g2)
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    for n in cyclegan.NET_NAMES:
+        for p, q in zip(eager.nets[n].parameters(), compiled.nets[n].parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    assert set(compiled.nets["G"].state_dict()) == set(eager.nets["G"].state_dict())  # no _orig_mod. prefix
+    print(f"compiled step test: {time.time() - start:.0f} s")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("order", ["sequential", "joint"])
+def test_cuda_graph_step_equals_the_eager_cuda_step(order):
+    """The captured step on CUDA against the eager (fused Adam) step: 12 iterations through the pool's fill
+    and swap phases and an lr change; losses and weights to float tolerance (same kernels, replayed)."""
+    torch.backends.cudnn.deterministic = True
+    cfg = tiny_config(update_order=order, pool_size=3)
+    eager, graphed = cyclegan.build(cfg, "cuda"), build(cfg, "cuda", graphs=True)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    data = [t.cuda() for t in fake_batches(24, 1, seed=2, size=16)]
+    for i, (x, y) in enumerate(zip(data[::2], data[1::2])):
+        if i == 6:
+            for parts in (eager, graphed):
+                for opt in parts.opts.values():
+                    opt.param_groups[0]["lr"] = cfg.lr / 3
+        a, b = eager.step(x, y, g1), graphed.step(x, y, g2)
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    for n in cyclegan.NET_NAMES:
+        for p, q in zip(eager.nets[n].parameters(), graphed.nets[n].parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    for n in ("D_X", "D_Y"):
+        for p, q in zip(eager.pools[n].images, graphed.pools[n].images):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    assert graphed.opts["G"].param_groups[0]["capturable"] is False  # checkpoints look like an eager run's
+
+
+@pytest.mark.cuda
+def test_train_with_graphs_resumes_and_records_it(tmp_path, tiny_data):
+    """`repro train --graphs` on CUDA: a run stopped and resumed with graphs ends where an uninterrupted
+    graphed run ends (float tolerance), and run.json says graphs were used."""
+    cfg = tiny_config()
+    whole = tmp_path / "whole"
+    train(cfg, tiny_data, whole, device="cuda", graphs=True, progress=False)
+    assert json.loads((whole / "run.json").read_text())["cuda_graphs"] is True
+    split = tmp_path / "split"
+    train(cfg, tiny_data, split, device="cuda", graphs=True, progress=False, stop_after=3)
+    train(cfg, tiny_data, split, device="cuda", graphs=True, progress=False, resume=True)
+    a = torch.load(whole / "checkpoint.pt", weights_only=False)["nets"]["G"]
+    b = torch.load(split / "checkpoint.pt", weights_only=False)["nets"]["G"]
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.cuda
+def test_compiled_and_graphed_step_runs_on_cuda():
+    cfg = tiny_config()
+    parts = build(cfg, "cuda", graphs=True, compile=True)
+    x, y = torch.randn(2, 1, 3, 16, 16, device="cuda")
+    terms = parts.step(x, y, torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(v) for v in terms.values())
