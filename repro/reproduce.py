@@ -28,7 +28,7 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -76,11 +76,24 @@ def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = No
 # ------------------------------------------------------------------------------ prerequisites
 
 
-def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
-    """Times `steps` CycleGAN training iterations of cfg's sizes on random images (after one warm-up)."""
-    step = METHODS["cyclegan"].build(cfg, torch.device(device)).step
-    rng = torch.Generator().manual_seed(0)
-    x = torch.rand(cfg.batch_size, 3, cfg.crop_size, cfg.crop_size, device=device) * 2 - 1
+def seconds_per_iteration(cfg: Config, device: str, steps: int = 2, runs: int = 1) -> float:
+    """Seconds per training iteration of one run: `steps` CycleGAN iterations of cfg's sizes on random images,
+    timed after one warm-up, as training will run them: `runs` > 1 packed into one step (the time divided by
+    the runs), else one run, replayed as a CUDA graph on CUDA (repro.capture)."""
+    device_ = torch.device(device)
+    if runs > 1:
+        step = METHODS["cyclegan"].build_packed([replace(cfg, seed=k) for k in range(runs)], device_).step
+        rng = [torch.Generator().manual_seed(k) for k in range(runs)]
+        shape = (runs, cfg.batch_size, 3, cfg.crop_size, cfg.crop_size)
+    else:
+        if device_.type == "cuda":
+            from repro.capture import build as build_captured
+            step = build_captured(cfg, device_, graphs=True).step
+        else:
+            step = METHODS["cyclegan"].build(cfg, device_).step
+        rng = torch.Generator().manual_seed(0)
+        shape = (cfg.batch_size, 3, cfg.crop_size, cfg.crop_size)
+    x = torch.rand(shape, device=device) * 2 - 1
     y = torch.rand_like(x) * 2 - 1
     step(x, y, rng)
     if device.startswith("cuda"):
@@ -90,7 +103,7 @@ def seconds_per_iteration(cfg: Config, device: str, steps: int = 2) -> float:
         step(x, y, rng)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps / runs
 
 
 def total_iterations(cfg: Config, train_pairs: int) -> int:
@@ -98,17 +111,20 @@ def total_iterations(cfg: Config, train_pairs: int) -> int:
 
 
 def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
-             iters_per_epoch: int | None = None) -> tuple[float, str]:
-    """(seconds, explanation): time per iteration measured here x iterations x rows x seeds."""
+             iters_per_epoch: int | None = None, pack: int = 1) -> tuple[float, str]:
+    """(seconds, explanation): time per iteration measured here (packed as `--pack` will pack, captured on
+    CUDA) x iterations x rows x seeds."""
     todo = [r for r in rows if is_implemented(r, scale)]
     if not todo:
         return 0.0, "no implemented rows"
     # Timed with the scale's CycleGAN config: the baselines' steps are of the same order (an estimate).
     cfg = load_config(f"{SCALES[scale]}/cyclegan", iters_per_epoch=iters_per_epoch)
-    per_iter = seconds_per_iteration(cfg, device)
+    per_iter = seconds_per_iteration(cfg, device, runs=pack)
     iters = sum(total_iterations(row_config(r, scale, 0, iters_per_epoch), train_pairs) for r in todo)
     seconds = per_iter * iters * seeds
-    text = (f"{per_iter * 1000:.0f} ms per training iteration on {device} (measured now, {cfg.crop_size}x{cfg.crop_size}) "
+    how = f"{pack} runs packed" if pack > 1 else "captured as a CUDA graph" if device.startswith("cuda") else "one run"
+    text = (f"{per_iter * 1000:.0f} ms per training iteration on {device} (measured now, {cfg.crop_size}x{cfg.crop_size}, "
+            f"{how}) "
             f"x {iters:,} iterations over {len(todo)} row(s) x {seeds} seed(s) = {format_duration(seconds)} of training "
             f"(translation and scoring come on top)")
     return seconds, text
@@ -148,7 +164,9 @@ def paper_setup(args, rows: list[Row]) -> Setup:
             "      repro segmenter train --cityscapes RAW --out segmenters/fcn8s-cityscapes.pt   # a stand-in\n"
             "    then: repro segmenter calibrate --segmenter segmenters/fcn8s-cityscapes.pt --cityscapes RAW\n"
             "    and pass --segmenter segmenters/fcn8s-cityscapes.pt")
-    seconds, text = estimate(rows, "paper", args.seeds or DEFAULT_SEEDS["paper"], device, 2975, args.iters_per_epoch)
+    seeds = args.seeds or DEFAULT_SEEDS["paper"]
+    pack = 1 if getattr(args, "pack", "off") == "off" else min(25, len(rows) * seeds) if args.pack == "auto" else int(args.pack)
+    seconds, text = estimate(rows, "paper", seeds, device, 2975, args.iters_per_epoch, pack)
     # SLURM jobs get their GPUs on the nodes (--slurm-gpus-per-job, 1 by default at this scale), not here
     jobs_have_gpus = getattr(args, "launcher", None) == "slurm" and args.slurm_gpus_per_job != 0
     if device == "cpu" and not args.allow_cpu and seconds > 0 and not jobs_have_gpus:  # pretrained only: cheap

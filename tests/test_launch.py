@@ -125,7 +125,7 @@ def test_executors_carry_the_options(tmp_path, monkeypatch):
 
 def test_paper_scale_on_slurm_does_not_need_a_gpu_here(tmp_path, monkeypatch):
     """The jobs get the GPUs (--slurm-gpus-per-job), not the login node that submits them."""
-    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)
+    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2, runs=1: 0.5)
     city = tmp_path / "cs"
     (city / "gtFine" / "val").mkdir(parents=True)
     seg = tmp_path / "seg.pt"

@@ -28,7 +28,7 @@ def test_targets_cover_their_tables_rows_once():
 
 
 def test_paper_scale_stops_before_any_work_with_the_fixes_and_an_estimate(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)
+    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2, runs=1: 0.5)
     out = tmp_path / "out"
     code = main(["reproduce", "table4", "--scale", "paper", "--out", str(out), "--device", "cpu"])
     err = capsys.readouterr().err
@@ -51,8 +51,16 @@ def test_estimate_times_a_real_step_for_every_target():
     assert R.total_iterations(cogan, 200) == cogan.epochs * cogan.iters_per_epoch
 
 
+def test_estimate_times_the_step_training_will_run():
+    """With --pack the estimate times a packed step (per run), as the pack will train."""
+    _, text = R.estimate([ROW["cyclegan"]], "smoke", 3, "cpu", 200, iters_per_epoch=2, pack=3)
+    assert "3 runs packed" in text and float(text.split(" ms per")[0]) > 0
+    _, text = R.estimate([ROW["cyclegan"]], "smoke", 1, "cpu", 200, iters_per_epoch=2)
+    assert "one run" in text
+
+
 def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2: 0.5)
+    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2, runs=1: 0.5)
     city = tmp_path / "cs"
     (city / "gtFine" / "val").mkdir(parents=True)
     seg = tmp_path / "seg.pt"
