@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny unpaired dataset and a tiny config, so training tests take seconds."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +65,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """make(size) -> a folder on a fresh tmpfs of `size` bytes, unmounted after the test."""
+    mounts = []
+
+    def make(size: int) -> Path:
+        folder = tmp_path / f"disk{len(mounts)}"
+        folder.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("a real full disk needs a small tmpfs, and mounting one needs root (CI runs as root)")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounts.append(folder)
+        return folder
+
+    yield make
+    for folder in mounts:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -4,8 +4,6 @@ config; a full disk keeps the last good checkpoint; runs from before `pairing` k
 
 import itertools
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -220,33 +218,14 @@ def test_a_log_line_cut_short_is_dropped_on_resume(tiny_data, tmp_path):
 # ------------------------------------------------------------------------------ disk full during training
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    mounts = []
-
-    def make(size: int) -> Path:
-        folder = tmp_path / f"disk{len(mounts)}"
-        folder.mkdir()
-        if os.geteuid() != 0:
-            pytest.skip("a real full disk needs a small tmpfs, and mounting one needs root (CI runs as root)")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                              capture_output=True, text=True)
-        if done.returncode:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        mounts.append(folder)
-        return folder
-
-    yield make
-    for folder in mounts:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def test_disk_full_at_a_checkpoint_keeps_the_last_good_one(tiny_data, tmp_path, tmpfs):
+def test_disk_full_at_a_checkpoint_keeps_the_last_good_one(tiny_data, tmp_path, small_disk):
     cfg = tiny_config()
     train(cfg, tiny_data, tmp_path / "sizes", device="cpu", progress=False, stop_after=4)  # one epoch: its files
     first_epoch = sum(p.stat().st_size for p in (tmp_path / "sizes").iterdir())
     ckpt = (tmp_path / "sizes/checkpoint.pt").stat().st_size
-    disk = tmpfs(first_epoch + ckpt // 2 + 16 * 1024)  # epoch 1 fits; a second checkpoint beside the first does not
+    disk = small_disk(first_epoch + ckpt // 2 + 16 * 1024)  # epoch 1 fits; a second checkpoint beside the first does not
     run = disk / "run"
     with pytest.raises(DiskFull) as err:
         train(cfg, tiny_data, run, device="cpu", progress=False)

@@ -7,7 +7,6 @@ import os
 import pickle
 import re
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -30,26 +29,6 @@ from repro.translate import generator_from_file, translate_folder
 # ------------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """make(size) -> a folder on a fresh tmpfs of `size` bytes, unmounted after the test."""
-    mounts = []
-
-    def make(size: int) -> Path:
-        folder = tmp_path / f"disk{len(mounts)}"
-        folder.mkdir()
-        if os.geteuid() != 0:
-            pytest.skip("a real full disk needs a small tmpfs, and mounting one needs root (CI runs as root)")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                              capture_output=True, text=True)
-        if done.returncode:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        mounts.append(folder)
-        return folder
-
-    yield make
-    for folder in mounts:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def partial_files(folder: Path) -> list[Path]:

@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 
+from tests.test_baselines_pix2pix import one_torch_thread  # noqa: F401 (autouse fixture)
 from repro import ReproError
 from repro.capture import DevicePool, StagedStep, build, query_order
 from repro.methods import cyclegan
@@ -15,12 +16,6 @@ from repro.train import train
 from tests.conftest import tiny_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def fake_batches(n_batches: int, batch: int, seed: int = 0, size: int = 4):
