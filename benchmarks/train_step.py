@@ -40,7 +40,7 @@ from repro.config import make_config
 from repro.device import pick_device
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.methods import METHODS
-from repro.methods.cyclegan import NET_NAMES, build_nets
+from repro.methods.cyclegan import NET_NAMES, build_nets, generator_terms
 from repro.train import LossWatch
 
 SIZES = {
@@ -114,22 +114,6 @@ class frozen:
             p.requires_grad_(True)
 
 
-def old_generator_terms(gen, other, disc, src, tgt, cfg, own_cycle, other_cycle):
-    w = {"forward": cfg.lambda_forward, "backward": cfg.lambda_backward}
-    terms, fake = {}, gen(src)
-    if cfg.lambda_gan:
-        terms["gan"] = cfg.lambda_gan * gan_loss(disc(fake), True, cfg.gan_loss)
-    if w[own_cycle]:
-        terms[f"cycle_{own_cycle}"] = w[own_cycle] * l1(other(fake), src)
-    if w[other_cycle]:
-        with torch.no_grad():
-            other_fake = other(tgt)
-        terms[f"cycle_{other_cycle}"] = w[other_cycle] * l1(gen(other_fake), tgt)
-    if cfg.lambda_identity:
-        terms["identity"] = cfg.lambda_identity * w[other_cycle] * l1(gen(tgt), tgt)
-    return terms, fake
-
-
 def old_joint_terms(nets, x, y, cfg):
     G, F, D_X, D_Y = (nets[n] for n in NET_NAMES)
     terms, fake_y, fake_x = {}, G(x), F(y)
@@ -161,7 +145,7 @@ def old_train_step(nets, opts, pools, x, y, cfg, rng, autocast):
                 ("F", F, G, D_X, y, x, "backward", "forward", "D_X", x),
                 ("G", G, F, D_Y, x, y, "forward", "backward", "D_Y", y)):
             with frozen(other, disc), autocast():
-                terms, fake = old_generator_terms(gen, other, disc, src, tgt, cfg, own, oth)
+                terms, fake = generator_terms(gen, other, disc, src, tgt, cfg, own, oth)  # the same math as before
             if terms:
                 old_update(sum(terms.values()), [name], nets, opts, cfg)
             log |= {f"{k}_{name}": v.detach() for k, v in terms.items()}

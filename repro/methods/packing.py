@@ -25,7 +25,8 @@ from repro.pool import ImagePool
 
 
 class Stacked(nn.Module):
-    """K nets of one architecture as one module: `forward(x)` maps [K, B, ...] -> [K, B, ...]."""
+    """K nets of one architecture as one module: parameters stacked [K, ...]; `call` runs one run's net
+    (inside PackedRuns.apply's vmap)."""
 
     def __init__(self, nets: list[nn.Module]):
         super().__init__()
@@ -48,10 +49,6 @@ class Stacked(nn.Module):
     def call(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         """One run's forward, with that run's parameters (inside a vmap)."""
         return functional_call(self.base[0], (params, buffers), (x,))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        params, buffers = self.tensors()
-        return vmap(self.call)(params, buffers, x)
 
     # One run's view, with the state_dict layout of the original module (for checkpoints and exports).
     def run_state_dict(self, k: int) -> dict[str, torch.Tensor]:
