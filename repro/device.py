@@ -1,6 +1,8 @@
 """The one place a --device argument becomes a torch.device, and the torch thread count for CPU training."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -16,11 +18,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-# Torch threads for training on the CPU. Measured (benchmarks/cpu_threads.py, 2-core machine shared with other
-# processes): a smoke step took 141 ms with 1 thread and 1223 ms with 2; beside one busy-loop process 188 ms
-# with 1 thread and 2839 ms with 2. The smoke nets are too small for a second intra-op thread to help, and
-# spinning threads that share cores with anything else stall each other. One thread per run, runs in
-# parallel processes or packed, is the fast and predictable choice. REPRO_CPU_THREADS overrides it.
+# Torch threads for training on the CPU. Measured with benchmarks/cpu_threads.py on this project's 2-core
+# machine (wall ms per smoke step, 1 vs 2 threads): idle 65 vs 53; beside one busy-loop process 70 vs 211
+# (2026-12-02); earlier, with other agents' jobs on the machine, 141 vs 1223 and 188 vs 2839. A second intra-op
+# thread gains ~20% on an idle machine and loses 3-9x as soon as anything else wants a core (spinning threads
+# stall each other). One thread per run, runs in parallel processes or packed, is the predictable choice, and
+# one fixed count keeps CPU results the same in every process (float sums split across threads round
+# differently). REPRO_CPU_THREADS overrides it.
 CPU_THREADS = 1
 
 
@@ -33,4 +37,20 @@ def cpu_threads() -> int:
         raise ReproError(f"REPRO_CPU_THREADS={value!r}: give a positive integer (torch threads for CPU training) "
                          f"or unset it for the default {CPU_THREADS}")
     return int(value)
+
+
+@contextmanager
+def training_threads(device: torch.device) -> Iterator[int | None]:
+    """While training on the CPU, torch uses cpu_threads() threads (restored afterwards); yields that count,
+    None on other devices. Every CPU trainer (runs, the smoke segmenter) goes through here, so a result does
+    not depend on the process it was trained in (pytest, the CLI, a launcher job)."""
+    if torch.device(device).type != "cpu":
+        yield None
+        return
+    threads, before = cpu_threads(), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 

@@ -16,7 +16,7 @@ from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_ru
                               write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
-from repro.device import cpu_threads, pick_device
+from repro.device import cpu_threads, pick_device, training_threads
 from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
 from repro.methods.packing import check_pack
@@ -175,65 +175,62 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                desc=f"train {cfg.name}" + (f" (+{len(cfgs) - 1} packed)" if packed else ""), dynamic_ncols=True)
     logs = [open(run / "losses.jsonl", "a") for run in runs]
     started = time.time()
-    threads_before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)  # restored afterwards
-    try:
-        for epoch in range(positions[0]["epoch"], cfg.epochs + 1):
-            lr = cfg.lr * lr_factor(epoch, cfg.epochs_constant, cfg.epochs_decay, cfg.lr_rule)
-            for opt in parts.opts.values():
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            orders = [p["order"] for p in positions]
-            draws = math.ceil(iters * cfg.batch_size / len(dataset))
-            for k, rng in enumerate(rngs):
-                if orders[k] is None:  # the epoch's data order, drawn once and kept in every checkpoint
-                    orders[k] = torch.cat([dataset.epoch_order(rng) for _ in range(draws)])
-            for i in range(positions[0]["iteration"], iters):
-                rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
-                batches = [dataset.batch(order[rows], rng) for order, rng in zip(orders, rngs)]
-                if packed:
-                    x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
-                    terms = parts.step(x, y, rngs)  # device tensors: nothing here waits for the device
-                else:
-                    terms = parts.step(*batches[0], rngs[0])
-                step = (epoch - 1) * iters + i + 1
-                watch.add(step, terms)
-                positions = [{"epoch": epoch, "iteration": i + 1, "step": step, "order": order} for order in orders]
-                if step % cfg.log_every == 0 or i + 1 == iters:
+    with training_threads(device):  # repro.device: one torch thread for CPU training, restored afterwards
+        try:
+            for epoch in range(positions[0]["epoch"], cfg.epochs + 1):
+                lr = cfg.lr * lr_factor(epoch, cfg.epochs_constant, cfg.epochs_decay, cfg.lr_rule)
+                for opt in parts.opts.values():
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                orders = [p["order"] for p in positions]
+                draws = math.ceil(iters * cfg.batch_size / len(dataset))
+                for k, rng in enumerate(rngs):
+                    if orders[k] is None:  # the epoch's data order, drawn once and kept in every checkpoint
+                        orders[k] = torch.cat([dataset.epoch_order(rng) for _ in range(draws)])
+                for i in range(positions[0]["iteration"], iters):
+                    rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
+                    batches = [dataset.batch(order[rows], rng) for order, rng in zip(orders, rngs)]
+                    if packed:
+                        x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+                        terms = parts.step(x, y, rngs)  # device tensors: nothing here waits for the device
+                    else:
+                        terms = parts.step(*batches[0], rngs[0])
+                    step = (epoch - 1) * iters + i + 1
+                    watch.add(step, terms)
+                    positions = [{"epoch": epoch, "iteration": i + 1, "step": step, "order": order} for order in orders]
+                    if step % cfg.log_every == 0 or i + 1 == iters:
+                        watch.check(iters, ckpts, saved_step, amp)
+                        values = {k: v.tolist() for k, v in terms.items()}
+                        for k, (c, log) in enumerate(zip(cfgs, logs)):
+                            own = {n: v[k] if packed else v for n, v in values.items() if not packed or logged(n, c)}
+                            log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
+                            log.flush()
+                        first = {n: v[0] if packed else v for n, v in values.items()}
+                        bar.set_postfix({n: f"{v:.3f}" for n, v in first.items()}, refresh=False)
+                    bar.update(1)
+                    due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+                    overdue = cfg.checkpoint_minutes and time.monotonic() - last_save >= 60 * cfg.checkpoint_minutes
+                    if (due or overdue) and i + 1 < iters:  # the end of an epoch saves anyway
+                        save()
+                    if stop_after is not None and step >= stop_after:
+                        save()
+                        return ckpts
+                positions = [{"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None} for _ in cfgs]
+                if fid is not None and epoch % cfg.fid_every == 0:
                     watch.check(iters, ckpts, saved_step, amp)
-                    values = {k: v.tolist() for k, v in terms.items()}
-                    for k, (c, log) in enumerate(zip(cfgs, logs)):
-                        own = {n: v[k] if packed else v for n, v in values.items() if not packed or logged(n, c)}
-                        log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
-                        log.flush()
-                    first = {n: v[0] if packed else v for n, v in values.items()}
-                    bar.set_postfix({n: f"{v:.3f}" for n, v in first.items()}, refresh=False)
-                bar.update(1)
-                due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
-                overdue = cfg.checkpoint_minutes and time.monotonic() - last_save >= 60 * cfg.checkpoint_minutes
-                if (due or overdue) and i + 1 < iters:  # the end of an epoch saves anyway
-                    save()
-                if stop_after is not None and step >= stop_after:
-                    save()
-                    return ckpts
-            positions = [{"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None} for _ in cfgs]
-            if fid is not None and epoch % cfg.fid_every == 0:
-                watch.check(iters, ckpts, saved_step, amp)
-                fid.log(runs[0] / "fid.jsonl", parts.labels2photo(), epoch, positions[0]["step"])
-            save()
-            for run, view in zip(runs, views):
-                export(run, view[0], parts.exports)
-    except OSError as err:  # the log lines (losses.jsonl, fid.jsonl); checkpoints and exports raise DiskFull themselves
-        if not is_disk_full(err):
-            raise
-        raise DiskFull(runs[0].parent if packed else runs[0], "appending to the training logs", None,
-                       free_space(runs[0]), fix=DISK_FULL_FIX) from None
-    finally:
-        for log in logs:
-            log.close()
-        bar.close()
-        torch.set_num_threads(threads_before)
+                    fid.log(runs[0] / "fid.jsonl", parts.labels2photo(), epoch, positions[0]["step"])
+                save()
+                for run, view in zip(runs, views):
+                    export(run, view[0], parts.exports)
+        except OSError as err:  # the log lines (losses.jsonl, fid.jsonl); checkpoints and exports raise DiskFull themselves
+            if not is_disk_full(err):
+                raise
+            raise DiskFull(runs[0].parent if packed else runs[0], "appending to the training logs", None,
+                           free_space(runs[0]), fix=DISK_FULL_FIX) from None
+        finally:
+            for log in logs:
+                log.close()
+            bar.close()
     seconds = time.time() - started
     for k, (c, run) in enumerate(zip(cfgs, runs)):
         pack = {"runs": len(runs), "index": k, "folders": [str(r) for r in runs]} if packed else None

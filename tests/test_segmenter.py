@@ -126,6 +126,22 @@ def test_train_writes_a_loadable_segmenter(city, torch_home, tmp_path):
     assert sgd["training"]["lr"] == pytest.approx(1e-10 * 64 * 32)  # Caffe's 1e-10 on the pixel sum
 
 
+def test_train_runs_at_the_cpu_training_thread_count_whatever_the_process(city, torch_home, tmp_path, monkeypatch):
+    """The smoke segmenter came out different in pytest (2 threads) and in the CLI: float sums split across
+    threads round differently. Training now runs at repro.device.cpu_threads(), like every CPU run."""
+    monkeypatch.setenv("REPRO_CPU_THREADS", "1")
+    seen, loss = [], F.cross_entropy
+    monkeypatch.setattr(S.F, "cross_entropy", lambda *a, **k: seen.append(torch.get_num_threads()) or loss(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        S.train(city, tmp_path / "seg.pt", width=1 / 32, iters=2, batch_size=2, device="cpu", seed=1)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert load_segmenter(tmp_path / "seg.pt")[1]["training"]["cpu_threads"] == 1
+
+
 def test_verdict_uses_the_band_of_expected_calibration_toml():
     band = load_band()
     assert band["paper"]["pixel_acc"] == 0.80 and band["paper"]["class_acc"] == 0.26 and band["paper"]["iou"] == 0.21

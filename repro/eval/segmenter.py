@@ -44,7 +44,7 @@ from repro.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_pat
 from repro.data.cityscapes import JPEG_OPTIONS
 from repro.data.download import DownloadFailed
 from repro.data.loaders import FILTERS
-from repro.device import pick_device
+from repro.device import pick_device, training_threads
 from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
@@ -266,21 +266,22 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.99, weight_decay=5e-4)
     else:
         raise ReproError(f"--optimizer {optimizer}: choose adam or sgd.")
-    step, losses = 0, []
-    with tqdm(total=iters, desc="train FCN-8s", unit="it") as bar:
-        while step < iters:
-            for x, y in loader:
-                x = x.to(device, memory_format=torch.channels_last)
-                loss = F.cross_entropy(model(x), y.to(device), ignore_index=IGNORE)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-                if step >= iters:
-                    break
+    with training_threads(device) as threads:  # the count CPU runs train at, whatever the process
+        step, losses = 0, []
+        with tqdm(total=iters, desc="train FCN-8s", unit="it") as bar:
+            while step < iters:
+                for x, y in loader:
+                    x = x.to(device, memory_format=torch.channels_last)
+                    loss = F.cross_entropy(model(x), y.to(device), ignore_index=IGNORE)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    losses.append(loss.item())
+                    step += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+                    if step >= iters:
+                        break
     model.eval().to(memory_format=torch.contiguous_format)
     return save_segmenter(
         model, out, source="trained",
@@ -289,7 +290,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
         training={"trunk": trunk, "iters": iters, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                   "seed": seed, "photo_size": 256, "label_size": list(label_size) if label_size else "full",
                   "loss_first": float(np.mean(losses[:20])), "loss_last": float(np.mean(losses[-20:])),
-                  "device": str(device)},  # no wall time: the same training gives the same file and hash
+                  "device": str(device), "cpu_threads": threads},  # no wall time: the same training gives the same file and hash
     )
 
 
