@@ -1,7 +1,12 @@
-"""Wall time of the smoke reproduction (`make demo`: `repro reproduce all --scale smoke`), packed vs unpacked
-(and with --jobs where `repro reproduce` has it), on this machine in one run.
+"""Wall time of the smoke reproduction (`make demo`: `repro reproduce all --scale smoke`), packed vs unpacked,
+in parallel jobs, and (--baseline REV) as an earlier version of this code ran it, on this machine in one run.
 
-    python benchmarks/demo_time.py [--work DIR] [--iters-per-epoch N] [--seeds N] [--repeats 1]
+    python benchmarks/demo_time.py [--work DIR] [--iters-per-epoch N] [--seeds N] [--repeats 1] [--baseline 6f6a2d6]
+
+--baseline REV extracts that git revision (`git archive`) into WORK/baseline-REV and times its own
+`repro reproduce all` on the same prepared data and segmenter, in one process at torch's default thread
+count, as it ran then (6f6a2d6 is the code before the training-engine work). Ratios are against it when
+given, else against today's unpacked run.
 
 The synthetic city, its prepared data and the smoke segmenter are made once in WORK/setup (not timed); each
 variant then runs the whole reproduction (every row's training, translation and scoring, and the report) in its
@@ -29,20 +34,35 @@ sys.path.insert(0, str(ROOT))
 ENV = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
-def reproduce_flags() -> str:
+def reproduce_flags(env: dict) -> str:
     return subprocess.run([sys.executable, "-m", "repro.cli", "reproduce", "--help"], capture_output=True,
-                          text=True, check=True, env=ENV).stdout
+                          text=True, check=True, env=env).stdout
 
 
 def variants(help_text: str, jobs: int) -> dict[str, list[str]]:
-    """Unpacked (today's demo), and what this version of `repro reproduce` offers beyond it."""
+    """Unpacked (the demo as `make demo` runs it), and what this version of `repro reproduce` offers beyond it."""
     found = {"unpacked": ["--pack", "off"] if "--pack" in help_text else []}
     if "--pack" in help_text:
         found["packed (--pack auto)"] = ["--pack", "auto"]
     if "--launcher" in help_text and "--jobs" in help_text:  # runs in parallel processes, one thread each
-        found[f"--launcher local --jobs {jobs}"] = (["--pack", "off"] if "--pack" in help_text else []) + [
-            "--launcher", "local", "--jobs", str(jobs), "--threads-per-job", "1"]
+        jobs_flags = ["--launcher", "local", "--jobs", str(jobs), "--threads-per-job", "1"]
+        found[f"--launcher local --jobs {jobs}"] = (["--pack", "off"] if "--pack" in help_text else []) + jobs_flags
+        if "--pack" in help_text:
+            found[f"--pack auto --launcher local --jobs {jobs}"] = ["--pack", "auto"] + jobs_flags
     return found
+
+
+def baseline_env(rev: str, work: Path) -> dict:
+    """The environment that runs `repro` from revision REV, extracted (once) into WORK/baseline-REV."""
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    dest = work / f"baseline-{sha}"
+    if not (dest / "repro" / "cli.py").is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("REPRO_CPU_THREADS", "PYTHONPATH")}
+    return env | {"PYTHONPATH": str(dest)}
 
 
 def main(argv=None):
@@ -53,6 +73,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="for the --jobs variant, where it exists")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--baseline", metavar="REV", help="also time this git revision's demo (e.g. 6f6a2d6)")
+    parser.add_argument("--only", action="append", help="time only the variants whose name starts with this "
+                        "(repeatable; default: all)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="demo-time-"))
     from repro.reproduce import smoke_setup
@@ -66,27 +89,33 @@ def main(argv=None):
         common += ["--iters-per-epoch", str(args.iters_per_epoch)]
     if args.seeds:
         common += ["--seeds", str(args.seeds)]
-    cases = variants(reproduce_flags(), args.jobs)
+    cases = {name: (flags, ENV) for name, flags in variants(reproduce_flags(ENV), args.jobs).items()}
+    if args.baseline:
+        env = baseline_env(args.baseline, work)
+        cases = {f"baseline {args.baseline}: one process at torch's default threads": ([], env)} | cases
+    if args.only:
+        cases = {name: case for name, case in cases.items() if any(name.startswith(o) for o in args.only)}
     times = {name: [] for name in cases}
     for r in range(args.repeats):
-        for i, (name, flags) in enumerate(cases.items()):
+        for i, (name, (flags, env)) in enumerate(cases.items()):
             out = work / f"run-{i}-{r}"
             shutil.rmtree(out, ignore_errors=True)
             start = time.perf_counter()
             log = work / f"run-{i}-{r}.log"
             with open(log, "w") as f:
                 done = subprocess.run([sys.executable, "-m", "repro.cli", "reproduce", "all", *common, *flags, "--out",
-                                       str(out)], stdout=f, stderr=subprocess.STDOUT, env=ENV)
+                                       str(out)], stdout=f, stderr=subprocess.STDOUT, env=env)
             if done.returncode:
                 sys.exit(f"{name} failed (exit {done.returncode}); its output: {log}\n" + log.read_text()[-2000:])
             times[name].append(time.perf_counter() - start)
             print(f"  {name}: {times[name][-1]:.0f} s", flush=True)
-    base = statistics.median(times["unpacked"])
+    base_name = next(iter(times))  # the baseline when given, else today's unpacked demo
+    base = statistics.median(times[base_name])
     rows = [[name, f"{statistics.median(t):.0f}", f"{base / statistics.median(t):.2f}x"] for name, t in times.items()]
     print(f"\nsmoke reproduction (all rows), wall time, median of {args.repeats}; "
           + (f"REDUCED: --iters-per-epoch {args.iters_per_epoch} (the demo has 100)" if args.iters_per_epoch
              else "full length"))
-    print(tabulate(rows, headers=["variant", "seconds", "speed vs unpacked"]))
+    print(tabulate(rows, headers=["variant", "seconds", "speed vs the first row"]))
     if len(cases) == 1:
         print("  (this `repro reproduce` has neither --pack nor --jobs: only the unpacked demo was timed)")
     if args.work is None:

@@ -1,8 +1,9 @@
 """`repro reproduce ... --launcher local|slurm`: every run of a reproduction as a job, through submitit.
 
 SLURM through submitit's AutoExecutor, or its LocalExecutor (separate processes on this machine, `--jobs N`
-at once). A job is a list of (row, seed) runs (one run today; a packed group can be one job later); it
-trains, translates and scores each with reproduce.run_row, which writes OUT/ROW/seed-K/result.json.
+at once). A job is a list of (row, seed) runs: one run, or with `--pack` a pack (reproduce.pack_groups) that
+the job trains as one vectorised step (reproduce.train_packs). It then translates and scores each run with
+reproduce.run_row, which writes OUT/ROW/seed-K/result.json. Packs are submitted first (the longest jobs).
 
 Preemption and time limits: SLURM signals the job (USR2, 90 s before its time limit or on preemption);
 submitit's checkpointing hook calls `RunGroup.checkpoint`, which requeues the same job, and run_row resumes
@@ -37,9 +38,11 @@ TAIL_LINES = 25
 class RunGroup(submitit.helpers.Checkpointable):
     """One job: (row key, seed) runs trained, translated and scored one after another in this process."""
 
-    def __init__(self, runs: list[tuple[str, int]], setup, iters_per_epoch: int | None, device: str, threads: int):
+    def __init__(self, runs: list[tuple[str, int]], setup, iters_per_epoch: int | None, device: str, threads: int,
+                 packed: bool = False):
         self.runs, self.setup, self.iters_per_epoch = list(runs), setup, iters_per_epoch
         self.device, self.threads = device, threads  # device resolved where the job runs (a node's GPU)
+        self.packed = packed  # train the runs as one pack first (a requeued pack resumes as one)
 
     def __call__(self) -> list[dict]:
         import socket
@@ -47,7 +50,7 @@ class RunGroup(submitit.helpers.Checkpointable):
         import torch
 
         from repro.device import pick_device
-        from repro.reproduce import run_row
+        from repro.reproduce import run_row, train_packs
         from repro.rows import ROWS
 
         torch.set_num_threads(self.threads)
@@ -55,6 +58,9 @@ class RunGroup(submitit.helpers.Checkpointable):
         setup = replace(self.setup, device=str(pick_device(self.device)))
         rows = {r.key: r for r in ROWS}
         done = []
+        if self.packed:
+            train_packs([(rows[k], s) for k, s in self.runs], setup, self.iters_per_epoch, str(len(self.runs)),
+                         progress=False)
         for key, seed in self.runs:
             result = run_row(rows[key], seed, setup, self.iters_per_epoch, progress=False)
             done.append({"row": key, "seed": seed, "pid": os.getpid(), "host": socket.gethostname(),
@@ -82,6 +88,7 @@ class Options:
     cpus_per_job: int = 1
     hours: float = 24.0
     slurm_options: dict = field(default_factory=dict)
+    pack: str = "off"                   # --pack: runs that can share a vectorised step go as one job
     poll_seconds: float = 1.0           # how often result files are looked for
     squeue_seconds: float = 15.0        # how often SLURM is asked which jobs it still holds
 
@@ -248,7 +255,8 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
                 folder = job_folder(setup, group, opts.launcher)
                 executor = make_executor(folder, opts, device_index, "repro-" + "+".join(f"{k}-s{s}" for k, s in group))
                 try:
-                    job = executor.submit(RunGroup(group, setup, iters_per_epoch, job_device, opts.threads))
+                    job = executor.submit(RunGroup(group, setup, iters_per_epoch, job_device, opts.threads,
+                                                   packed=opts.pack != "off" and len(group) > 1))
                 except Exception as err:  # sbatch refused it (partition, account, limits): the cluster's words
                     raise ReproError(f"could not submit the job for {group} ({opts.launcher}): {err}\n"
                                      f"Jobs already submitted go on; fix the option and rerun the same command.") from None
@@ -342,18 +350,23 @@ def options_from(args: argparse.Namespace) -> Options:
     else:
         jobs, threads = args.jobs, args.threads_per_job or args.slurm_cpus_per_job
     return Options(args.launcher, jobs, not args.no_wait, threads, args.device, args.slurm_partition, gpus,
-                   args.slurm_cpus_per_job, args.slurm_time, extra)
+                   args.slurm_cpus_per_job, args.slurm_time, extra, pack=getattr(args, "pack", "off"))
 
 
 def launch_reproduction(args: argparse.Namespace, setup, runs) -> Outcome:
     """Submits the runs still to do as jobs and (unless --no-wait) waits for them."""
-    from repro.reproduce import finished_result
+    from repro.reproduce import finished_result, pack_groups
 
     opts = options_from(args)
-    todo = [(row.key, seed) for row, seed in runs if finished_result(row, seed, setup, args.iters_per_epoch) is None]
-    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to do as {opts.launcher} jobs",
-          flush=True)
-    outcome = launch([[run] for run in todo], setup, args.iters_per_epoch, opts)
+    todo = [(row, seed) for row, seed in runs if finished_result(row, seed, setup, args.iters_per_epoch) is None]
+    packs = pack_groups(todo, setup, args.iters_per_epoch, opts.pack) if opts.pack != "off" else []
+    packed = {(row.key, seed) for group in packs for row, seed in group}
+    groups = [[(row.key, seed) for row, seed in group] for group in packs]  # first: the longest jobs
+    groups += [[(row.key, seed)] for row, seed in todo if (row.key, seed) not in packed]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to do as {len(groups)} "
+          f"{opts.launcher} job(s)" + (f", {len(packs)} of them packs of {'/'.join(str(len(g)) for g in packs)} runs"
+                                       if packs else ""), flush=True)
+    outcome = launch(groups, setup, args.iters_per_epoch, opts)
     if outcome.pending:
         print(f"{len(outcome.submitted)} job(s) submitted, {len(outcome.adopted)} still running from before: "
               f"rerun this same command to collect them and write the report", flush=True)

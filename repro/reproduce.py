@@ -417,18 +417,19 @@ def pack_size(pack: str, cfg: Config, device: str) -> int:
     before = torch.cuda.memory_allocated(device)
     seconds_per_iteration(cfg, device, steps=1)
     per_run = max(torch.cuda.max_memory_allocated(device) - before, 1)
+    torch.cuda.empty_cache()  # the measuring step's blocks go back: the packs (or a launcher's jobs) need them
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     return max(1, int(0.7 * free // per_run))
 
 
-def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None, pack: str,
-                progress: bool = True) -> None:
-    """Trains, before run_row translates and scores them, the runs that can share one vectorised step
-    (repro.methods.packing: a method with packing, configs that differ only in seed and loss weights, the same
-    starting point) in packs of up to `--pack` runs. Runs left over, finished or alone are run_row's."""
+def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None,
+                pack: str) -> list[list[tuple[Row, int]]]:
+    """The runs that can share one vectorised step (repro.methods.packing: a method with packing, configs that
+    differ only in seed and loss weights, the same starting point), in packs of two to `--pack` runs. Runs
+    finished, alone or of other methods are in no pack: run_row trains them one by one."""
     from repro.methods.packing import PACKABLE
 
-    groups: dict[tuple, list[tuple[Config, Path]]] = {}
+    groups: dict[tuple, list[tuple[Row, int]]] = {}
     for row, seed in runs:
         cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
         run = setup.out / row.key / f"seed-{seed}" / "run"
@@ -437,17 +438,26 @@ def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
         ckpt = run / "checkpoint.pt"
         start = torch.load(ckpt, map_location="cpu", weights_only=False)["position"]["step"] if ckpt.is_file() else None
         key = (start, tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE))
-        groups.setdefault(key, []).append((cfg, run))
-    for (start, _), members in groups.items():
-        size = pack_size(pack, members[0][0], setup.device)
-        for i in range(0, len(members), size):
-            chunk = members[i:i + size]
-            if len(chunk) < 2:
-                continue  # alone: run_row trains it
-            print(f"{'resuming' if start else 'training'} {len(chunk)} runs as one pack: "
-                  f"{', '.join(str(r) for _, r in chunk)}", flush=True)
-            train.train_runs([c for c, _ in chunk], setup.data, [r for _, r in chunk], device=setup.device,
-                             resume=start is not None, progress=progress)
+        groups.setdefault(key, []).append((row, seed))
+    packs = []
+    for members in groups.values():
+        row, seed = members[0]
+        size = pack_size(pack, row_config(row, setup.scale, seed, iters_per_epoch, setup.settings), setup.device)
+        packs += [members[i:i + size] for i in range(0, len(members), size) if len(members[i:i + size]) > 1]
+    return packs
+
+
+def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None, pack: str,
+                progress: bool = True) -> None:
+    """Trains, before run_row translates and scores them, the packs of pack_groups (resuming a pack whose
+    runs stopped together). Runs in no pack are left to run_row."""
+    for group in pack_groups(runs, setup, iters_per_epoch, pack):
+        cfgs = [row_config(row, setup.scale, seed, iters_per_epoch, setup.settings) for row, seed in group]
+        folders = [setup.out / row.key / f"seed-{seed}" / "run" for row, seed in group]
+        resume = (folders[0] / "checkpoint.pt").is_file()
+        print(f"{'resuming' if resume else 'training'} {len(group)} runs as one pack: "
+              f"{', '.join(str(f) for f in folders)}", flush=True)
+        train.train_runs(cfgs, setup.data, folders, device=setup.device, resume=resume, progress=progress)
 
 
 def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
@@ -503,8 +513,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
         setup = smoke_setup(args, progress=not args.quiet)
     setup.settings = settings
     failed = None
-    if args.launcher is not None and args.pack != "off":
-        raise ReproError("--pack with --launcher is not implemented: each job trains one run; drop one of them")
     if args.launcher is None:
         reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
                   pack=args.pack)
@@ -562,8 +570,9 @@ def add_commands(commands) -> None:
     p.add_argument("--pack", type=pack_option, default="off",
                    help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
                         "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "
-                        "the CPU). Each run keeps its own folder, generator, pools, log and checkpoint; results equal "
-                        "runs trained alone to float tolerance")
+                        "the CPU; measured on this machine's device, so with --launcher slurm give N). Each run keeps "
+                        "its own folder, generator, pools, log and checkpoint; results equal runs trained alone to "
+                        "float tolerance. With --launcher, each pack is one job")
     add_quiet(p)
     from repro.launch import add_launcher_arguments
     add_launcher_arguments(p)

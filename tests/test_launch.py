@@ -236,7 +236,7 @@ def test_failing_job_is_reported_while_the_other_finishes_and_reruns_redo_only_w
 
     assert main(cli(out, city, seg, "--iters-per-epoch", "1", "--jobs", "2")) == 1
     printed = capsys.readouterr()
-    assert "0 of 2 runs already finished; 2 to do as local jobs" in printed.out
+    assert "0 of 2 runs already finished; 2 to do as 2 local job(s)" in printed.out
     error = printed.err.split("error:", 1)[1]
     assert "1 job(s) failed" in error and "gan_alone seed 0" in error and "cycle_alone seed 0" not in error
     assert "holds a run of another config" in error and "Traceback" in error  # the tail of its log
@@ -268,3 +268,38 @@ def test_failing_job_is_reported_while_the_other_finishes_and_reruns_redo_only_w
     assert main(cli(out, city, seg, "--iters-per-epoch", "1")) == 0
     printed = capsys.readouterr().out
     assert "2 of 2 runs already finished; 0 to do" in printed and "submitted job" not in printed
+
+
+@pytest.mark.slow
+def test_pack_with_a_launcher_trains_each_pack_as_one_job(tiny, tmp_path, capsys):
+    """--pack with --launcher: the runs that share a vectorised step go as one job (submitted first, the
+    longest), the others one job each; every run keeps its folder, run.json names its pack, a rerun does nothing."""
+    city, seg = tiny
+    out = tmp_path / "out"
+    assert main(cli(out, city, seg, "--iters-per-epoch", "1", "--pack", "auto", "--jobs", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "5 to do as 1 local job(s), 1 of them packs of 5 runs" in printed
+    assert printed.count("submitted job") == 1
+    keys = ("cyclegan", "cycle_alone", "gan_alone", "gan_forward", "gan_backward")
+    folders = []
+    for key in keys:
+        info = json.loads((out / key / "seed-0" / "run" / "run.json").read_text())
+        assert info["packed"]["runs"] == 5 and (out / key / "seed-0" / "result.json").is_file()
+        folders.append(info["packed"]["folders"])
+    assert all(f == folders[0] for f in folders)  # one pack
+    assert "training 5 runs as one pack" in log_text(out / "cyclegan" / "seed-0" / "local")
+    assert main(cli(out, city, seg, "--iters-per-epoch", "1", "--pack", "auto")) == 0
+    assert "5 of 5 runs already finished; 0 to do" in capsys.readouterr().out
+
+
+def test_launcher_groups_packs_first_then_single_runs(tiny, tmp_path, monkeypatch):
+    """The job list: packs (longest) first, then every run no pack takes, one job each."""
+    city, seg = tiny
+    setup = smoke_setup(tmp_path / "out", city, seg)
+    seen = {}
+    monkeypatch.setattr(L, "launch", lambda groups, *a, **k: seen.update(groups=groups) or L.Outcome())
+    argv = cli(tmp_path / "out", city, seg, "--pack", "2", "--seeds", "2")
+    args = build_parser(argv).parse_args(argv)
+    runs = [(ROW["pix2pix"], 0), (ROW["cyclegan"], 0), (ROW["cyclegan"], 1), (ROW["gan_alone"], 0)]
+    L.launch_reproduction(args, setup, runs)
+    assert seen["groups"] == [[("cyclegan", 0), ("cyclegan", 1)], [("pix2pix", 0)], [("gan_alone", 0)]]

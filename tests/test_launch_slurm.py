@@ -141,7 +141,7 @@ def test_smoke_row_on_slurm_no_wait_then_usr2_requeue_then_rerun_collects_the_in
             "--launcher", "slurm", "--slurm-partition", "test", "--slurm-cpus-per-job", "1", "--slurm-time", "1"]
     assert main(argv + ["--no-wait"]) == 0  # submits and returns
     printed = capsys.readouterr().out
-    assert "0 of 1 runs already finished; 1 to do as slurm jobs" in printed and "1 job(s) submitted" in printed
+    assert "0 of 1 runs already finished; 1 to do as 1 slurm job(s)" in printed and "1 job(s) submitted" in printed
     assert not (out / "report.md").exists()
 
     folder = out / "cyclegan" / "seed-0"

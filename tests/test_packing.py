@@ -3,7 +3,11 @@
 In float64 a packed run and the run alone must agree to rounding (1e-9): the same math, summed in another
 order. In float32 the orders differ by ~1e-7 per operation and Adam (whose step is about lr whatever the
 gradient's size) turns the sign of near-zero gradient components into lr-sized weight differences, so the
-float32 check is on the first iteration's losses, before any update."""
+float32 check is on the first iteration's losses, before any update. Over 20 iterations even float64
+differences grow, about 3x per step (measured: 1e-15 at step 1, up to 8e-7 in a loss and 3e-8 in a weight at
+step 20, steadily, no jump): the GAN's own sensitivity to rounding, which a run alone has too (the same run
+alone with every input pixel moved by 1e-15: 4e-15 at step 1, 8e-8 at step 20); a packing bug shows at step 1
+at the size of the loss."""
 
 import json
 
@@ -23,9 +27,10 @@ ROWS = {"cyclegan": {}, "cycle_alone": {"lambda_gan": 0.0}, "gan_forward": {"lam
         "gan_alone": {"lambda_forward": 0.0, "lambda_backward": 0.0}}
 
 
-def configs(order="sequential", rows=("cyclegan", "cycle_alone", "gan_forward"), **extra):
+def configs(order="sequential", rows=("cyclegan", "cycle_alone", "gan_forward"), iters_per_epoch=3, **extra):
     return [tiny_config(seed=3 + k, update_order=order, lambda_identity=0.5 if order == "joint" else 0.0,
-                        iters_per_epoch=3, log_every=1, **ROWS[row], **extra) for k, row in enumerate(rows)]
+                        iters_per_epoch=iters_per_epoch, log_every=1, **ROWS[row], **extra)
+            for k, row in enumerate(rows)]
 
 
 def logs(run):
@@ -48,18 +53,19 @@ def float64(monkeypatch):
 
 @pytest.mark.parametrize("order", ["sequential", "joint"])
 def test_packed_runs_equal_runs_alone_in_float64(tiny_data, tmp_path, float64, order):
-    cfgs = configs(order)  # 2 epochs x 3 iterations = 6 steps, 3 rows with different loss weights and seeds
+    cfgs = configs(order, iters_per_epoch=10)  # 2 epochs x 10 = 20 steps, 3 rows, other loss weights and seeds
     packed = [tmp_path / f"packed{k}" for k in range(len(cfgs))]
     train_runs(cfgs, tiny_data, packed, device="cpu", progress=False)
     for k, cfg in enumerate(cfgs):
         alone = tmp_path / f"alone{k}"
         train(cfg, tiny_data, alone, device="cpu", progress=False)
         a, b = logs(packed[k]), logs(alone)
-        assert [set(r) for r in a] == [set(r) for r in b]  # the terms a run alone logs, no more
-        assert max(abs(x[n] - y[n]) for x, y in zip(a, b) for n in x) < 1e-9
+        assert [set(r) for r in a] == [set(r) for r in b] and len(a) == 20  # the terms alone logs, no more
+        assert max(abs(x[n] - y[n]) for x, y in zip(a[:6], b[:6]) for n in x) < 1e-9  # rounding only
+        assert max(abs(x[n] - y[n]) for x, y in zip(a, b) for n in x) < 1e-5  # rounding, grown (docstring)
         for name, state in nets(alone).items():
             for key, value in state.items():
-                assert torch.allclose(nets(packed[k])[name][key], value, rtol=0, atol=1e-9), (k, name, key)
+                assert torch.allclose(nets(packed[k])[name][key], value, rtol=0, atol=1e-6), (k, name, key)
         assert (packed[k] / "config.toml").read_text() == (alone / "config.toml").read_text()
         assert {p.name for p in packed[k].glob("*.pth")} == {"G_x2y.pth", "F_y2x.pth"}
         info = json.loads((packed[k] / "run.json").read_text())
