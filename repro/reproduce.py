@@ -197,7 +197,7 @@ def smoke_setup(args, progress: bool = True) -> Setup:
     if not segmenter.is_file():
         print(f"training the smoke segmenter {segmenter} on {city} (train split) ...", flush=True)
         from repro.eval import segmenter as seg
-        seg.train(city, segmenter, device=device, workers=0, **SMOKE_SEGMENTER)
+        seg.train(city, segmenter, device=device, workers=0, progress=progress, **SMOKE_SEGMENTER)
     calibrate(segmenter, city, device)
     return Setup("smoke", out, data, city, segmenter, device)
 

@@ -126,7 +126,8 @@ def test_train_writes_a_loadable_segmenter(city, torch_home, tmp_path):
     assert sgd["training"]["lr"] == pytest.approx(1e-10 * 64 * 32)  # Caffe's 1e-10 on the pixel sum
 
 
-def test_train_runs_at_the_cpu_training_thread_count_whatever_the_process(city, torch_home, tmp_path, monkeypatch):
+def test_train_runs_at_the_cpu_training_thread_count_whatever_the_process(city, torch_home, tmp_path, monkeypatch,
+                                                                          capsys):
     """The smoke segmenter came out different in pytest (2 threads) and in the CLI: float sums split across
     threads round differently. Training now runs at repro.device.cpu_threads(), like every CPU run."""
     monkeypatch.setenv("REPRO_CPU_THREADS", "1")
@@ -135,8 +136,9 @@ def test_train_runs_at_the_cpu_training_thread_count_whatever_the_process(city, 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        S.train(city, tmp_path / "seg.pt", width=1 / 32, iters=2, batch_size=2, device="cpu", seed=1)
+        S.train(city, tmp_path / "seg.pt", width=1 / 32, iters=2, batch_size=2, device="cpu", seed=1, progress=False)
         assert seen == [1, 1] and torch.get_num_threads() == 2
+        assert "train FCN-8s" not in capsys.readouterr().err  # --quiet reproductions show no bar
     finally:
         torch.set_num_threads(before)
     assert load_segmenter(tmp_path / "seg.pt")[1]["training"]["cpu_threads"] == 1

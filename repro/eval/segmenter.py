@@ -238,7 +238,8 @@ def check_training_args(width: float, iters: int | None, epochs: int | None, bat
 
 def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = None, epochs: int | None = None,
           batch_size: int = 1, optimizer: str = "adam", lr: float | None = None, device: str = "auto",
-          seed: int = 0, label_size: tuple[int, int] | None = None, workers: int | None = None) -> str:
+          seed: int = 0, label_size: tuple[int, int] | None = None, workers: int | None = None,
+          progress: bool = True) -> str:
     """Trains FCN-8s on the train split and writes the segmenter; returns its sha256.
     workers=None: none on CPU (loading processes would take cores from the net), 4 on CUDA."""
     check_training_args(width, iters, epochs, batch_size, lr, label_size, workers)
@@ -268,7 +269,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
         raise ReproError(f"--optimizer {optimizer}: choose adam or sgd.")
     with training_threads(device) as threads:  # the count CPU runs train at, whatever the process
         step, losses = 0, []
-        with tqdm(total=iters, desc="train FCN-8s", unit="it") as bar:
+        with tqdm(total=iters, desc="train FCN-8s", unit="it", disable=not progress) as bar:
             while step < iters:
                 for x, y in loader:
                     x = x.to(device, memory_format=torch.channels_last)
