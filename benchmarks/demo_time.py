@@ -62,7 +62,7 @@ def baseline_env(rev: str, work: Path) -> dict:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("REPRO_CPU_THREADS", "PYTHONPATH")}
-    return env | {"PYTHONPATH": str(dest)}
+    return env | {"PYTHONPATH": str(dest), "BENCH_CWD": str(dest)}
 
 
 def main(argv=None):
@@ -77,7 +77,7 @@ def main(argv=None):
     parser.add_argument("--only", action="append", help="time only the variants whose name starts with this "
                         "(repeatable; default: all)")
     args = parser.parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="demo-time-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="demo-time-"))).resolve()  # the runs start in other folders
     from repro.reproduce import smoke_setup
 
     print(f"setting up the synthetic city and the smoke segmenter in {work}/setup (not timed) ...", flush=True)
@@ -104,7 +104,8 @@ def main(argv=None):
             log = work / f"run-{i}-{r}.log"
             with open(log, "w") as f:
                 done = subprocess.run([sys.executable, "-m", "repro.cli", "reproduce", "all", *common, *flags, "--out",
-                                       str(out)], stdout=f, stderr=subprocess.STDOUT, env=env)
+                                       str(out)], stdout=f, stderr=subprocess.STDOUT, env=env,
+                                      cwd=env.get("BENCH_CWD", ROOT))  # `python -m` puts the cwd first on sys.path
             if done.returncode:
                 sys.exit(f"{name} failed (exit {done.returncode}); its output: {log}\n" + log.read_text()[-2000:])
             times[name].append(time.perf_counter() - start)
