@@ -52,8 +52,8 @@ def variants(help_text: str, jobs: int) -> dict[str, list[str]]:
     return found
 
 
-def baseline_env(rev: str, work: Path) -> dict:
-    """The environment that runs `repro` from revision REV, extracted (once) into WORK/baseline-REV."""
+def baseline(rev: str, work: Path) -> tuple[dict, Path]:
+    """(environment, folder) that run `repro` from revision REV, extracted (once) into WORK/baseline-REV."""
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True, text=True,
                          check=True).stdout.strip()
     dest = work / f"baseline-{sha}"
@@ -62,7 +62,7 @@ def baseline_env(rev: str, work: Path) -> dict:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("REPRO_CPU_THREADS", "PYTHONPATH")}
-    return env | {"PYTHONPATH": str(dest), "BENCH_CWD": str(dest)}
+    return env | {"PYTHONPATH": str(dest)}, dest
 
 
 def main(argv=None):
@@ -89,15 +89,19 @@ def main(argv=None):
         common += ["--iters-per-epoch", str(args.iters_per_epoch)]
     if args.seeds:
         common += ["--seeds", str(args.seeds)]
-    cases = {name: (flags, ENV) for name, flags in variants(reproduce_flags(ENV), args.jobs).items()}
+    offered = variants(reproduce_flags(ENV), args.jobs)
+    cases = {name: (flags, ENV, ROOT) for name, flags in offered.items()}
     if args.baseline:
-        env = baseline_env(args.baseline, work)
-        cases = {f"baseline {args.baseline}: one process at torch's default threads": ([], env)} | cases
+        cases = {f"baseline {args.baseline}: one process at torch's default threads":
+                 ([], *baseline(args.baseline, work))} | cases
     if args.only:
+        names = list(cases)
         cases = {name: case for name, case in cases.items() if any(name.startswith(o) for o in args.only)}
+        if not cases:
+            sys.exit(f"--only {args.only}: no variant's name starts with that; the variants: {names}")
     times = {name: [] for name in cases}
     for r in range(args.repeats):
-        for i, (name, (flags, env)) in enumerate(cases.items()):
+        for i, (name, (flags, env, cwd)) in enumerate(cases.items()):
             out = work / f"run-{i}-{r}"
             shutil.rmtree(out, ignore_errors=True)
             start = time.perf_counter()
@@ -105,7 +109,7 @@ def main(argv=None):
             with open(log, "w") as f:
                 done = subprocess.run([sys.executable, "-m", "repro.cli", "reproduce", "all", *common, *flags, "--out",
                                        str(out)], stdout=f, stderr=subprocess.STDOUT, env=env,
-                                      cwd=env.get("BENCH_CWD", ROOT))  # `python -m` puts the cwd first on sys.path
+                                      cwd=cwd)  # `python -m` puts the cwd first on sys.path
             if done.returncode:
                 sys.exit(f"{name} failed (exit {done.returncode}); its output: {log}\n" + log.read_text()[-2000:])
             times[name].append(time.perf_counter() - start)
@@ -117,8 +121,8 @@ def main(argv=None):
           + (f"REDUCED: --iters-per-epoch {args.iters_per_epoch} (the demo has 100)" if args.iters_per_epoch
              else "full length"))
     print(tabulate(rows, headers=["variant", "seconds", "speed vs the first row"]))
-    if len(cases) == 1:
-        print("  (this `repro reproduce` has neither --pack nor --jobs: only the unpacked demo was timed)")
+    if len(offered) == 1:
+        print("  (this `repro reproduce` has neither --pack nor --jobs: only its unpacked demo was timed)")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 

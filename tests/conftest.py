@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny unpaired dataset and a tiny config, so training tests take seconds."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,13 @@ def write_tiny_dataset(root: Path, n_x=5, n_y=6, size=24, seed=0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def copy_packages(city: Path, dst: Path) -> Path:
+    """A writable copy of a synthetic city's Cityscapes package folders (gtFine/, leftImg8bit/), to break."""
+    for folder in ("gtFine", "leftImg8bit"):
+        shutil.copytree(city / folder, dst / folder)
+    return dst
 
 
 def tiny_config(**overrides):

@@ -24,6 +24,7 @@ from repro.io import DiskFull, atomic_path, load_torch_file
 from repro import networks
 from repro.networks import UnetGenerator, build_generator
 from repro.translate import generator_from_file, translate_folder
+from tests.conftest import copy_packages
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -71,10 +72,7 @@ def city(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def city_copy(city, tmp_path) -> Path:
-    dst = tmp_path / "pkg"
-    shutil.copytree(city / "gtFine", dst / "gtFine")
-    shutil.copytree(city / "leftImg8bit", dst / "leftImg8bit")
-    return dst
+    return copy_packages(city, tmp_path / "pkg")
 
 
 def write_results(city: Path, out: Path, suffix: str = ".png") -> Path:

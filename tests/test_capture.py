@@ -23,6 +23,20 @@ def fake_batches(n_batches: int, batch: int, seed: int = 0, size: int = 4):
     return [torch.randn(batch, 3, size, size, generator=g) for _ in range(n_batches)]
 
 
+def assert_same_training(eager, other, data, seed: int, before_step=lambda i: None) -> None:
+    """Both parts step through the same (x, y) pairs with same-seed generators: every step's losses, then
+    every net's weights, equal to float tolerance. before_step(i) runs before step i (an lr change)."""
+    g1, g2 = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    for i, (x, y) in enumerate(zip(data[::2], data[1::2])):
+        before_step(i)
+        a, b = eager.step(x, y, g1), other.step(x, y, g2)
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    for n in cyclegan.NET_NAMES:
+        for p, q in zip(eager.nets[n].parameters(), other.nets[n].parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("size,batch", [(5, 1), (5, 3), (2, 4), (0, 2)])
 def test_device_pool_equals_image_pool_bit_for_bit(size, batch):
     """Fill phase, swaps, several images of one query hitting the same slot (batch > size): the same returned
@@ -126,16 +140,8 @@ def test_compiled_nets_give_the_eager_losses_on_the_cpu():
     within float tolerance of eager."""
     cfg = tiny_config()
     eager, compiled = cyclegan.build(cfg, "cpu"), build(cfg, "cpu", compile=True)
-    data = fake_batches(6, 1, seed=4, size=16)
-    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     start = time.time()
-    for x, y in zip(data[::2], data[1::2]):
-        a, b = eager.step(x, y, g1), compiled.step(x, y, g2)
-        for k in a:
-            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
-    for n in cyclegan.NET_NAMES:
-        for p, q in zip(eager.nets[n].parameters(), compiled.nets[n].parameters()):
-            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    assert_same_training(eager, compiled, fake_batches(6, 1, seed=4, size=16), seed=0)
     assert set(compiled.nets["G"].state_dict()) == set(eager.nets["G"].state_dict())  # no _orig_mod. prefix
     print(f"compiled step test: {time.time() - start:.0f} s")
 
@@ -148,19 +154,15 @@ def test_cuda_graph_step_equals_the_eager_cuda_step(order):
     torch.backends.cudnn.deterministic = True
     cfg = tiny_config(update_order=order, pool_size=3)
     eager, graphed = cyclegan.build(cfg, "cuda"), build(cfg, "cuda", graphs=True)
-    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    data = [t.cuda() for t in fake_batches(24, 1, seed=2, size=16)]
-    for i, (x, y) in enumerate(zip(data[::2], data[1::2])):
+
+    def lower_lr(i):
         if i == 6:
             for parts in (eager, graphed):
                 for opt in parts.opts.values():
                     opt.param_groups[0]["lr"] = cfg.lr / 3
-        a, b = eager.step(x, y, g1), graphed.step(x, y, g2)
-        for k in a:
-            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
-    for n in cyclegan.NET_NAMES:
-        for p, q in zip(eager.nets[n].parameters(), graphed.nets[n].parameters()):
-            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+
+    data = [t.cuda() for t in fake_batches(24, 1, seed=2, size=16)]
+    assert_same_training(eager, graphed, data, seed=1, before_step=lower_lr)
     for n in ("D_X", "D_Y"):
         for p, q in zip(eager.pools[n].images, graphed.pools[n].images):
             torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)

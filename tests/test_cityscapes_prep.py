@@ -15,6 +15,7 @@ from PIL import Image
 from repro import ReproError
 from repro.data import cityscapes, synth_city
 from repro.data.cityscapes import prepare
+from tests.conftest import copy_packages
 
 N_TRAIN, N_VAL = 6, 3
 
@@ -35,10 +36,7 @@ def prepared(city, tmp_path_factory) -> Path:
 @pytest.fixture
 def copy(city, tmp_path) -> Path:
     """A writable copy of the synthetic packages' folders, to break."""
-    dst = tmp_path / "pkg"
-    shutil.copytree(city / "gtFine", dst / "gtFine")
-    shutil.copytree(city / "leftImg8bit", dst / "leftImg8bit")
-    return dst
+    return copy_packages(city, tmp_path / "pkg")
 
 
 def frames(split: str, n: int) -> list[str]:

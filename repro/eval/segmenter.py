@@ -291,8 +291,8 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
         training={"trunk": trunk, "iters": iters, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                   "seed": seed, "photo_size": 256, "label_size": list(label_size) if label_size else "full",
                   "loss_first": float(np.mean(losses[:20])), "loss_last": float(np.mean(losses[-20:])),
-                  "device": str(device), "cpu_threads": threads},  # no wall time: the same training gives the same file and hash
-    )
+                  "device": str(device), "cpu_threads": threads},
+    )  # no wall time in the file: the same training gives the same file and hash
 
 
 # ------------------------------------------------------------------------------ calibrate
