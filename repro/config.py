@@ -89,7 +89,7 @@ class Config:
 
 # What each profile sets; fields not named here have the same default in both.
 PROFILES = {
-    # The Lua code the paper's Cityscapes numbers came from (PAPER.md section 3).
+    # The Lua code the paper's Cityscapes numbers came from (docs/protocol.md#training-setup-lua-code).
     "paper": dict(load_size=143, crop_size=128, generator="resnet_6blocks", norm="instance_affine", d_padding=2,
                   lambda_identity=0.0, lr_rule="lua", update_order="sequential", zero_conv_bias=True,
                   resize_filter="bilinear", pairing="lua"),

@@ -189,8 +189,8 @@ def conv_biases(net: nn.Module) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def zero_conv_biases(net: nn.Module) -> None:
-    """The Lua code zeroes every convolution bias before each optimisation step (PAPER.md section 3).
-    One foreach kernel per net, not a Python loop per parameter."""
+    """The Lua code zeroes every convolution bias before each optimisation step
+    (docs/protocol.md#training-setup-lua-code). One foreach kernel per net, not a Python loop per parameter."""
     biases = conv_biases(net)
     if biases:
         torch._foreach_zero_(biases)

@@ -2,19 +2,21 @@
 
 The port publishes one generator per direction at
 http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/NAME.pth (its scripts/download_cyclegan_model.sh;
-PAPER.md section 4). They are fetched through the project's resumable download into DIR/NAME.pth (default
-pretrained/). No hashes are published, so the first download records the file's sha256 loudly in
-DIR/NAME.pth.sha256 and every later download or reuse must match it. A file is kept only if it loads
-strictly as the port's resnet_9blocks generator, so `repro translate --checkpoint DIR/NAME.pth` runs it.
+docs/protocol.md#checkpoint-format-of-the-port). They are fetched through the project's resumable
+download into DIR/NAME.pth (default pretrained/). No hashes are published, so the first download records
+the file's sha256 loudly in DIR/NAME.pth.sha256 and every later download or reuse must match it. A file is
+kept only if it loads strictly as the port's resnet_9blocks generator, so `repro translate --checkpoint
+DIR/NAME.pth` runs it.
 
 --url (one file) or REPRO_PRETRAINED_URL (a mirror of the folder) replaces the host.
 
 How the port's test.py runs them (and `translate_as_port` does): inputs resized to 256x256 with PIL's
 bicubic filter, to [-1, 1] by ToTensor + Normalize(0.5, 0.5), one forward pass of resnet_9blocks with
-instance norm that has no affine and keeps no running statistics (PAPER.md section 4), so the port's
-default train-mode test (no --eval) and eval mode compute the same thing; output (x + 1) / 2 * 255
-truncated to uint8 (tensor2im), saved as PNG. test.py stops after --num_test images (default 50); here
-every image of the folder is translated, so the scores cover the same val set as every other row.
+instance norm that has no affine and keeps no running statistics
+(docs/protocol.md#checkpoint-format-of-the-port), so the port's default train-mode test (no --eval) and
+eval mode compute the same thing; output (x + 1) / 2 * 255 truncated to uint8 (tensor2im), saved as PNG.
+test.py stops after --num_test images (default 50); here every image of the folder is translated, so the
+scores cover the same val set as every other row.
 """
 
 import argparse

@@ -12,7 +12,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def official_layout(name):
-    """(entries, total) from a key list of the official port (copied from shared/reference)."""
+    """(entries, total) from a key list of the official port (the port's models/networks.py, listed in tests/data)."""
     text = (DATA / f"{name}.txt").read_text().splitlines()
     total = int(next(l for l in text if l.startswith("# params total")).split("=")[1].split()[0])
     entries = {}
@@ -42,7 +42,8 @@ def test_state_dict_equals_official_layout(name, build):
 
 
 def test_resnet_6blocks_parameter_total():
-    # PAPER.md section 4: 7,837,699 for resnet_6blocks; same keys as 9 blocks with blocks 10..15.
+    # 7,837,699 for resnet_6blocks; same keys as 9 blocks with blocks 10..15
+    # (docs/protocol.md#checkpoint-format-of-the-port).
     net = build_generator("resnet_6blocks", norm="instance")
     assert count_parameters(net) == 7_837_699
     assert "model.15.conv_block.5.weight" in net.state_dict() and "model.16.conv_block.1.weight" not in net.state_dict()

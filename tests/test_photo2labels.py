@@ -20,7 +20,7 @@ from repro.data.frames import frame_id
 from repro.eval.groundtruth import CLASS_NAMES, load_train_ids
 from repro.eval.photo2labels import evaluate, frame_confusion
 
-SIZE = (128, 128)  # what the paper's generators output (PAPER.md section 6, last point)
+SIZE = (128, 128)  # what the paper's generators output (docs/protocol.md#fcn-score, last point)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,15 @@
 """`repro data cityscapes`: the CycleGAN Cityscapes layout, built from the official packages.
 
 What the official script (pytorch-CycleGAN-and-pix2pix datasets/prepare_cityscapes_dataset.py) does,
-and what this module keeps from it (PAPER.md section 5):
+and what this module keeps from it (docs/protocol.md#datasets):
   - photos leftImg8bit/{split}/{city}/*_leftImg8bit.png and colour label maps gtFine/{split}/{city}/
     *_gtFine_color.png, each opened, converted to RGB (the labels' alpha is dropped), then resized to a
     square with Pillow's default Image.resize filter, which is BICUBIC for RGB images (Pillow >= 7);
   - train -> trainA (photos, domain Y) / trainB (labels, domain X); val -> testA / testB;
   - JPEG quality 100 with 4:4:4 chroma (subsampling=0): `--format jpg`.
 What it changes, each a named option or a documented addition:
-  - the default format is PNG (lossless; JPEG artefacts lower the FCN scores, PAPER.md section 8);
+  - the default format is PNG (lossless; JPEG artefacts lower the FCN scores,
+    docs/protocol.md#pitfalls-of-the-originals);
   - the Cityscapes frame names are kept ({city}_{seq}_{frame}_leftImg8bit.png / _gtFine_color.png)
     instead of sorted indices, because the evaluator matches outputs to ground truth by name;
   - it reads the official zips directly (or their extracted folders), works in parallel, checks

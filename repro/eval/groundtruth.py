@@ -2,7 +2,7 @@
 
 Generated images are matched to ground truth by their frame id (`{city}_{seq}_{frame}`), which is why
 `repro data cityscapes` and `repro translate` keep Cityscapes names. Labels are read at full
-resolution and never resized (resizing labels collapses the scores; PAPER.md section 8).
+resolution and never resized (resizing labels collapses the scores; docs/protocol.md#pitfalls-of-the-originals).
 """
 
 from pathlib import Path

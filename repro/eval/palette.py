@@ -1,6 +1,6 @@
 """Generated label maps -> Cityscapes trainIds, by the nearest colour of the official colour table.
 
-PAPER.md section 7: the original authors' advice for photo -> labels is to map every output pixel to the
+docs/protocol.md#photo-to-labels: the original authors' advice for photo -> labels is to map every output pixel to the
 class of the nearest palette colour in RGB. The palette here is the *full* Cityscapes colour table from
 cityscapesscripts (every label id, void ids included), so a generator that paints "void" black or the
 colour of an ignored class (parking, guard rail, ...) is classified as void, never snapped to a real class.
@@ -14,7 +14,7 @@ Mapping rule (colour -> trainId; 19 = void, the extra confusion column that alwa
 - ties between two palette colours at exactly the same distance go to the colour listed first in
   cityscapesscripts (lowest label id). Only integer RGB distances can tie exactly.
 
-The other reading of the open point (PAPER.md section 7 leaves void handling open) is a switch:
+The other reading of the open point (docs/protocol.md#photo-to-labels leaves void handling open) is a switch:
 `palette="train"` keeps only the 19 trainable classes' colours, so every pixel snaps to a real class and
 void is never predicted. "full" (above) is the default.
 

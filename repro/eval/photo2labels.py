@@ -1,7 +1,7 @@
 """Photo -> labels score (the paper's Tables 3 and 5): classify generated colour label maps, compare with
 the Cityscapes ground truth, and score with the FCN-score formulas.
 
-No official script exists (PAPER.md section 7); the choices made here, all recorded in the result:
+No official script exists (docs/protocol.md#photo-to-labels); the choices made here, all recorded in the result:
 - each pixel gets the class of the nearest colour of the full Cityscapes colour table (repro.eval.palette):
   RGB distance by default (the authors' advice), CIELAB as `--space lab`;
 - a pixel whose nearest colour is a void colour is predicted "void": an extra confusion column (trainId
