@@ -20,7 +20,7 @@ test: $(STAMP)
 # The whole reproduction at smoke scale on the synthetic city, on the CPU, from nothing to report
 # (DEMO/report.md, DEMO/report.html). Rerunning resumes: finished rows are not retrained. CycleGAN and its
 # ablations train as one pack, every other run is its own process, DEMO_JOBS at once with one torch thread
-# each: the fastest of the variants benchmarks/demo_time.py measures (README "Speed").
+# each: the fastest of the variants benchmarks/demo_time.py measures (docs/speed.md).
 DEMO_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 demo: $(STAMP)
 	$(BIN)/repro reproduce all --scale smoke --out $(DEMO) --pack auto --launcher local --jobs $(DEMO_JOBS)

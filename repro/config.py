@@ -2,7 +2,7 @@
 
 Every place where the Lua code the paper used differs from the official PyTorch port is a named field.
 A config's `profile` ("paper" or "pytorch") only chooses the defaults of those fields; anything the
-TOML file sets wins. README's fidelity table lists the same fields.
+TOML file sets wins. docs/fidelity.md's table lists the same fields.
 """
 
 import dataclasses
@@ -47,8 +47,8 @@ class Config:
     lambda_forward: float = 10.0   # x -> G -> F -> x  (the Lua lambda_B, the port's lambda_B)
     lambda_backward: float = 10.0  # y -> F -> G -> y  (lambda_A)
     lambda_identity: float = 0.0   # identity weight = lambda_identity x the lambda of the output domain's cycle
-    # Baselines (Tables 2/3). Read only by their repro/methods/ module (configs with method != "cyclegan"); README's
-    # section "Baselines (Tables 2/3)" says which values are the paper's and which are our choice.
+    # Baselines (Tables 2/3). Read only by their repro/methods/ module (configs with method != "cyclegan");
+    # docs/baselines.md says which values are the paper's and which are our choice.
     lambda_l1: float = 100.0          # pix2pix: weight of the L1 distance to the paired target
     pix2pix_test_mode: str = "train"  # pix2pix at test time: "train" (the port's default: each image's own batch
                                       # statistics, dropout on) or "eval" (running statistics, no dropout; its --eval)

@@ -1,4 +1,4 @@
-"""The package's layers: lower modules never import higher ones (README, "Where things live").
+"""The package's layers: lower modules never import higher ones (CONTRIBUTING.md, "Where things live").
 
 data, networks, losses and methods know nothing of evaluation, the report or the reproduction; evaluation
 knows nothing of the methods or the training loop. Checked on the source (every import statement, also
