@@ -116,3 +116,38 @@ def test_published_figures_carry_source_protocol_and_direction():
     for r in refs:
         assert r["column"] in ("pytorch_fid", "clean") and r["source"] and r["note"] and isinstance(r["exact"], bool)
     assert fidtable.published("apple2orange") == []
+
+
+@pytest.mark.slow  # 2 x 6 Inception forwards and 6 translations at 32x32 on CPU: 10-40 s
+def test_pretrained_row_fetched_translated_and_scored_by_the_same_code(torch_home, tmp_path, monkeypatch):
+    """`--pretrained-only`: the port's horse2zebra/zebra2horse (port-format random weights served locally)
+    fetched by repro.pretrained, run as the port's test.py (at 32 here instead of 256, to stay quick), scored
+    by the same protocols as our seeds and shown as its own row; nothing is trained."""
+    from repro import pretrained
+    from repro.data import download
+    from repro.io import sha256_file
+    from test_pretrained import port_generator
+
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setattr(pretrained, "SIZE", 32)
+    monkeypatch.setattr("repro.train.train", lambda *a, **k: pytest.fail("--pretrained-only trained a model"))
+    counts = {"trainA": 1, "trainB": 1, "testA": 3, "testB": 3}
+    archive = synth_pairs.archive(tmp_path / "h2z.zip", counts=counts)
+    data = download.get("horse2zebra", tmp_path / "datasets", from_file=archive, sha256=sha256_file(archive),
+                        progress=False)
+    out = tmp_path / "out"
+    with ArchiveServer() as server:
+        for i, name in enumerate(("horse2zebra", "zebra2horse")):
+            server.files[f"/models/{name}.pth"] = port_generator(i)
+        monkeypatch.setenv(pretrained.ENV, server.url("/models"))
+        assert main(["reproduce", "horse2zebra", "--scale", "smoke", "--pretrained-only", "--data", str(data),
+                     "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    result = json.loads((out / "port_pretrained" / "result.json").read_text())
+    assert {d: m["name"] for d, m in result["models"].items()} == {"A2B": "horse2zebra", "B2A": "zebra2horse"}
+    for key in ("A2B", "B2A"):
+        assert len(list((out / "port_pretrained" / key).glob("*.png"))) == 3
+        assert result["directions"][key]["metrics"]["fid_pytorch_fid"] > 0
+    assert not list(out.glob("seed-*"))
+    report = (out / "report.md").read_text()
+    assert "| port pretrained horse2zebra |" in report and "| port pretrained zebra2horse |" in report
+    assert "ours (n=0)" in report
