@@ -116,7 +116,8 @@ def paper_setup(args, dataset: str, seeds: int, settings: dict) -> FIDSetup:
     try:
         weights = fid.weights_path(args.fid_weights)
     except ReproError as err:
-        problems.append(f"the FID Inception weights are missing: {err}")
+        problems.append(f"the FID Inception weights are missing: "
+                        f"{str(err).replace('--weights PATH (weights=PATH in Python)', '--fid-weights PATH')}")
     cfg = load_config("horse2zebra", **(settings | {"seed": 0}))
     pairs = (max(len(os.listdir(data / "trainA")), len(os.listdir(data / "trainB"))) if not missing
              else TRAIN_IMAGES.get(dataset))
