@@ -151,3 +151,27 @@ def test_pretrained_row_fetched_translated_and_scored_by_the_same_code(torch_hom
     report = (out / "report.md").read_text()
     assert "| port pretrained horse2zebra |" in report and "| port pretrained zebra2horse |" in report
     assert "ours (n=0)" in report
+
+
+def test_paper_report_judges_published_figures_and_bands(tmp_path):
+    """At paper scale each published CycleGAN figure gets the prediction-interval verdict in its protocol's
+    column (with a note when the protocol is not matched exactly), others none, and our mean the band of
+    expected/ranges_fid_paper.toml."""
+    from repro.io import write_json
+
+    write_json(tmp_path / "fid-reproduce.json", {"target": "horse2zebra", "dataset": "horse2zebra", "scale": "paper",
+                                                 "seeds": 3, "weights": {"path": "w.pth", "sha256": "ab" * 32}})
+    a2b = [(76.0, 74.0), (78.0, 75.5), (80.0, 77.0)]  # (pytorch-fid, clean) per seed
+    for seed, (legacy, clean) in enumerate(a2b):
+        metrics = {"A2B": {"fid_pytorch_fid": legacy, "fid_clean": clean, "kid": 0.02, "kid_std_over_subsets": 0.001},
+                   "B2A": {"fid_pytorch_fid": 200.0 + seed, "fid_clean": 199.0, "kid": 0.05, "kid_std_over_subsets": 0.002}}
+        write_json(tmp_path / f"seed-{seed}" / "result.json", {"seed": seed, "directions": {
+            d: {"metrics": m, "kid": {"subsets": 100, "subset_size": 120, "seed": 0}} for d, m in metrics.items()}})
+    report = fidtable.write_report(tmp_path).read_text()
+    a2b_text, b2a = report.split("## zebra -> horse (B2A)")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in a2b_text.splitlines() if line.startswith("| ")}
+    assert "78.00 +- 2.00" in rows["ours (n=3)"] and "FID pytorch-fid: close" in rows["ours (n=3)"]
+    assert "| consistent |" in rows["CycleGAN, as evaluated by CUT (reported)"]
+    assert "consistent (protocol not matched exactly)" in rows["CycleGAN, CUT's images rescored by clean-fid (clean)"]
+    assert "| - |" in rows["CUT (another method, for scale), reported"]  # not CycleGAN: no verdict
+    assert "FID pytorch-fid: far" in b2a and "differs (" in b2a  # 200 is far from mmagic's 134-137
