@@ -25,7 +25,8 @@ from repro.io import write_json
 from repro.resources import expected_file
 
 COLUMNS = {"fid_pytorch_fid": "FID pytorch-fid", "fid_clean": "FID clean resize", "kid": "KID x 1000"}
-PROTOCOL_OF = {"fid_pytorch_fid": "pytorch_fid", "fid_clean": "clean"}
+OPTIONAL_COLUMNS = {"fid_clean_fid": "FID clean-fid"}  # with --clean-fid-network only
+PROTOCOL_OF = {"fid_pytorch_fid": "pytorch_fid", "fid_clean": "clean", "fid_clean_fid": "clean_fid"}
 DIRECTIONS = ("A2B", "B2A")
 
 
@@ -83,6 +84,14 @@ def collect(out: Path) -> dict:
     return {"plan": plan, "seeds": seeds, "pretrained": json.loads(pretrained.read_text()) if pretrained.is_file() else None}
 
 
+def columns(found: dict) -> dict:
+    """COLUMNS, with clean-fid's own column when the reproduction computed it."""
+    rows = found["seeds"] + ([found["pretrained"]] if found["pretrained"] else [])
+    extra = {k: v for k, v in OPTIONAL_COLUMNS.items()
+             if rows and all(k in r["directions"][d]["metrics"] for r in rows for d in DIRECTIONS)}
+    return dict(list(COLUMNS.items())[:2]) | extra | {"kid": COLUMNS["kid"]}
+
+
 def band_cells(found: dict, ranges: dict) -> list[dict]:
     """Every (direction, metric) of our mean against the ranges' band: close | far | no range."""
     plan, seeds = found["plan"], found["seeds"]
@@ -91,7 +100,7 @@ def band_cells(found: dict, ranges: dict) -> list[dict]:
     same_data = rule.get("dataset") in (None, plan["dataset"])
     cells = []
     for d in DIRECTIONS:
-        for metric in COLUMNS:
+        for metric in columns(found):
             values = [s["directions"][d]["metrics"][metric] for s in seeds]
             band = ranges.get(d, {}).get(metric)
             if not values:
@@ -127,6 +136,7 @@ def write_report(out: Path, ranges: Path | None = None) -> Path:
     cells = band_cells(found, ranges_data)
     refs = published(plan["dataset"])
     judged = plan["scale"] == "paper"
+    cols = columns(found)
     from repro.reproduce_fid import direction_label
 
     lines = [f"# {plan['dataset']}: FID and KID ({plan['scale']} scale)", "",
@@ -138,36 +148,39 @@ def write_report(out: Path, ranges: Path | None = None) -> Path:
                   "pipeline, they are not horse2zebra's. Published figures are listed for reference only.", ""]
     table = {"plan": plan, "directions": {}}
     for d in DIRECTIONS:
-        per_metric = {m: [s["directions"][d]["metrics"][m] for s in seeds] for m in COLUMNS}
-        header = "| row | " + " | ".join(COLUMNS.values()) + " | verdict | source / protocol |"
+        per_metric = {m: [s["directions"][d]["metrics"][m] for s in seeds] for m in cols}
+        header = "| row | " + " | ".join(cols.values()) + " | verdict | source / protocol |"
         lines += [f"## {direction_label(plan['dataset'], d)} ({d})", "", header,
-                  "|" + "---|" * (len(COLUMNS) + 3)]
+                  "|" + "---|" * (len(cols) + 3)]
         bands = {c["metric"]: c for c in cells if c["direction"] == d}
-        band_text = "; ".join(f"{COLUMNS[m]}: {c['band_verdict']}" for m, c in bands.items() if c["band"] is not None)
+        band_text = "; ".join(f"{cols[m]}: {c['band_verdict']}" for m, c in bands.items() if c["band"] is not None)
         lines.append(f"| ours (n={len(seeds)}) | " + " | ".join(_mean_std(m, v) for m, v in per_metric.items()) +
                      f" | {band_text or 'no range'} | this reproduction |")
         pre = found["pretrained"]
         if pre is not None:
             m = pre["directions"][d]["metrics"]
-            lines.append(f"| port pretrained {pre['models'][d]['name']} | " + " | ".join(_fmt(k, m[k]) for k in COLUMNS) +
+            lines.append(f"| port pretrained {pre['models'][d]['name']} | " + " | ".join(_fmt(k, m[k]) for k in cols) +
                          " | - | the port's published generator, scored by the same code |")
         rows = []
         for ref in (r for r in refs if r["direction"] == d):
-            cols = [_fmt(ref["column"], ref["value"]) if ref["column"] == PROTOCOL_OF.get(k) else "" for k in COLUMNS]
+            exact_column = f"fid_{ref.get('exact_column')}" in cols  # the publisher's own protocol was computed
+            column, exact = (ref["exact_column"], True) if exact_column else (ref["column"], ref["exact"])
+            entries = [_fmt("fid", ref["value"]) if column == PROTOCOL_OF.get(k) else "" for k in cols]
             if not judged or ref.get("verdict") is False:
                 v = "-"
             else:
-                v = verdict(per_metric[f"fid_{ref['column']}"], ref["value"])
-                if not ref["exact"]:
+                v = verdict(per_metric[f"fid_{column}"], ref["value"])
+                if not exact:
                     v += " (protocol not matched exactly)"
-            rows.append({**ref, "verdict_text": v})
-            lines.append(f"| {ref['label']} | " + " | ".join(cols) + f" | {v} | {ref['source']}. {ref['note']} |")
+            rows.append({**ref, "compared_in": column, "verdict_text": v})
+            lines.append(f"| {ref['label']} | " + " | ".join(entries) + f" | {v} | {ref['source']}. {ref['note']} |")
         lines.append("")
         table["directions"][d] = {"ours": per_metric, "bands": list(bands.values()), "references": rows,
                                   "pretrained": pre["directions"][d]["metrics"] if pre else None}
     lines += ["Columns: FID pytorch-fid = pytorch-fid's preprocessing and network (CUT's protocol); FID clean "
               "resize = clean-fid's clean resizer with pytorch-fid's network (clean-fid itself uses NVIDIA's "
-              "TorchScript Inception, so its clean-FIDs are close to this column, not equal); KID x 1000 = unbiased "
+              "TorchScript Inception, so its clean-FIDs are close to this column, not equal); FID clean-fid (with "
+              "--clean-fid-network) = clean-fid's clean mode itself; KID x 1000 = unbiased "
               "MMD^2 with the cubic kernel on the pytorch-fid features, subset size and seed in fid-table.json. "
               "Verdict: against a published figure, the 95% prediction interval of our seeds; for ours, the band of "
               "the ranges file. docs/fid.md explains every protocol and why our numbers may differ.", ""]

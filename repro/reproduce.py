@@ -573,6 +573,8 @@ def add_commands(commands) -> None:
                                  "`repro data get`'s verified download")
     p.add_argument("--fid-weights", type=Path, help="horse2zebra/fid: pytorch-fid's Inception weights file (default: "
                                                     "the torch hub cache, fetched once)")
+    p.add_argument("--clean-fid-network", type=Path, help="horse2zebra/fid: a local inception-2015-12-05.pt (clean-fid's "
+                                                          "TorchScript Inception): adds clean-fid's own clean-mode FID column")
     add_device(p)
     p.add_argument("--allow-cpu", action="store_true", help="run a paper-scale reproduction on the CPU anyway (days)")
     p.add_argument("--pretrained", action="store_true",

@@ -64,6 +64,7 @@ class FIDSetup:
     device: str
     weights: Path   # pytorch-fid's Inception weights
     settings: dict = field(default_factory=dict)
+    clean_fid_network: object = None  # clean-fid's TorchScript Inception when --clean-fid-network is given
 
 
 def direction_label(dataset: str, key: str) -> str:
@@ -170,16 +171,18 @@ def real_features(setup: FIDSetup, model) -> dict:
     """direction -> protocol -> features of the real test images of the direction's target domain."""
     from repro.eval import fid_protocols
 
-    return {d.key: fid_protocols.folder_features(model, setup.data / d.real, setup.device) for d in DIRECTIONS}
+    return {d.key: fid_protocols.folder_features(model, setup.data / d.real, setup.device,
+                                                 clean_fid_network=setup.clean_fid_network) for d in DIRECTIONS}
 
 
 def score_folder(setup: FIDSetup, model, fake: Path, real: dict) -> dict:
     from repro.eval import fid_protocols
 
-    return fid_protocols.score(fid_protocols.folder_features(model, fake, setup.device), real)
+    return fid_protocols.score(fid_protocols.folder_features(model, fake, setup.device,
+                                                             clean_fid_network=setup.clean_fid_network), real)
 
 
-def run_seed(setup: FIDSetup, seed: int, model, real: dict, weights_sha: str, progress: bool = True) -> dict:
+def run_seed(setup: FIDSetup, seed: int, model, real: dict, scoring: dict, progress: bool = True) -> dict:
     """Trains (or resumes, or reuses) seed K, translates both test folders and scores them; OUT/seed-K/result.json."""
     from repro.checkpoint import is_finished, run_config
     from repro.io import read_json_or_empty, write_json
@@ -199,17 +202,17 @@ def run_seed(setup: FIDSetup, seed: int, model, real: dict, weights_sha: str, pr
     fresh = [translate(run, d.translator, setup.data / d.inputs, folder / d.key, setup.device, progress)
              for d in DIRECTIONS]
     done = read_json_or_empty(folder / "result.json")
-    if not any(fresh) and done.get("config") == asdict(cfg) and done.get("weights_sha256") == weights_sha:
+    if not any(fresh) and done.get("config") == asdict(cfg) and done.get("scoring") == scoring:
         return done
     result = {"row": "ours", "seed": seed, "dataset": setup.dataset, "scale": setup.scale, "config": asdict(cfg),
-              "weights_sha256": weights_sha,
+              "scoring": scoring,
               "directions": {d.key: score_folder(setup, model, folder / d.key, real[d.key]) for d in DIRECTIONS},
               "wall_seconds": round(time.time() - started, 1)}
     write_json(folder / "result.json", result)
     return result
 
 
-def run_pretrained(setup: FIDSetup, model, real: dict, weights_sha: str, progress: bool = True) -> dict:
+def run_pretrained(setup: FIDSetup, model, real: dict, scoring: dict, progress: bool = True) -> dict:
     """The official port's pretrained generators for both directions (repro.pretrained: fetched into
     OUT/pretrained/, run as the port's test.py runs them), scored by the same code; OUT/port_pretrained/result.json."""
     from repro import pretrained
@@ -235,7 +238,7 @@ def run_pretrained(setup: FIDSetup, model, real: dict, weights_sha: str, progres
     result = {"row": "port_pretrained", "dataset": setup.dataset, "scale": setup.scale, "models": models,
               "translation": {"arch": pretrained.ARCH, "norm": pretrained.NORM, "size": pretrained.SIZE,
                               "resize_filter": pretrained.RESIZE_FILTER},
-              "weights_sha256": weights_sha, "directions": directions}
+              "scoring": scoring, "directions": directions}
     write_json(folder / "result.json", result)
     return result
 
@@ -268,16 +271,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         setup = smoke_setup(args, dataset, settings, progress)
     model = fid.load_inception(setup.weights, setup.device)
-    weights_sha = sha256_file(setup.weights)
+    scoring = {"weights_sha256": sha256_file(setup.weights), "clean_fid_network_sha256": None}
+    if args.clean_fid_network:
+        from repro.eval.fid_protocols import load_clean_fid_network
+        setup.clean_fid_network = load_clean_fid_network(args.clean_fid_network, setup.device)
+        scoring["clean_fid_network_sha256"] = sha256_file(args.clean_fid_network)
     write_json(setup.out / PLAN, {
         "target": args.target, "dataset": dataset, "scale": setup.scale, "seeds": 0 if args.pretrained_only else seeds,
         "pretrained": bool(args.pretrained or args.pretrained_only), "settings": settings,
-        "data": stored_path(setup.data, setup.out), "weights": {"path": str(setup.weights), "sha256": weights_sha}})
+        "data": stored_path(setup.data, setup.out), "weights": {"path": str(setup.weights), "sha256": scoring["weights_sha256"]},
+        "clean_fid_network": {"path": str(args.clean_fid_network), "sha256": scoring["clean_fid_network_sha256"]}
+        if args.clean_fid_network else None})
     real = real_features(setup, model)
     if args.pretrained or args.pretrained_only:
-        run_pretrained(setup, model, real, weights_sha, progress)
+        run_pretrained(setup, model, real, scoring, progress)
     for seed in range(0 if args.pretrained_only else seeds):
-        run_seed(setup, seed, model, real, weights_sha, progress)
+        run_seed(setup, seed, model, real, scoring, progress)
     path = fidtable.write_report(setup.out, ranges=args.ranges)
     print(f"wrote {path}")
     return 0

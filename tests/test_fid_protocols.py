@@ -109,3 +109,46 @@ def test_kid_states_its_subset_rule_and_equals_clean_fids_on_whole_sets():
     a, b = fake["pytorch_fid"], real["pytorch_fid"][:12]
     ours, _ = fid.kid_from_features(a, b, n_subsets=3, subset_size=12)
     assert ours == pytest.approx(kernel_distance(a, b, num_subsets=3, max_subset_size=12), rel=1e-9)
+
+
+class FakeTorchScriptInception(torch.nn.Module):
+    """The interface of NVIDIA's inception-2015-12-05.pt that clean-fid's InceptionV3W uses: a `layers` module
+    from normalised 299x299 images to 2048 features, and forward(x, return_features)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = torch.nn.Sequential(torch.nn.Conv2d(3, 2048, 7, stride=8), torch.nn.ReLU(),
+                                          torch.nn.AdaptiveAvgPool2d(1))
+
+    def forward(self, x, return_features: bool = False):
+        return self.layers(x)
+
+
+def test_clean_fid_protocol_is_clean_fids_own_pipeline_with_its_network_file(photo_folders, tmp_path):
+    """With a local TorchScript network file, the clean_fid column's features are clean-fid's own
+    get_files_features (its ResizeDataset, loader and InceptionV3W) on the same files, and nothing is fetched."""
+    from cleanfid.fid import get_files_features
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    from repro import ReproError
+
+    path = tmp_path / fid_protocols.CLEAN_FID_FILE
+    torch.jit.script(FakeTorchScriptInception()).save(str(path))
+    network = fid_protocols.load_clean_fid_network(path)
+    files = sorted(photo_folders[0].iterdir())
+    ours = fid_protocols.protocol_features(None, files, "clean_fid", batch_size=3, clean_fid_network=network)
+    theirs_net = InceptionV3W(str(tmp_path), download=False, resize_inside=False).eval()
+    theirs = get_files_features([str(f) for f in files], model=theirs_net, num_workers=0, batch_size=3,
+                                device=torch.device("cpu"), mode="clean", verbose=False)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+    assert ours.shape == (len(files), 2048) and np.abs(ours).sum() > 0
+
+    # folder_features adds the column only when the network is given
+    fake = {"pytorch_fid": np.ones((2, 4)), "clean": np.ones((2, 4))}
+    assert set(fid_protocols.score(fake, fake)["metrics"]) == {"fid_pytorch_fid", "fid_clean", "kid",
+                                                              "kid_std_over_subsets"}
+    wrong = tmp_path / "other.pt"
+    path.rename(wrong)
+    with pytest.raises(ReproError, match="inception-2015-12-05.pt"):
+        fid_protocols.load_clean_fid_network(wrong)

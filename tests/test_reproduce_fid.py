@@ -175,3 +175,15 @@ def test_paper_report_judges_published_figures_and_bands(tmp_path):
     assert "consistent (protocol not matched exactly)" in rows["CycleGAN, CUT's images rescored by clean-fid (clean)"]
     assert "| - |" in rows["CUT (another method, for scale), reported"]  # not CycleGAN: no verdict
     assert "FID pytorch-fid: far" in b2a and "differs (" in b2a  # 200 is far from mmagic's 134-137
+
+    # with clean-fid's own network (--clean-fid-network), clean-fid's 75.17 is compared in that column, exactly
+    for seed, clean_fid in enumerate((73.0, 75.0, 77.0)):
+        path = tmp_path / f"seed-{seed}" / "result.json"
+        result = json.loads(path.read_text())
+        for d in ("A2B", "B2A"):
+            result["directions"][d]["metrics"]["fid_clean_fid"] = clean_fid
+        write_json(path, result)
+    report = fidtable.write_report(tmp_path).read_text()
+    assert "| FID clean-fid |" in report
+    row = next(line for line in report.splitlines() if line.startswith("| CycleGAN, CUT's images rescored by clean-fid (clean)"))
+    assert row.split(" | ")[1:4] == ["", "", "75.17"] and "| consistent |" in row
