@@ -249,7 +249,7 @@ def run_pretrained(setup: FIDSetup, model, real: dict, scoring: dict, progress: 
 def run(args: argparse.Namespace) -> int:
     from repro import fidtable
     from repro.config import parse_settings
-    from repro.eval import fid
+    from repro.eval import fid, fid_protocols
     from repro.io import sha256_file, write_json
     from repro.verdicts import stored_path
 
@@ -263,6 +263,12 @@ def run(args: argparse.Namespace) -> int:
     if args.target == "horse2zebra" and dataset != "horse2zebra":
         raise ReproError(f"`repro reproduce horse2zebra` is for horse2zebra; use `repro reproduce fid --dataset {dataset}`.")
     check_dataset(dataset)
+    if (args.pretrained or args.pretrained_only) and dataset not in PRETRAINED:
+        raise ReproError(f"--pretrained: the port publishes no generators for {dataset} (it does for "
+                         f"{', '.join(PRETRAINED)}).")
+    if args.clean_fid_network is not None and (args.clean_fid_network.name != fid_protocols.CLEAN_FID_FILE
+                                               or not args.clean_fid_network.is_file()):
+        fid_protocols.load_clean_fid_network(args.clean_fid_network)  # raises, naming the file expected
     args.out = Path(args.out) if args.out else Path(f"reproductions/{dataset}-fid-{args.scale}")
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]
     progress = not args.quiet
@@ -273,8 +279,7 @@ def run(args: argparse.Namespace) -> int:
     model = fid.load_inception(setup.weights, setup.device)
     scoring = {"weights_sha256": sha256_file(setup.weights), "clean_fid_network_sha256": None}
     if args.clean_fid_network:
-        from repro.eval.fid_protocols import load_clean_fid_network
-        setup.clean_fid_network = load_clean_fid_network(args.clean_fid_network, setup.device)
+        setup.clean_fid_network = fid_protocols.load_clean_fid_network(args.clean_fid_network, setup.device)
         scoring["clean_fid_network_sha256"] = sha256_file(args.clean_fid_network)
     write_json(setup.out / PLAN, {
         "target": args.target, "dataset": dataset, "scale": setup.scale, "seeds": 0 if args.pretrained_only else seeds,

@@ -187,3 +187,23 @@ def test_paper_report_judges_published_figures_and_bands(tmp_path):
     assert "| FID clean-fid |" in report
     row = next(line for line in report.splitlines() if line.startswith("| CycleGAN, CUT's images rescored by clean-fid (clean)"))
     assert row.split(" | ")[1:4] == ["", "", "75.17"] and "| consistent |" in row
+
+
+def test_other_datasets_take_the_same_config_and_name_their_directions(tmp_path, capsys):
+    from repro.reproduce_fid import FIDSetup, config_for, direction_label
+
+    setup = FIDSetup("apple2orange", "paper", tmp_path, tmp_path, "cpu", tmp_path / "w.pth", {"lambda_identity": 0.5})
+    cfg = config_for(setup, 3)
+    assert (cfg.name, cfg.seed, cfg.crop_size, cfg.generator, cfg.lambda_identity) == \
+        ("apple2orange", 3, 256, "resnet_9blocks", 0.5)
+    assert (direction_label("apple2orange", "A2B"), direction_label("apple2orange", "B2A")) == \
+        ("apple -> orange", "orange -> apple")
+    assert direction_label("maps", "B2A") == "B -> A"
+    # checked before any work: no port generators for monet2photo, a wrongly named clean-fid network
+    assert main(["reproduce", "fid", "--dataset", "monet2photo", "--pretrained", "--out", str(tmp_path / "o")]) == 1
+    assert "no generators for monet2photo" in capsys.readouterr().err
+    (tmp_path / "net.pt").write_bytes(b"x")
+    assert main(["reproduce", "horse2zebra", "--clean-fid-network", str(tmp_path / "net.pt"),
+                 "--out", str(tmp_path / "o")]) == 1
+    assert "inception-2015-12-05.pt" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
