@@ -19,6 +19,10 @@ the report shows both tables); likewise `table4` and `table5`.
 Scales: `smoke` runs the shrunk configs (repro/configs/smoke) on the synthetic city, made in OUT/synth-city
 with a small FCN-8s trained there (OUT/segmenter.pt); `paper` runs repro/configs/cityscapes on real
 Cityscapes with the segmenter you give. Missing prerequisites stop the command before any work.
+
+`horse2zebra` and `fid --dataset NAME` are the FID/KID reproductions later papers compare against
+(repro.reproduce_fid, docs/fid.md); of the options above they take --scale, --seeds, --out, --data, --set,
+--ranges, --device, --allow-cpu, --pretrained(-only), --quiet.
 """
 
 import argparse
