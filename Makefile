@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo
 
-.PHONY: install test demo benchmarks clean-demo reproduce-table2 ablations check-numbers
+.PHONY: install test demo benchmarks clean-demo reproduce-table2 ablations reproduce-fid check-numbers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ SEEDS_ARG = $(if $(SEEDS),--seeds $(SEEDS),)
 
 reproduce-table2: $(STAMP)  # Tables 2 and 3 (each row is scored in both directions)
 	$(BIN)/repro reproduce table2 --scale $(SCALE) $(PAPER_ARGS) $(SEEDS_ARG) --out $(RESULTS)/table2-$(SCALE)
+
+# horse2zebra FID/KID under pytorch-fid's and clean-fid's protocols beside the published figures (docs/fid.md),
+# with the port's pretrained generators as a row. SCALE=smoke runs it on the synthetic horse2zebra on the CPU.
+H2Z_DATA ?= datasets/horse2zebra
+reproduce-fid: $(STAMP)
+	$(BIN)/repro reproduce horse2zebra --scale $(SCALE) $(if $(filter paper,$(SCALE)),--data $(H2Z_DATA) --pretrained,) $(SEEDS_ARG) --out $(RESULTS)/horse2zebra-fid-$(SCALE)
 
 ablations: $(STAMP)  # Tables 4 and 5
 	$(BIN)/repro reproduce table4 --scale $(SCALE) $(PAPER_ARGS) $(SEEDS_ARG) --out $(RESULTS)/ablations-$(SCALE)

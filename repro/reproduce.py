@@ -19,6 +19,10 @@ the report shows both tables); likewise `table4` and `table5`.
 Scales: `smoke` runs the shrunk configs (repro/configs/smoke) on the synthetic city, made in OUT/synth-city
 with a small FCN-8s trained there (OUT/segmenter.pt); `paper` runs repro/configs/cityscapes on real
 Cityscapes with the segmenter you give. Missing prerequisites stop the command before any work.
+
+`horse2zebra` and `fid --dataset NAME` are the FID/KID reproductions later papers compare against
+(repro.reproduce_fid, docs/fid.md); of the options above they take --scale, --seeds, --out, --data, --set,
+--ranges, --device, --allow-cpu, --pretrained(-only), --quiet.
 """
 
 import argparse
@@ -41,6 +45,7 @@ from repro.config import Config, load_config, parse_settings
 from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, Row, config_name, is_implemented
 
 TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
+FID_TARGETS = ("horse2zebra", "fid")  # FID/KID of a CycleGAN dataset: repro.reproduce_fid
 DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -492,6 +497,9 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
+    if args.target in FID_TARGETS:
+        from repro import reproduce_fid
+        return reproduce_fid.run(args)
     settings = parse_settings(args.set)  # checked before any work
     from repro.launch import check_arguments
     check_arguments(args)  # --launcher and its options, likewise
@@ -546,7 +554,9 @@ def add_commands(commands) -> None:
 
     p = commands.add("reproduce")
     p.description = __doc__
-    p.add_argument("target", choices=tuple(TARGETS), help="table2/table3 (same rows), table4/table5 (same rows), all")
+    p.add_argument("target", choices=(*TARGETS, *FID_TARGETS),
+                   help="table2/table3 (same rows), table4/table5 (same rows), all; horse2zebra: FID/KID against the "
+                        "published figures; fid --dataset NAME: the same for another CycleGAN dataset")
     p.add_argument("--scale", choices=("paper", "smoke"), default="smoke",
                    help="paper: repro/configs/cityscapes on Cityscapes (GPU); smoke: synthetic city on the CPU")
     p.add_argument("--seeds", type=positive_int, help=f"seeds 0..N-1 per row (default by scale: {DEFAULT_SEEDS})")
@@ -560,7 +570,15 @@ def add_commands(commands) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field in every row (repeatable, TOML values); recorded in each run's "
                         "config.toml and in reproduce.json")
-    p.add_argument("--ranges", type=Path, help="accepted ranges for the verdicts (default: expected/ranges_SCALE.toml)")
+    p.add_argument("--ranges", type=Path, help="accepted ranges for the verdicts (default: expected/ranges_SCALE.toml; "
+                                               "horse2zebra/fid: expected/ranges_fid_SCALE.toml)")
+    p.add_argument("--dataset", help="fid: the Berkeley CycleGAN dataset to train and score (e.g. apple2orange)")
+    p.add_argument("--url", help="horse2zebra/fid: fetch the dataset archive from this URL (a mirror) through "
+                                 "`repro data get`'s verified download")
+    p.add_argument("--fid-weights", type=Path, help="horse2zebra/fid: pytorch-fid's Inception weights file (default: "
+                                                    "the torch hub cache, fetched once)")
+    p.add_argument("--clean-fid-network", type=Path, help="horse2zebra/fid: a local inception-2015-12-05.pt (clean-fid's "
+                                                          "TorchScript Inception): adds clean-fid's own clean-mode FID column")
     add_device(p)
     p.add_argument("--allow-cpu", action="store_true", help="run a paper-scale reproduction on the CPU anyway (days)")
     p.add_argument("--pretrained", action="store_true",
