@@ -8,6 +8,8 @@ report (repro.report) diffs every cell against the paper.
     OUT/ROW/seed-K/labels2photo/    G's translations of the val label maps (scored by the FCN, Tables 2/4)
     OUT/ROW/seed-K/photo2labels/    F's translations of the val photos (nearest palette colour, Tables 3/5)
     OUT/ROW/seed-K/result.json      both directions' metrics + provenance
+    OUT/ground_truth|untrained|constant/seed-K/   the floor and ceiling rows (repro.bounds), scored the same way
+    OUT/results.csv                 every number, one tidy line each (repro.results_table)
     OUT/report.md, OUT/report.html, OUT/figures/
 
 Every row is trained once and scored in both directions, so `table2` and `table3` run the same rows (and
@@ -469,7 +471,16 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
     if pack != "off":
         train_packs(runs, setup, iters_per_epoch, pack, progress)
     results = [run_pretrained(setup, progress)] if pretrained and any(t in PRETRAINED.tables for t in TARGETS[target]) else []
-    return results + [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
+    results += [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
+    return results + run_bounds(setup, seeds, progress)
+
+
+def run_bounds(setup: Setup, seeds: int, progress: bool = True) -> list[dict]:
+    """The floor and ceiling rows of every table (repro.bounds): nothing to train, scored like every row."""
+    from repro import bounds
+
+    print("scoring the floor and ceiling rows (ground truth, untrained generator, constant output)", flush=True)
+    return bounds.run_bounds(setup, seeds, progress)
 
 
 def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
@@ -521,6 +532,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         if pretrained:
             run_pretrained(setup, not args.quiet)
         runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
+        run_bounds(setup, seeds, not args.quiet)  # cheap: scored here, not as jobs
         outcome = launch.launch_reproduction(args, setup, runs)
         if outcome.pending:
             return 0  # --no-wait: a rerun of the same command collects the jobs and writes the report

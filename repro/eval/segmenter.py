@@ -49,7 +49,7 @@ from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
-from repro.eval.calibration import calibration_file, load_band, verdict
+from repro.eval.calibration import calibration_file, comparability, is_synthetic, load_band, scored_data, verdict
 from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, default_workers, protocol_block, protocol_description,
                                      score_frames)
 from repro.eval.metrics import scores
@@ -286,7 +286,8 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     model.eval().to(memory_format=torch.contiguous_format)
     return save_segmenter(
         model, out, source="trained",
-        trained_on={"cityscapes": str(cityscapes), "split": "train", "frames": len(frames),
+        trained_on={"cityscapes": str(cityscapes), "synthetic": is_synthetic(cityscapes), "split": "train",
+                    "frames": len(frames),
                     "frames_sha256": sha256_files([p for _, p, _ in frames])},
         training={"trunk": trunk, "iters": iters, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                   "seed": seed, "photo_size": 256, "label_size": list(label_size) if label_size else "full",
@@ -311,7 +312,9 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
     prepare = functools.partial(shrink_photo, size=256, resample=FILTERS[resize_filter], jpeg_quality=jpeg_quality)
     tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate")
     score = scores(tally.pix2pix)
-    deltas, comparable = verdict(score, band)
+    deltas, in_band = verdict(score, band)
+    scored = scored_data(cityscapes, len(frames), "256x256")
+    comparable, reason = comparability(info, scored, in_band)
     protocol = protocol_description("pix2pix", model.n_classes, tf32)
     protocol.update(photos=f"real val photos resized to 256x256 ({resize_filter}), then evaluated like results",
                     resize_filter=resize_filter, jpeg_quality=jpeg_quality)
@@ -320,7 +323,8 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
         {"cityscapes": str(cityscapes), "frames": len(frames),
          "photos_sha256": sha256_files([p for _, p, _ in frames]),
          "labels_sha256": sha256_files([p for _, _, p in frames])},
-        paper=band["paper"], band=band["band"], deltas=deltas, comparable_to_paper=comparable,
+        paper=band["paper"], band=band["band"], deltas=deltas, in_band=in_band, comparable_to_paper=comparable,
+        comparability=reason, scored=scored,
         other_protocols={n: {**protocol_block(n, tally), "protocol": protocol_description(n, model.n_classes, tf32)}
                          for n in PROTOCOLS if n != "pix2pix"},
         quirk=tally.quirk(), segmenter=info, device=str(device),
@@ -354,7 +358,8 @@ def run_calibrate(args):
     m, p = result["metrics"], result["paper"]
     for key, label in (("pixel_acc", "per-pixel acc"), ("class_acc", "per-class acc"), ("iou", "class IoU")):
         print(f"{label:14s} {m[key]:.4f}   paper {p[key]:.2f}   delta {m[key] - p[key]:+.4f}   (band +-{result['band'][key]})")
-    print(f"comparable to the paper: {'yes' if result['comparable_to_paper'] else 'NO'}\nwrote {out}")
+    print(f"scored: {result['scored']['images']} images at {result['scored']['size']}, {result['scored']['source']}")
+    print(f"comparable to the paper: {'yes' if result['comparable_to_paper'] else 'NO'} ({result['comparability']})\nwrote {out}")
 
 
 def add_commands(commands) -> None:
