@@ -38,14 +38,15 @@ def config_hash(result: dict) -> str:
     return hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def tidy(results: dict[str, list[dict]]) -> pd.DataFrame:
-    """One line per row, seed, table and metric of every result (tables: those the row belongs to)."""
+def tidy(results: dict[str, list[dict]], tables=None) -> pd.DataFrame:
+    """One line per row, seed, table and metric of every result, in the tables the row belongs to (and, when
+    given, in `tables`: those the reproduction was run for)."""
     lines = []
     for key, runs in results.items():
         row = ROW_BY_KEY.get(key)
         for result in runs:
-            tables = row.tables if row else tuple(result.get("tables", TABLE_DIRECTION))
-            for table in tables:
+            row_tables = row.tables if row else tuple(result.get("tables", TABLE_DIRECTION))
+            for table in (t for t in row_tables if tables is None or t in tables):
                 direction = TABLE_DIRECTION[table]
                 metrics = result["metrics"].get(direction)
                 if metrics is None:
