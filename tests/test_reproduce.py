@@ -116,7 +116,7 @@ def test_interrupted_reproduction_resumes_without_retraining_finished_rows(tiny,
     assert calls == [("gan_alone", True)]  # the finished row is not trained again; the other is resumed
     assert first.stat().st_mtime_ns == stamp
     assert (out / "cyclegan" / "seed-0" / "run" / "checkpoint.pt").stat().st_mtime_ns == checkpoint_stamp
-    assert [r["row"] for r in results] == ["cyclegan", "gan_alone"]
+    assert [r["row"] for r in results] == ["cyclegan", "gan_alone", "ground_truth", "untrained", "constant"]
     assert is_finished(out / "gan_alone" / "seed-0" / "run")
     assert len(list((out / "gan_alone" / "seed-0" / "labels2photo").glob("*.png"))) == 2
 
@@ -142,6 +142,37 @@ def test_result_json_holds_both_directions_and_provenance(tiny, tmp_path):
     assert len(p["dataset_manifest_sha256"]) == 64 and len(p["segmenter"]["sha256"]) == 64
     assert "metrics" in p["calibration"] and p["versions"]["torch"] and p["device"] == "cpu"
     assert p["train_seconds"] > 0 and result["wall_seconds"] >= 0
+
+
+@pytest.mark.slow
+def test_floor_and_ceiling_rows_are_result_files_with_provenance(tiny, tmp_path):
+    """repro.bounds: ground truth, the untrained generator (per seed) and the constant output, scored as a row is."""
+    from repro import bounds, results_table
+
+    city, seg = tiny
+    setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
+    made = bounds.run_bounds(setup, seeds=2, progress=False)
+    assert [(r["row"], r["seed"]) for r in made] == [("ground_truth", 0), ("untrained", 0), ("untrained", 1),
+                                                     ("constant", 0)]
+    for result in made:
+        path = tmp_path / "out" / result["row"] / f"seed-{result['seed']}" / "result.json"
+        assert json.loads(path.read_text()) == result and result["tables"] == [2, 3, 4, 5]
+        for direction in ("labels2photo", "photo2labels"):
+            assert set(result["metrics"][direction]) == {"pixel_acc", "class_acc", "iou"}
+            assert len(list(path.parent.joinpath(direction).glob("*.png"))) == 2
+        p = result["provenance"]
+        assert len(p["segmenter"]["sha256"]) == 64 and "metrics" in p["calibration"] and p["scale"] == "smoke"
+        assert result["made_by"]["what"]
+    truth, untrained0, untrained1, constant = made
+    # the ceiling: the true label maps come back as (nearly) themselves; a constant class scores one class
+    assert truth["metrics"]["photo2labels"]["pixel_acc"] > 0.8 > constant["metrics"]["photo2labels"]["pixel_acc"]
+    assert untrained0["made_by"]["config"]["seed"] == 0 and untrained1["made_by"]["config"]["seed"] == 1
+    assert constant["made_by"]["most_frequent_train_id"] in range(19)
+    stamp = (tmp_path / "out" / "constant" / "seed-0" / "result.json").stat().st_mtime_ns
+    bounds.run_bounds(setup, seeds=2, progress=False)  # made the same way: reused
+    assert (tmp_path / "out" / "constant" / "seed-0" / "result.json").stat().st_mtime_ns == stamp
+    frame = results_table.tidy(results_table.load_results(tmp_path / "out"))
+    assert set(frame["kind"]) == {"ceiling", "floor"} and len(frame) == 4 * 4 * 3  # 4 results x 4 tables x 3 metrics
 
 
 @pytest.mark.slow
