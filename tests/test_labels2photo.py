@@ -201,12 +201,12 @@ def test_calibration_status_follows_the_segmenter_file(city, tmp_path):
 def test_end_to_end_on_the_synthetic_city(tmp_path, capsys, monkeypatch):
     """Train a small segmenter on the synthetic city, calibrate it, then score real photos (high) and
     photos of the wrong frames (low) with `repro evaluate labels2photo`."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no VGG16 here: from scratch, loudly
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no VGG16 here: from scratch, said plainly
     city = generate(tmp_path / "cs", n_train=40, n_val=6, size=(128, 64), progress=False)
     seg = tmp_path / "seg" / "fcn.pt"
     assert main(["segmenter", "train", "--cityscapes", str(city), "--out", str(seg), "--width", "0.0625",
                  "--steps", "80", "--batch-size", "4", "--lr", "1e-3", "--device", "cpu", "--workers", "0"]) == 0
-    assert "FROM SCRATCH" in capsys.readouterr().err
+    assert "trains from scratch" in capsys.readouterr().err
     assert main(["segmenter", "calibrate", "--segmenter", str(seg), "--cityscapes", str(city),
                  "--device", "cpu", "--workers", "0"]) == 0
     calibration = json.loads((tmp_path / "seg" / "fcn.calibration.json").read_text())

@@ -81,16 +81,20 @@ def test_trunk_from_the_torch_cache_computes_what_torchvision_computes(torch_hom
                                rtol=1e-4, atol=1e-4)
 
 
-def test_no_or_unfitting_vgg16_means_scratch_said_loudly(torch_home, capsys):
+def test_no_or_unfitting_vgg16_means_scratch_said_plainly_at_reduced_width(torch_home, capsys):
+    """A reduced-width net cannot take the real trunk: one plain line, no banner telling the user to fetch
+    weights that could not help (the full-width banner: test_weights)."""
     model = fcn8s(width=WIDTH)
     before = model.conv1_1.weight.clone()
     assert S.init_trunk(model) == "scratch"
     err = capsys.readouterr().err
-    assert "FROM SCRATCH" in err and str(torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth") in err
+    assert f"FCN-8s at width {WIDTH:g} trains from scratch" in err
+    assert "!!!" not in err and "repro weights get" not in err and "FROM SCRATCH" not in err
     put_vgg16(torch_home, fake_vgg16(WIDTH))
     narrower = fcn8s(width=WIDTH / 2)
     assert S.init_trunk(narrower) == "scratch"
-    assert "FROM SCRATCH" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "trains from scratch" in err and "!!!" not in err
     assert torch.equal(model.conv1_1.weight, before)
 
 

@@ -182,8 +182,9 @@ def loud(message: str) -> None:
 
 def init_trunk(model: FCN8s) -> str:
     """Loads the ImageNet VGG16 trunk from the torch cache when it fits (a full-width net fetches a missing
-    file through repro.weights); returns "imagenet-vgg16" or "scratch" (after a loud warning saying what to
-    place where)."""
+    file through repro.weights); returns "imagenet-vgg16" or "scratch". The loud warning (what to place where)
+    is only for a full-width net, the one a user can give the trunk and score against the paper; a reduced-width
+    net (the smoke segmenter) cannot take the real file and gets one plain line."""
     path = vgg16_weights_path()
     if not path.is_file() and model.width == 1:  # only the full-width net can use the real file: fetch it
         try:
@@ -191,6 +192,8 @@ def init_trunk(model: FCN8s) -> str:
         except ReproError as err:
             loud(f"WARNING: {err}")
     if not path.is_file():
+        if model.width != 1:
+            return scratch_note(model)
         loud(f"WARNING: {path} not found: FCN-8s is trained FROM SCRATCH (no ImageNet VGG16 trunk).\n"
              f"A from-scratch segmenter is weaker than the original; calibrate it before trusting its scores.\n"
              f"To use the ImageNet trunk, run `repro weights get vgg16` or place torchvision's {VGG16_FILE} there "
@@ -204,11 +207,19 @@ def init_trunk(model: FCN8s) -> str:
     own = model.state_dict()
     wrong = [f"{k} {list(v.shape)} vs {list(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
     if wrong:
+        if model.width != 1:
+            return scratch_note(model)
         loud(f"WARNING: {path} does not fit FCN-8s at width {model.width:g} ({wrong[0]}, ...): "
-             f"training FROM SCRATCH. The ImageNet trunk needs --width 1.")
+             f"training FROM SCRATCH. Replace it with torchvision's {VGG16_FILE} (`repro weights get vgg16`).")
         return "scratch"
     model.load_state_dict(state, strict=False)
     return "imagenet-vgg16"
+
+
+def scratch_note(model: FCN8s) -> str:
+    print(f"FCN-8s at width {model.width:g} trains from scratch (the ImageNet VGG16 trunk fits width 1 only); a "
+          f"reduced-width segmenter is never comparable to the paper, which is fine for smoke runs.", file=sys.stderr)
+    return "scratch"
 
 
 # ------------------------------------------------------------------------------ train
