@@ -26,7 +26,7 @@ from repro import ReproError
 from repro.io import write_text
 from repro.results_table import tidy
 from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, default_ranges,
-                            judge_cell, load_ranges, load_results, references)
+                            judge_cell, load_expected, load_results, references)
 
 RULES = {"band": RULE_BAND, "interval": RULE_INTERVAL}
 
@@ -72,7 +72,7 @@ def check(results_dir: Path, ranges_path=None) -> list[Cell]:
     """Every cell of the ranges file, judged."""
     frame = tidy(load_results(results_dir))
     scale, _ = scale_of(results_dir)
-    ranges = load_ranges(ranges_for(results_dir, ranges_path))
+    ranges = load_expected(ranges_for(results_dir, ranges_path), scale)
     refs = references(scale, ranges)
     return [Cell(t, row, metric, judge_cell(frame, t, row, metric, scale, ranges, refs))
             for (t, row, metric) in sorted(ranges.bands)]

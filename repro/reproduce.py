@@ -15,6 +15,8 @@ report (repro.report) diffs every cell against the paper.
 Every row is trained once and scored in both directions, so `table2` and `table3` run the same rows (and
 the report shows both tables); likewise `table4` and `table5`.
 
+`--bounds-only` scores only the floor and ceiling rows (repro.bounds), which every reproduction scores too.
+
 `--pretrained` adds the official PyTorch port's pretrained Cityscapes generators as a row of Tables 2 and 3
 (OUT/port_pretrained/seed-0/, nothing trained; `--pretrained-only` scores only that row).
 
@@ -510,7 +512,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     pretrained = "only" if args.pretrained_only else "add" if args.pretrained else None
     if pretrained and not any(t in PRETRAINED.tables for t in TARGETS[args.target]):
         raise ReproError(f"--pretrained adds a row to Tables 2 and 3; {args.target} has none of them.")
-    rows = rows_for(args.target) if pretrained != "only" else []
+    rows = rows_for(args.target) if pretrained != "only" and not args.bounds_only else []
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]
     if args.scale == "paper":
         setup = paper_setup(args, rows)
@@ -524,7 +526,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
         setup = smoke_setup(args, progress=not args.quiet)
     setup.settings = settings
     failed = None
-    if args.launcher is None:
+    if args.bounds_only:  # nothing to train: the plan (for the report) and the floor and ceiling rows
+        planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
+        run_bounds(setup, seeds, not args.quiet)
+    elif args.launcher is None:
         reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
                   pack=args.pack)
     else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
@@ -579,6 +584,9 @@ def add_commands(commands) -> None:
                    help="also score the official port's pretrained cityscapes_label2photo / cityscapes_photo2label "
                         "(downloaded into OUT/pretrained; REPRO_PRETRAINED_URL names a mirror) as a row of Tables 2/3")
     p.add_argument("--pretrained-only", action="store_true", help="score only that row (nothing is trained)")
+    p.add_argument("--bounds-only", action="store_true",
+                   help="score only the floor and ceiling rows (ground truth, untrained generator per seed, constant "
+                        "output; nothing is trained, see repro.bounds)")
     p.add_argument("--pack", type=pack_option, default="off",
                    help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
                         "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "

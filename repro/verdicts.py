@@ -386,6 +386,24 @@ def load_ranges(path) -> Ranges:
     return Ranges(bands, references, str(path), samples)
 
 
+def bounds_file(scale: str) -> Traversable | None:
+    """expected/bounds_SCALE.toml: the measured floor and ceiling rows (repro.bounds) of a scale, when shipped."""
+    path = expected_file(f"bounds_{scale}.toml")
+    return path if path.is_file() else None
+
+
+def load_expected(path, scale: str) -> Ranges:
+    """A ranges file, and for a shipped one also the shipped floor and ceiling rows of its scale (they do not
+    depend on training, so on no iteration override either). A file given with --ranges is taken as it is."""
+    ranges = load_ranges(path)
+    extra = bounds_file(scale) if is_shipped(path) else None
+    if extra is None:
+        return ranges
+    bounds = load_ranges(extra)
+    return Ranges(bounds.bands | ranges.bands, bounds.references | ranges.references,
+                  f"{ranges.source} + {extra}", bounds.samples | ranges.samples)
+
+
 def references(scale: str, ranges: Ranges | None) -> dict[tuple[int, str, str], Reference]:
     """What each cell is compared with. At paper scale the paper's one-run value (+- its rounding), unless the
     ranges file holds measured seeds for the cell (a multi-seed paper-scale reference); at smoke scale the

@@ -176,6 +176,20 @@ def test_report_wide_tables_one_line_per_method_with_verdicts(results, tmp_path,
     assert "## Table 4: ablations" in printed and "0.520 +- " in printed
 
 
+def test_row_section_folds_tables_that_show_the_same_numbers(results, tmp_path):
+    """CycleGAN's Tables 2 and 4 score the same outputs: with the same reference and band they share one line."""
+    same = "pixel_acc = [0.4, 0.6]\nreference = {pixel_acc = 0.52}\nper_seed = {pixel_acc = [0.50, 0.52, 0.54]}\n"
+    ranges = write_ranges(tmp_path / "r.toml", f"[table2.cyclegan]\n{same}[table4.cyclegan]\n{same}"
+                                               "[table5.cyclegan]\npixel_acc = [0.5, 0.6]\n")
+    _, html = report.write_report(results, (2, 3, 4, 5), ranges=ranges, quiet=True)
+    section = unescape(html.read_text()).split('id="row-cyclegan"')[1].split("<h2 ")[0]
+    firsts = re.findall(r'<tr><td class="num">([0-9, ]+)</td><td>([^<]+)</td>', section)
+    assert ("2, 4", "per-pixel acc") in firsts  # one line for both
+    assert ("3", "per-pixel acc") in firsts and ("5", "per-pixel acc") in firsts  # different bands: two lines
+    assert ("2, 4", "class IoU") in firsts  # no reference, no band in either: the same line
+    assert len(firsts) == 3 + 2 + 2  # pixel: (2, 4), 3, 5; per-class and IoU: (2, 4), (3, 5) each
+
+
 def add_bounds(out: Path) -> None:
     """Floor and ceiling results as repro.bounds writes them (hand-set numbers)."""
     fake_result(out, "ground_truth", 0, (0.90, 0.50, 0.40), (1.0, 1.0, 1.0))
