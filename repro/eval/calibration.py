@@ -64,7 +64,7 @@ def comparability(segmenter: dict, scored: dict | None, in_band: bool) -> tuple[
     """(comparable to the paper, why) for a segmenter's metadata (load_segmenter's info), what its calibration
     scored (scored_data) and whether it lies in the band. The rule is in this module's docstring."""
     source, width = segmenter.get("source"), float(segmenter.get("width", 1.0))
-    trained_on = (segmenter.get("trained_on") or {})
+    trained_on = segmenter.get("trained_on") or {}  # the synthetic city's marker tells, where it still is
     trained_synthetic = trained_on.get("synthetic", is_synthetic(trained_on.get("cityscapes")))
     if (scored or {}).get("synthetic") or trained_synthetic:
         return False, "synthetic segmenter: calibrated against the synthetic city, not comparable to the paper"

@@ -49,7 +49,7 @@ from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
-from repro.eval.calibration import calibration_file, comparability, is_synthetic, load_band, scored_data, verdict
+from repro.eval.calibration import calibration_file, comparability, load_band, scored_data, verdict
 from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, default_workers, protocol_block, protocol_description,
                                      score_frames)
 from repro.eval.metrics import scores
@@ -297,8 +297,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     model.eval().to(memory_format=torch.contiguous_format)
     return save_segmenter(
         model, out, source="trained",
-        trained_on={"cityscapes": str(cityscapes), "synthetic": is_synthetic(cityscapes), "split": "train",
-                    "frames": len(frames),
+        trained_on={"cityscapes": str(cityscapes), "split": "train", "frames": len(frames),
                     "frames_sha256": sha256_files([p for _, p, _ in frames])},
         training={"trunk": trunk, "iters": iters, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                   "seed": seed, "photo_size": 256, "label_size": list(label_size) if label_size else "full",
