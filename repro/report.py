@@ -203,7 +203,7 @@ class Facts:
 def facts(plan: dict, results: dict, tables) -> Facts:
     rows = [r.key for r in ROWS if r.key in results]
     planned = [r.key for r in ROWS if any(t in r.tables for t in tables) and is_implemented(r, plan["scale"])]
-    everything = [res for key in rows for res in results[key]]
+    everything = [res for key in rows + [r.key for r in BOUNDS if r.key in results] for res in results[key]]
     prov = [res.get("provenance", {}) for res in everything]
     return Facts(
         scale=plan["scale"], rows=rows, seeds={k: [r["seed"] for r in results[k]] for k in rows},
@@ -211,7 +211,7 @@ def facts(plan: dict, results: dict, tables) -> Facts:
         devices=sorted({p["device"] for p in prov if p.get("device")}),
         commits=sorted({p["git_commit"] for p in prov if p.get("git_commit")}),
         dirty=any(p.get("git_dirty") for p in prov),
-        iters_per_epoch=sorted({res.get("config", {}).get("iters_per_epoch") for res in everything} - {None}) or [None],
+        iters_per_epoch=sorted({(res.get("config") or {}).get("iters_per_epoch") for res in everything} - {None}) or [None],
         overridden=plan.get("iters_per_epoch") is not None)
 
 

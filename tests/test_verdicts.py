@@ -154,3 +154,26 @@ def test_paths_are_stored_relative_to_the_reproduction_folder(tmp_path):
 def test_the_interval_is_clipped_to_the_range_of_a_fraction():
     v = judge([0.01, 0.05, 0.09], reference=0.0)  # mean 0.05 - 4.3 x 0.04 x 1.15 < 0
     assert v.interval[0] == 0.0 and v.interval[1] < 1.0 and v.verdict == "consistent"
+
+
+def test_shipped_floor_and_ceiling_values_cover_every_table_and_bracket_nothing_backwards(tmp_path):
+    """expected/bounds_smoke.toml: the three bound rows in Tables 2-5, references the means of the recorded
+    seeds, the ceiling above both floors; the report and `repro check` add them to the shipped ranges only."""
+    from repro.verdicts import bounds_file, load_expected
+
+    bounds = load_ranges(bounds_file("smoke"))
+    for table in (2, 3, 4, 5):
+        for metric in ("pixel_acc", "class_acc", "iou"):
+            for row in ("ground_truth", "untrained", "constant"):
+                seeds = bounds.samples[(table, row, metric)]
+                assert len(seeds) == (5 if row == "untrained" else 1)
+                assert bounds.references[(table, row, metric)] == pytest.approx(sum(seeds) / len(seeds), abs=1e-4)
+            ceiling = bounds.references[(table, "ground_truth", metric)]
+            assert ceiling > bounds.references[(table, "untrained", metric)]
+            assert ceiling > bounds.references[(table, "constant", metric)]
+    shipped = load_expected(expected_file("ranges_smoke.toml"), "smoke")
+    assert len(shipped.bands) == 66 + 36 and shipped.bands[(3, "constant", "iou")] == bounds.bands[(3, "constant", "iou")]
+    given = tmp_path / "r.toml"
+    given.write_text(expected_file("ranges_smoke.toml").read_text())
+    assert len(load_expected(given, "smoke").bands) == 66  # a file given with --ranges is taken as it is
+    assert bounds_file("paper") is None  # not measured at paper scale (needs Cityscapes and the real segmenter)
