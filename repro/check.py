@@ -25,8 +25,8 @@ from tabulate import tabulate
 from repro import ReproError
 from repro.io import write_text
 from repro.results_table import tidy
-from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, default_ranges,
-                            judge_cell, load_expected, load_results, references)
+from repro.verdicts import (METRIC_LABELS, METRICS, REGRESSION_NOTE, RULE_BAND, RULE_INTERVAL, Verdict,
+                            cell_values, default_ranges, judge_cell, load_expected, load_results, references)
 
 RULES = {"band": RULE_BAND, "interval": RULE_INTERVAL}
 
@@ -124,10 +124,6 @@ def cell_line(c: Cell) -> list:
             reference, v.test_text, interval, v.verdict_text]
 
 
-REGRESSION_NOTE = ("smoke scale: a regression check against this project's own measured smoke runs (the seeds "
-                   "of the smoke ranges), not a comparison with the paper")
-
-
 def comparability_line(results_dir: Path) -> str:
     """Whether the labels -> photo cells were scored by a segmenter comparable to the paper (repro.eval.calibration)."""
     from repro.eval.calibration import describe
@@ -181,8 +177,9 @@ def add_commands(commands) -> None:
     p.add_argument("--ranges", type=Path, help="accepted ranges (default: the shipped expected/ranges_SCALE.toml of "
                                                "the reproduction's scale); with --measure, the file to write")
     p.add_argument("--rule", choices=tuple(RULES), default="band",
-                   help="which verdict sets the exit status: band (the ranges file) or interval (95%% prediction "
-                        "interval around the reference; needs 2+ seeds)")
+                   help="which verdict sets the exit status: band (the ranges file) or interval (the statistical "
+                        "verdict: a t test against the reference's own seeds where the ranges file stores them, else "
+                        "the 95%% prediction interval around a one-run reference, with 3+ seeds; docs/verdicts.md)")
     p.add_argument("--require-all", action="store_true", help="also fail when a cell of the ranges file has no result")
     p.add_argument("--measure", action="store_true",
                    help="instead of checking, WRITE --ranges from the seeds in RESULTS (mean +- max(3 std, 0.02))")

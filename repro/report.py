@@ -20,16 +20,16 @@ from pathlib import Path
 from repro import results_table
 from repro.bounds import position
 from repro.io import sha256_file, write_text
-from repro.rows import BOUNDS, CEILING, FLOORS, PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_DIRECTION, TABLE_ROWS, Row, is_implemented
-from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, SYMBOL_LEGEND, Verdict, default_ranges,
-                            judge_cell, load_expected, load_paper, load_plan, load_results, ranges_label, references)
+from repro.rows import (BOUNDS, CEILING, FLOORS, PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_DIRECTION, TABLE_ROWS, Row,
+                        is_implemented)
+from repro.verdicts import (METRIC_LABELS, METRICS, REGRESSION_NOTE, RULE_BAND, RULE_INTERVAL, SYMBOL_LEGEND,
+                            Verdict, default_ranges, judge_cell, load_expected, load_paper, load_plan, load_results,
+                            ranges_label, references)
 
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",
                 4: "Table 4: ablations, labels -> photo (FCN-score)", 5: "Table 5: ablations, photo -> labels"}
 N_EXAMPLES = 3
 DPI = 150
-REGRESSION_NOTE = ("Smoke scale: a regression check against this project's own measured smoke runs (the seeds of "
-                   "the smoke ranges), not a comparison with the paper.")
 POSITION_NOTE = ("[x%]: where the mean lies between the best floor row (0%: the better of the untrained generator "
                  "and the constant output) and the ground truth (100%: the ceiling), all scored the same way.")
 

@@ -29,7 +29,6 @@ import numpy as np
 
 from repro import ReproError
 from repro.resources import expected_file
-from repro.rows import TABLE_DIRECTION
 
 METRICS = ("pixel_acc", "class_acc", "iou")
 METRIC_LABELS = {"pixel_acc": "per-pixel acc", "class_acc": "per-class acc", "iou": "class IoU"}
@@ -42,6 +41,8 @@ RULE_INTERVAL = ("against a reference with its own seeds (smoke): pooled-varianc
                  f"{MIN_SEEDS_ONE_RUN}, else `too few seeds`), widened by the reference's rounding; `differs` otherwise, "
                  f"with the gap (and in stds when the std is above {STD_FLOOR:g})")
 RULE_BAND = "fixed band of the ranges file: `close` when our mean lies in [lo, hi], else `far`"
+REGRESSION_NOTE = ("Smoke scale: a regression check against this project's own measured smoke runs (the seeds of "
+                   "the smoke ranges), not a comparison with the paper.")
 SYMBOLS = {"pass": "✓", "fail": "✗", "open": "?"}
 SYMBOL_LEGEND = ("✓ consistent with the reference and inside the band · ✗ differs or far · ? not judged (too few "
                  "seeds or no reference); the numbers are in the row's section (report.html: on hover)")
