@@ -222,6 +222,9 @@ def test_packed_reproduction_trains_the_ablations_as_one_pack(tiny, tmp_path, mo
     monkeypatch.setattr(training, "train_runs", lambda cfgs, *a, **kw: packs.append(len(cfgs)) or real(cfgs, *a, **kw))
     results = R.reproduce("table4", setup, seeds=2, iters_per_epoch=2, progress=False, pack="auto")
     assert packs == [10]  # 5 rows x 2 seeds, one pack on the CPU (auto: up to 10)
+    bounds = [r for r in results if r["row"] in ("ground_truth", "untrained", "constant")]
+    assert len(bounds) == 4 and not any((out / r["row"] / f"seed-{r['seed']}" / "run").exists() for r in bounds)
+    results = [r for r in results if r not in bounds]  # the floor and ceiling rows: scored, never trained or packed
     assert len(results) == 10 and all(0 <= r["metrics"]["labels2photo"]["pixel_acc"] <= 1 for r in results)
     for r in results:
         info = json.loads((out / r["row"] / f"seed-{r['seed']}" / "run" / "run.json").read_text())
