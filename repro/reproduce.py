@@ -474,7 +474,7 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
         train_packs(runs, setup, iters_per_epoch, pack, progress)
     results = [run_pretrained(setup, progress)] if pretrained and any(t in PRETRAINED.tables for t in TARGETS[target]) else []
     results += [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
-    return results + run_bounds(setup, seeds, progress)
+    return results + (run_bounds(setup, seeds, progress) if pretrained != "only" else [])
 
 
 def run_bounds(setup: Setup, seeds: int, progress: bool = True) -> list[dict]:
@@ -537,7 +537,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         if pretrained:
             run_pretrained(setup, not args.quiet)
         runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
-        run_bounds(setup, seeds, not args.quiet)  # cheap: scored here, not as jobs
+        if pretrained != "only":
+            run_bounds(setup, seeds, not args.quiet)  # cheap: scored here, not as jobs
         outcome = launch.launch_reproduction(args, setup, runs)
         if outcome.pending:
             return 0  # --no-wait: a rerun of the same command collects the jobs and writes the report

@@ -77,7 +77,3 @@ def refresh(out: Path) -> pd.DataFrame:
     write(out)
     return read(out)
 
-
-def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof 1) and seed count per (table, row, metric): the aggregates the report shows."""
-    return frame.groupby(["table", "row", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
