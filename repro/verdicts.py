@@ -229,7 +229,8 @@ class Verdict:
         """The test statistic in words: `pooled t = -0.31 (df 5)` or `t = 1.20 (df 2)`."""
         if self.statistic is None:
             return ""
-        return f"{'pooled ' if self.two_sample else ''}t = {self.statistic:+.2f} (df {self.df})"
+        t = round(self.statistic, 2) + 0.0  # never "-0.00"
+        return f"{'pooled ' if self.two_sample else ''}t = {t:+.2f} (df {self.df})"
 
     @property
     def details(self) -> str:

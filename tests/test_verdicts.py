@@ -89,6 +89,8 @@ def test_pooled_t_test_hand_computed():
     assert v.interval == pytest.approx((0.44 - T5 * se, 0.44 + T5 * se), abs=1e-4)
     assert v.verdict == "differs" and v.verdict_text == f"differs by +0.080 ({0.08 / math.sqrt(0.00096):.1f} sd)"
     assert judge([0.46, 0.48], reference=Reference(0.44, (0.40, 0.42, 0.44, 0.46, 0.48))).verdict == "consistent"
+    same = judge([0.40, 0.48], reference=Reference(0.44, (0.40, 0.42, 0.44, 0.46, 0.48)))
+    assert same.test_text == "pooled t = +0.00 (df 5)"  # a zero is printed as one, never "-0.00"
     one = judge([0.45], reference=Reference(0.44, (0.40, 0.42, 0.44, 0.46, 0.48)))  # one seed is enough here
     assert one.df == 4 and one.verdict == "consistent"
 
