@@ -217,7 +217,8 @@ def facts(plan: dict, results: dict, tables) -> Facts:
 
 def calibration_info(plan: dict, results: dict) -> dict:
     """The segmenter's calibration against pix2pix's ground-truth row: the one recorded in the results'
-    provenance, else the file next to the segmenter; with its band and the comparable yes/no."""
+    provenance, else (or when recorded before the comparability rule said why) the file next to the segmenter;
+    with its band and the comparable yes/no."""
     from repro.eval import calibration
 
     band = calibration.load_band()
@@ -225,9 +226,9 @@ def calibration_info(plan: dict, results: dict) -> dict:
                 if r.get("provenance", {}).get("calibration", {}).get("metrics")]
     data = recorded[0] if recorded else None
     segmenter = plan.get("segmenter")
-    if data is None and segmenter and Path(segmenter).is_file():
+    if (data is None or not data.get("comparability")) and segmenter and Path(segmenter).is_file():
         status = calibration.status(segmenter, sha256_file(segmenter))
-        data = status if status.get("metrics") else None
+        data = status if status.get("metrics") else data
     lines = []
     comparable = None
     if data:

@@ -225,6 +225,10 @@ def test_a_kept_calibration_is_judged_again_by_todays_rule(city, tmp_path):
         "metrics": {"pixel_acc": 0.80, "class_acc": 0.26, "iou": 0.21}, "paper": BAND["paper"], "band": BAND["band"]}))
     status = calibration_status(seg, digest)
     assert status["comparable_to_paper"] is False and status["comparability"].startswith("synthetic segmenter")
+    from repro.eval.calibration import read
+
+    kept = read(seg, digest)  # what `repro reproduce` reuses and records in every result's provenance
+    assert kept["comparable_to_paper"] is False and kept["scored"]["synthetic"] is True
 
 
 def test_missing_photos_are_named(city, tmp_path):

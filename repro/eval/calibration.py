@@ -93,7 +93,8 @@ def describe(calibration: dict | None) -> str:
 
 
 def read(segmenter: Path, sha256: str) -> dict | None:
-    """The kept calibration of this segmenter file, or None when there is none or it was made with another file."""
+    """The kept calibration of this segmenter file, judged by today's rule (a file written before the rule
+    named what it scored is judged again), or None when there is none or it was made with another file."""
     path = calibration_file(segmenter)
     if not path.is_file():
         return None
@@ -101,7 +102,19 @@ def read(segmenter: Path, sha256: str) -> dict | None:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ReproError(f"{path} is not valid JSON ({err}); delete it and run `repro segmenter calibrate` again.") from None
-    return data if data.get("segmenter", {}).get("sha256") == sha256 else None
+    return rejudged(data) if data.get("segmenter", {}).get("sha256") == sha256 else None
+
+
+def rejudged(data: dict) -> dict:
+    """A kept calibration with comparable_to_paper, comparability and scored as this module's rule gives them."""
+    if data.get("segmenter", {}).get("source") is None or not data.get("metrics"):
+        return data  # too little recorded to judge again: as written
+    inputs = data.get("inputs", {})
+    scored = data.get("scored") or (scored_data(inputs["cityscapes"], inputs.get("frames"), "256x256")
+                                    if inputs.get("cityscapes") else None)
+    in_band = verdict(data["metrics"], {"paper": data["paper"], "band": data["band"]})[1]
+    comparable, reason = comparability(data["segmenter"], scored, in_band)
+    return data | {"comparable_to_paper": comparable, "comparability": reason, "scored": scored}
 
 
 def status(segmenter: Path, sha256: str) -> dict:
@@ -115,14 +128,9 @@ def status(segmenter: Path, sha256: str) -> dict:
     if data is None:
         return {"file": str(path), "comparable_to_paper": None,
                 "note": "the calibration was made with a different segmenter file; calibrate again"}
-    comparable, reason = data["comparable_to_paper"], data.get("comparability")
-    if data.get("segmenter", {}).get("source") is not None and data.get("metrics"):  # judged again by today's rule
-        scored = data.get("scored") or (scored_data(data["inputs"]["cityscapes"], data["inputs"].get("frames"), "256x256")
-                                        if data.get("inputs", {}).get("cityscapes") else None)
-        in_band = verdict(data["metrics"], {"paper": data["paper"], "band": data["band"]})[1]
-        comparable, reason = comparability(data["segmenter"], scored, in_band)
-    return {"file": str(path), "comparable_to_paper": comparable, "comparability": reason,
-            "metrics": data["metrics"], "paper": data["paper"], "band": data["band"], "scored": data.get("scored")}
+    return {"file": str(path), "comparable_to_paper": data["comparable_to_paper"],
+            "comparability": data.get("comparability"), "metrics": data["metrics"], "paper": data["paper"],
+            "band": data["band"], "scored": data.get("scored")}
 
 
 def summary(data: dict) -> dict:
