@@ -299,6 +299,33 @@ def test_calibration_row_shows_the_band_and_comparable(results, tmp_path, capsys
     assert "Comparable to the paper: **no**" in cal
 
 
+def test_smoke_segmenter_is_never_comparable_in_the_report_even_from_an_older_calibration(results, tmp_path):
+    """A demo folder made before the comparability rule recorded "comparable: yes" for its synthetic, 1/16-width
+    segmenter (it landed in the band); the report judges the kept calibration again and names what was scored."""
+    from repro.data.synth_city import generate
+    from repro.eval.calibration import calibration_file
+    from repro.eval.fcn import fcn8s, save_segmenter
+
+    city = generate(tmp_path / "city", n_train=1, n_val=1, size=(64, 32), progress=False)
+    seg = tmp_path / "none.pt"  # the fixture's plan names this file
+    digest = save_segmenter(fcn8s(width=1 / 16).eval(), seg, source="trained",
+                            trained_on={"cityscapes": str(city), "split": "train", "frames": 1})
+    metrics = {"pixel_acc": 0.787, "class_acc": 0.27, "iou": 0.217}
+    band = {"paper": {"pixel_acc": 0.80, "class_acc": 0.26, "iou": 0.21}, "band": dict.fromkeys(metrics, 0.02)}
+    calibration_file(seg).write_text(json.dumps({
+        "segmenter": {"sha256": digest, "source": "trained", "width": 0.0625, "trained_on": {"cityscapes": str(city)}},
+        "inputs": {"cityscapes": str(city), "frames": 50}, "comparable_to_paper": True, "metrics": metrics, **band}))
+    for seed in (0, 1):
+        path = results / "cyclegan" / f"seed-{seed}" / "result.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"provenance": {"calibration": {
+            "metrics": metrics, "comparable_to_paper": True}}}))
+    text = report.write_report(results, (4,), quiet=True)[0].read_text()
+    cal = text.split("## Calibration")[1]
+    assert "Comparable to the paper: **no**: synthetic segmenter: calibrated against the synthetic city" in cal
+    assert "scored: 50 images at 256x256: the synthetic city's val photos" in cal and "yes: every metric" not in text
+    assert md_line(text, "Calibration", "per-pixel acc")[-1] == "yes"  # inside the band, and still not comparable
+
+
 def test_paper_table_holds_every_row_and_the_calibration_row():
     paper = load_paper()
     for table, rows in TABLE_ROWS.items():
