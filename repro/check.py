@@ -3,11 +3,14 @@ what is expected of it?
 
 Every cell of the ranges file (default: the shipped expected/ranges_SCALE.toml of the reproduction's scale)
 gets the verdict of repro.verdicts, the same one the report shows: the fixed band (`close`/`far`: our mean
-over the seeds in RESULTS_DIR/ROW/seed-*/result.json inside [lo, hi]) and the 95% prediction interval over
-our seeds (`consistent`/`differs`/`too few seeds`) around the reference (the paper's value at paper scale,
-the measured smoke mean at smoke scale). Tables 2 and 4 read the labels -> photo headline metrics, Tables 3
-and 5 the photo -> labels ones. The exit status follows --rule (default `band`): 1 listing every cell that
-fails it; a cell with a range but no result is listed as missing and fails only with --require-all.
+over the seeds in RESULTS_DIR/ROW/seed-*/result.json inside [lo, hi]) and the statistical verdict
+(`consistent`/`differs`/`too few seeds`): at smoke scale a t test of our seeds against the seeds the smoke
+ranges were measured from (a regression check against this project's own runs, not against the paper); at
+paper scale the 95% prediction interval over our seeds (3 or more) around the paper's one-run value. Tables
+2 and 4 read the labels -> photo headline metrics, Tables 3 and 5 the photo -> labels ones. The exit status
+follows --rule (default `band`; `interval` is the statistical verdict): 1 listing every cell that fails it;
+a cell with a range but no result is listed as missing and fails only with --require-all. The segmenter's
+comparability to the paper (repro.eval.calibration) is printed too.
 """
 
 import argparse
@@ -21,8 +24,9 @@ from tabulate import tabulate
 
 from repro import ReproError
 from repro.io import write_text
-from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, default_ranges,
-                            judge_cell, load_ranges, load_results, references)
+from repro.results_table import tidy
+from repro.verdicts import (METRIC_LABELS, METRICS, REGRESSION_NOTE, RULE_BAND, RULE_INTERVAL, Verdict,
+                            cell_values, default_ranges, judge_cell, load_expected, load_results, references)
 
 RULES = {"band": RULE_BAND, "interval": RULE_INTERVAL}
 
@@ -38,7 +42,7 @@ class Cell:
         return (self.verdict.band_verdict == "far") if rule == "band" else (self.verdict.verdict == "differs")
 
     def judged(self, rule: str) -> bool:
-        """Whether the rule could say anything (a result, and with the interval rule two seeds and a reference)."""
+        """Whether the rule could say anything (a result, and with the interval rule enough seeds and a reference)."""
         return self.verdict.band_verdict is not None if rule == "band" else self.verdict.verdict in ("consistent", "differs")
 
 
@@ -66,52 +70,67 @@ def ranges_for(results_dir: Path, ranges=None):
 
 def check(results_dir: Path, ranges_path=None) -> list[Cell]:
     """Every cell of the ranges file, judged."""
-    results = load_results(results_dir)
+    frame = tidy(load_results(results_dir))
     scale, _ = scale_of(results_dir)
-    ranges = load_ranges(ranges_for(results_dir, ranges_path))
+    ranges = load_expected(ranges_for(results_dir, ranges_path), scale)
     refs = references(scale, ranges)
-    return [Cell(t, row, metric, judge_cell(results, t, row, metric, scale, ranges, refs))
+    return [Cell(t, row, metric, judge_cell(frame, t, row, metric, scale, ranges, refs))
             for (t, row, metric) in sorted(ranges.bands)]
 
 
 def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: float = 0.02) -> str:
     """TOML text of ranges measured from the seeds in results_dir: mean +- max(k x std, floor) (std over
-    seeds, ddof 1), clipped to [0, 1], with the command and every per-seed value written next to them."""
-    from repro.rows import TABLE_ROWS
+    seeds, ddof 1), clipped to [0, 1], with the command, the means (`reference`) and every per-seed value
+    (`per_seed`, what the statistical verdict compares later runs with)."""
+    from repro.rows import BOUNDS, TABLE_ROWS
 
     results = load_results(results_dir)
+    frame = tidy(results)
     plan = Path(results_dir) / "reproduce.json"  # only the tables the reproduction was run for
     tables = json.loads(plan.read_text()).get("tables", list(TABLE_ROWS)) if plan.is_file() else list(TABLE_ROWS)
     seeds = sorted({r["seed"] for rs in results.values() for r in rs})
     lines = [f"# Measured by: {command}",
              f"# Rule: mean +- max({k:g} x std, {floor:g}) over the seeds (std with ddof 1), clipped to [0, 1].",
-             f"# Seeds: {seeds}. The per-seed values follow each range; `reference` holds the means (the value the",
-             "# prediction-interval verdict compares with at this setting).", "",
+             f"# Seeds: {seeds}. `reference` holds the means, `per_seed` the values of each seed (the sample the",
+             "# statistical verdict compares later runs with at this setting).", "",
              "[rule]", f"k_std = {k:g}", f"floor = {floor:g}", f"command = {json.dumps(command)}",
              f"seeds = {seeds}", ""]
     for table, rows in TABLE_ROWS.items():
-        for row in rows:
+        for row in (*rows, *BOUNDS):
             if row.key not in results or table not in tables:
                 continue
             lines.append(f"[table{table}.{row.key}]")
-            means = {}
+            means, per_seed = {}, {}
             for metric in METRICS:
-                values = cell_values(results[row.key], table, metric)
+                values = per_seed[metric] = cell_values(frame, table, row.key, metric)
                 mean = means[metric] = float(np.mean(values))
                 half = max(k * float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, floor)
                 lo, hi = max(0.0, mean - half), min(1.0, mean + half)
                 lines.append(f"{metric} = [{lo:.4f}, {hi:.4f}]  # mean {mean:.4f}, per seed "
                              f"{', '.join(f'{v:.4f}' for v in values)}")
-            lines += ["reference = {" + ", ".join(f"{m} = {v:.4f}" for m, v in means.items()) + "}", ""]
+            lines += ["reference = {" + ", ".join(f"{m} = {v:.4f}" for m, v in means.items()) + "}",
+                      "per_seed = {" + ", ".join(f"{m} = [{', '.join(f'{x:.4f}' for x in v)}]"
+                                                 for m, v in per_seed.items()) + "}", ""]
     return "\n".join(lines)
 
 
 def cell_line(c: Cell) -> list:
     v = c.verdict
     interval = "" if v.interval is None else f"[{v.interval[0]:.4f}, {v.interval[1]:.4f}]"
+    reference = "" if v.ref is None else (f"{v.reference:.4f} ({len(v.ref.seeds)} seeds)" if v.two_sample
+                                          else f"{v.reference:.4f}")
     return [f"table {c.table}", c.row, METRIC_LABELS[c.metric], "" if v.mean is None else f"{v.mean:.4f}", v.n,
             "" if v.std is None else f"{v.std:.4f}", f"[{v.band[0]:.4f}, {v.band[1]:.4f}]", v.band_text,
-            "" if v.reference is None else f"{v.reference:.4f}", interval, v.verdict_text]
+            reference, v.test_text, interval, v.verdict_text]
+
+
+def comparability_line(results_dir: Path) -> str:
+    """Whether the labels -> photo cells were scored by a segmenter comparable to the paper (repro.eval.calibration)."""
+    from repro.eval.calibration import describe
+
+    calibrations = [r.get("provenance", {}).get("calibration") for rs in load_results(results_dir).values()
+                    for r in rs if r.get("provenance", {}).get("calibration")]
+    return "segmenter: " + (describe(calibrations[0]) if calibrations else "no calibration recorded in the results")
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -128,13 +147,17 @@ def run_check(args: argparse.Namespace) -> int:
     missing = [c for c in cells if not c.verdict.values]
     judged = [c for c in cells if c.judged(rule)]
     bad = [c for c in judged if c.fails(rule)]
+    scale, _ = scale_of(args.results)
     print(f"ranges: {ranges}")
+    if scale != "paper":
+        print(REGRESSION_NOTE)
+    print(comparability_line(args.results))
     print(f"rule for the exit status ({rule}): {RULES[rule]}")
     other = "interval" if rule == "band" else "band"
     print(f"also shown ({other}): {RULES[other]}")
     print(tabulate([["FAILS" if c.fails(rule) else "", *cell_line(c)] for c in cells if c.verdict.values],
                    headers=["", "table", "row", "metric", "mean", "n", "std", "band", "band verdict", "reference",
-                            "95% prediction interval", "interval verdict"], tablefmt="simple", disable_numparse=True))
+                            "test", "95% interval", "statistical verdict"], tablefmt="simple", disable_numparse=True))
     for c in missing:
         print(f"MISSING  table {c.table} {c.row:13s} {METRIC_LABELS[c.metric]:14s} no result in {args.results}")
     unjudged = len(cells) - len(missing) - len(judged)
@@ -154,8 +177,9 @@ def add_commands(commands) -> None:
     p.add_argument("--ranges", type=Path, help="accepted ranges (default: the shipped expected/ranges_SCALE.toml of "
                                                "the reproduction's scale); with --measure, the file to write")
     p.add_argument("--rule", choices=tuple(RULES), default="band",
-                   help="which verdict sets the exit status: band (the ranges file) or interval (95%% prediction "
-                        "interval around the reference; needs 2+ seeds)")
+                   help="which verdict sets the exit status: band (the ranges file) or interval (the statistical "
+                        "verdict: a t test against the reference's own seeds where the ranges file stores them, else "
+                        "the 95%% prediction interval around a one-run reference, with 3+ seeds; docs/verdicts.md)")
     p.add_argument("--require-all", action="store_true", help="also fail when a cell of the ranges file has no result")
     p.add_argument("--measure", action="store_true",
                    help="instead of checking, WRITE --ranges from the seeds in RESULTS (mean +- max(3 std, 0.02))")

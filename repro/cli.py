@@ -8,6 +8,7 @@ explains (a wrong file, a missing prerequisite), 2 a usage error, 130 interrupte
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
@@ -187,10 +188,15 @@ def chosen_command(argv: list[str]) -> str | None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except BrokenPipeError:  # `repro --help | head`
+        return broken_pipe()
     command = chosen_command(argv)
     try:
         result = args.func(args)
+    except BrokenPipeError:  # `repro data get --list | head`: the reader has gone, as Unix tools take it
+        return broken_pipe()
     except ReproError as err:
         print(f"repro {command}: error: {err}", file=sys.stderr)
         return 1
@@ -198,6 +204,14 @@ def main(argv=None) -> int:
         print(f"repro {command}: interrupted; files already written are complete.", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def broken_pipe() -> int:
+    """The reader of stdout closed the pipe: stop quietly with 128 + SIGPIPE, as `yes | head` does. stdout
+    goes to /dev/null first, so Python's final flush raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

@@ -8,10 +8,14 @@ report (repro.report) diffs every cell against the paper.
     OUT/ROW/seed-K/labels2photo/    G's translations of the val label maps (scored by the FCN, Tables 2/4)
     OUT/ROW/seed-K/photo2labels/    F's translations of the val photos (nearest palette colour, Tables 3/5)
     OUT/ROW/seed-K/result.json      both directions' metrics + provenance
+    OUT/ground_truth|untrained|constant/seed-K/   the floor and ceiling rows (repro.bounds), scored the same way
+    OUT/results.csv                 every number, one tidy line each (repro.results_table)
     OUT/report.md, OUT/report.html, OUT/figures/
 
 Every row is trained once and scored in both directions, so `table2` and `table3` run the same rows (and
 the report shows both tables); likewise `table4` and `table5`.
+
+`--bounds-only` scores only the floor and ceiling rows (repro.bounds), which every reproduction scores too.
 
 `--pretrained` adds the official PyTorch port's pretrained Cityscapes generators as a row of Tables 2 and 3
 (OUT/port_pretrained/seed-0/, nothing trained; `--pretrained-only` scores only that row).
@@ -474,7 +478,16 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
     if pack != "off":
         train_packs(runs, setup, iters_per_epoch, pack, progress)
     results = [run_pretrained(setup, progress)] if pretrained and any(t in PRETRAINED.tables for t in TARGETS[target]) else []
-    return results + [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
+    results += [run_row(row, seed, setup, iters_per_epoch, progress) for row, seed in runs]
+    return results + (run_bounds(setup, seeds, progress) if pretrained != "only" else [])
+
+
+def run_bounds(setup: Setup, seeds: int, progress: bool = True) -> list[dict]:
+    """The floor and ceiling rows of every table (repro.bounds): nothing to train, scored like every row."""
+    from repro import bounds
+
+    print("scoring the floor and ceiling rows (ground truth, untrained generator, constant output)", flush=True)
+    return bounds.run_bounds(setup, seeds, progress)
 
 
 def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
@@ -507,7 +520,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     pretrained = "only" if args.pretrained_only else "add" if args.pretrained else None
     if pretrained and not any(t in PRETRAINED.tables for t in TARGETS[args.target]):
         raise ReproError(f"--pretrained adds a row to Tables 2 and 3; {args.target} has none of them.")
-    rows = rows_for(args.target) if pretrained != "only" else []
+    rows = rows_for(args.target) if pretrained != "only" and not args.bounds_only else []
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]
     if args.scale == "paper":
         setup = paper_setup(args, rows)
@@ -521,7 +534,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
         setup = smoke_setup(args, progress=not args.quiet)
     setup.settings = settings
     failed = None
-    if args.launcher is None:
+    if args.bounds_only:  # nothing to train: the plan (for the report) and the floor and ceiling rows
+        planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
+        run_bounds(setup, seeds, not args.quiet)
+    elif args.launcher is None:
         reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
                   pack=args.pack)
     else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
@@ -529,6 +545,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         if pretrained:
             run_pretrained(setup, not args.quiet)
         runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
+        if pretrained != "only":
+            run_bounds(setup, seeds, not args.quiet)  # cheap: scored here, not as jobs
         outcome = launch.launch_reproduction(args, setup, runs)
         if outcome.pending:
             return 0  # --no-wait: a rerun of the same command collects the jobs and writes the report
@@ -585,6 +603,9 @@ def add_commands(commands) -> None:
                    help="also score the official port's pretrained cityscapes_label2photo / cityscapes_photo2label "
                         "(downloaded into OUT/pretrained; REPRO_PRETRAINED_URL names a mirror) as a row of Tables 2/3")
     p.add_argument("--pretrained-only", action="store_true", help="score only that row (nothing is trained)")
+    p.add_argument("--bounds-only", action="store_true",
+                   help="score only the floor and ceiling rows (ground truth, untrained generator per seed, constant "
+                        "output; nothing is trained, see repro.bounds)")
     p.add_argument("--pack", type=pack_option, default="off",
                    help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
                         "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "

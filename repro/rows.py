@@ -53,3 +53,14 @@ def is_implemented(row: Row, scale: str) -> bool:
     if row.key == PRETRAINED.key:  # fetched, not trained: at every scale
         return True
     return (CONFIG_DIR / f"{config_name(row, scale)}.toml").is_file()
+
+
+# Not methods either: what every method's score lies between, scored by the same protocol at every scale
+# (repro.bounds). The ceiling is the ground truth itself: the real val photos for labels -> photo, the true
+# label maps for photo -> labels. The floors need no training: the CycleGAN generator at the seed's initial
+# weights, and one constant output (the mean training photo; the most frequent training class everywhere).
+CEILING = Row("ground_truth", "ground truth (ceiling)", (2, 3, 4, 5))
+FLOORS = (Row("untrained", "untrained generator (floor: seed's initial weights)", (2, 3, 4, 5)),
+          Row("constant", "constant output (floor: mean photo / most frequent class)", (2, 3, 4, 5)))
+BOUNDS = (CEILING, *FLOORS)
+ROW_BY_KEY = {r.key: r for r in (*ROWS, PRETRAINED, *BOUNDS)}

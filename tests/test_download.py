@@ -169,6 +169,22 @@ def test_offline_gives_one_paragraph_error(tmp_path, toy):
     assert "\n" not in str(err.value)
 
 
+def test_a_host_name_that_does_not_resolve_fails_at_once_with_the_offline_message(tmp_path, toy, monkeypatch):
+    """No DNS answer (offline, or a wrong name) is not transient: no retries, no pauses, the clear message.
+    (.invalid never resolves, RFC 2606; a machine without DNS fails the lookup the same way.)"""
+    _, reg = toy
+    pauses = []
+    monkeypatch.setattr(download.time, "sleep", pauses.append)
+    with pytest.raises(ReproError, match=r"could not resolve the host name no-such-host\.invalid.*not retried.*offline"):
+        get("toy", tmp_path, url="http://no-such-host.invalid/toy.zip", registry=reg, retries=8, backoff=30,
+            progress=False)
+    assert pauses == []
+    # a refused connection may be a host restarting: still retried
+    with pytest.raises(ReproError, match="could not connect"):
+        get("toy", tmp_path, url=closed_port_url("/toy.zip"), registry=reg, retries=2, backoff=0, progress=False)
+    assert len(pauses) == 2
+
+
 def test_wrong_hash_is_kept_aside_and_never_extracted(tmp_path, server):
     body = make_zip(TOY_FILES)
     server.files["/toy.zip"] = body

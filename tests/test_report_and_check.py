@@ -4,6 +4,7 @@
 import json
 import re
 import tomllib
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -66,18 +67,41 @@ def test_check_fails_listing_every_cell_outside(results, tmp_path, capsys):
 
 
 def test_check_interval_rule_uses_the_reference_and_the_same_verdict_as_the_report(results, tmp_path, capsys):
-    """values 0.50, 0.54: the 95% prediction interval is [0.0798, 0.9602] (hand-computed in test_verdicts)."""
-    inside = write_ranges(tmp_path / "in.toml", "[table4.cyclegan]\npixel_acc = [0.0, 1.0]\nreference = {pixel_acc = 0.95}\n")
-    outside = write_ranges(tmp_path / "out.toml", "[table4.cyclegan]\npixel_acc = [0.0, 1.0]\nreference = {pixel_acc = 0.97}\n")
+    """values 0.50, 0.54 against a reference measured over 5 seeds: the pooled t test of test_verdicts
+    (reference 0.40..0.48, mean 0.44: t = 3.09, differs); against the same seeds moved up 0.05: consistent."""
+    seeds = "[0.40, 0.42, 0.44, 0.46, 0.48]"
+    moved = "[0.45, 0.47, 0.49, 0.51, 0.53]"
+    inside = write_ranges(tmp_path / "in.toml", "[table4.cyclegan]\npixel_acc = [0.0, 1.0]\n"
+                                                f"reference = {{pixel_acc = 0.49}}\nper_seed = {{pixel_acc = {moved}}}\n")
+    outside = write_ranges(tmp_path / "out.toml", "[table4.cyclegan]\npixel_acc = [0.0, 1.0]\n"
+                                                  f"reference = {{pixel_acc = 0.44}}\nper_seed = {{pixel_acc = {seeds}}}\n")
     assert main(["check", str(results), "--ranges", str(inside), "--rule", "interval"]) == 0
     out = capsys.readouterr().out
-    assert "rule for the exit status (interval): 95% prediction interval" in out and "[0.0798, 0.9602]" in out
+    assert "rule for the exit status (interval): against a reference with its own seeds" in out
+    assert "pooled t = +1.16 (df 5)" in out and "0.4900 (5 seeds)" in out
+    assert "regression check against this project's own measured smoke runs" in out
     assert main(["check", str(results), "--ranges", str(outside), "--rule", "interval"]) == 1
     out = capsys.readouterr().out
-    assert "differs (15.9 sd)" in out and "0 of 1 judged cells pass the interval rule; 1 fail" in out
+    assert "differs by +0.080 (2.6 sd)" in out and "0 of 1 judged cells pass the interval rule; 1 fail" in out
     assert main(["check", str(results), "--ranges", str(outside)]) == 0  # the band rule: close
-    md, _ = report.write_report(results, (4,), ranges=outside, quiet=True)
-    assert "**differs (15.9 sd)** / close" in md.read_text()  # the report shows the same verdict
+    md, html = report.write_report(results, (4,), ranges=outside, quiet=True)
+    line = md_line(md.read_text(), "Table 4", "CycleGAN")
+    assert line[4] == "✗"  # the report shows the same verdict, as one symbol; the numbers in the row section and hover
+    assert "pooled t = +3.09 (df 5)" in html.read_text() and "differs by +0.080 (2.6 sd)" in html.read_text()
+    assert "differs by +0.080 (2.6 sd)" in unescape(html.read_text()).split('id="row-cyclegan"')[1]  # the row section
+
+
+def test_one_run_reference_needs_three_seeds(results, tmp_path, capsys):
+    """The paper's one run against two seeds: `too few seeds`, never [0, 1] and `consistent`."""
+    plan = json.loads((results / "reproduce.json").read_text())
+    (results / "reproduce.json").write_text(json.dumps(plan | {"scale": "paper"}))
+    ranges = write_ranges(tmp_path / "r.toml", "[table4.cyclegan]\npixel_acc = [0.0, 1.0]\n")
+    assert main(["check", str(results), "--ranges", str(ranges), "--rule", "interval"]) == 1  # nothing judged
+    assert "too few seeds (2 of 3)" in capsys.readouterr().out
+    fake_result(results, "cyclegan", 2, (0.52, 0.17, 0.11), (0.57, 0.22, 0.16))
+    assert main(["check", str(results), "--ranges", str(ranges), "--rule", "interval"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 judged cells pass" in out and "regression check" not in out
 
 
 def test_check_defaults_to_the_shipped_ranges_of_the_scale(results, capsys):
@@ -122,26 +146,101 @@ def test_report_wide_tables_one_line_per_method_with_verdicts(results, tmp_path,
     text = md.read_text()
     std = np.std([0.50, 0.54], ddof=1)
     cells = md_line(text, "Table 4", "CycleGAN")
-    assert cells[:5] == ["CycleGAN", "2", f"0.520 +- {std:.3f}", "0.970", "**differs (15.9 sd)** / **far (below)**"]
-    assert cells[8:] == ["0.110 +- 0.014", "0.110", "consistent / no range"]
-    assert md_line(text, "Table 5", "CycleGAN")[2:5] == ["0.570 +- 0.028", "", "no reference / no range"]
+    # one symbol per cell: far from the band -> ✗; two seeds against a one-run reference -> ? (too few seeds)
+    assert cells[:5] == ["CycleGAN", "2", f"0.520 +- {std:.3f}", "0.970", "✗"]
+    assert cells[8:] == ["0.110 +- 0.014", "0.110", "?"]
+    assert md_line(text, "Table 5", "CycleGAN")[2:5] == ["0.570 +- 0.028", "", "?"]
     assert md_line(text, "Table 4", "GAN + backward cycle")[2:5] == ["not implemented", "", "not implemented"]
     assert md_line(text, "Table 4", "GAN alone")[1:5] == ["0", "not run", "", "not run"]
     for row in TABLE_ROWS[4]:
         assert len([line for line in text.splitlines() if line.startswith(f"| {row.label} ")]) == 4  # 2 tables + 2 paper
+    assert text.count("consistent") < 5  # no wall of words: the verdicts are symbols
     # smoke scale: no paper column next to ours; the paper's numbers follow in their own table
     header = text.split("## Table 4")[1].splitlines()[2]
     assert "smoke ref." in header and "paper" not in header
+    # the header and every table say what a smoke comparison is
+    regression = "a regression check against this project's own measured smoke runs"
+    assert regression in text.split("## Table 4")[0]
+    for part in text.split("## Table ")[1:]:
+        assert regression in part.split("\n## ")[0]
     assert md_line(text, "The paper, for reference", "CycleGAN") == ["CycleGAN", "0.52", "0.17", "0.11"]
     assert "r.toml (given with --ranges)" in text and str(tmp_path) not in text  # no machine path
     page = html.read_text()
     assert 'src="figures/cyclegan_iou.png"' in page and (results / "figures" / "cyclegan_iou.png").is_file()
     assert "GAN + backward cycle" in page and "not implemented" in page
-    assert '<td class="v bad">differs (15.9 sd) / far (below)</td>' in page
+    hover = re.search(r'<td class="v bad" title="([^"]*)">✗</td>', page)
+    assert hover and "reference 0.9700 (one run" in hover.group(1) and "band [0.5300, 0.6000]: far (below)" in hover.group(1)
     assert 'href="#row-cyclegan"' in page and 'id="row-cyclegan"' in page
-    assert "0.520 ± 0.028" in page
+    assert "0.520 ± 0.028" in page and regression in unescape(page)
     printed = capsys.readouterr().out
     assert "## Table 4: ablations" in printed and "0.520 +- " in printed
+
+
+def test_row_section_folds_tables_that_show_the_same_numbers(results, tmp_path):
+    """CycleGAN's Tables 2 and 4 score the same outputs: with the same reference and band they share one line."""
+    same = "pixel_acc = [0.4, 0.6]\nreference = {pixel_acc = 0.52}\nper_seed = {pixel_acc = [0.50, 0.52, 0.54]}\n"
+    ranges = write_ranges(tmp_path / "r.toml", f"[table2.cyclegan]\n{same}[table4.cyclegan]\n{same}"
+                                               "[table5.cyclegan]\npixel_acc = [0.5, 0.6]\n")
+    _, html = report.write_report(results, (2, 3, 4, 5), ranges=ranges, quiet=True)
+    section = unescape(html.read_text()).split('id="row-cyclegan"')[1].split("<h2 ")[0]
+    firsts = re.findall(r'<tr><td class="num">([0-9, ]+)</td><td>([^<]+)</td>', section)
+    assert ("2, 4", "per-pixel acc") in firsts  # one line for both
+    assert ("3", "per-pixel acc") in firsts and ("5", "per-pixel acc") in firsts  # different bands: two lines
+    assert ("2, 4", "class IoU") in firsts  # no reference, no band in either: the same line
+    assert len(firsts) == 3 + 2 + 2  # pixel: (2, 4), 3, 5; per-class and IoU: (2, 4), (3, 5) each
+
+
+def add_bounds(out: Path) -> None:
+    """Floor and ceiling results as repro.bounds writes them (hand-set numbers)."""
+    fake_result(out, "ground_truth", 0, (0.90, 0.50, 0.40), (1.0, 1.0, 1.0))
+    fake_result(out, "untrained", 0, (0.20, 0.05, 0.02), (0.10, 0.05, 0.01))
+    fake_result(out, "untrained", 1, (0.22, 0.05, 0.02), (0.12, 0.05, 0.01))
+    fake_result(out, "constant", 0, (0.30, 0.06, 0.03), (0.35, 0.05, 0.02))
+    for path in out.glob("*/seed-*/result.json"):  # as repro.bounds writes them: nothing trained, no config
+        if path.parent.parent.name in ("ground_truth", "untrained", "constant"):
+            path.write_text(json.dumps(json.loads(path.read_text()) | {"config": None, "made_by": {"what": "hand-set"},
+                                                                        "provenance": {"device": "cpu"}}))
+
+
+def test_floor_and_ceiling_rows_in_every_table_with_positions(results, capsys):
+    add_bounds(results)
+    md, html = report.write_report(results, (2, 3, 4, 5), quiet=True)
+    text = md.read_text()
+    for table in (2, 3, 4, 5):
+        for label in ("ground truth (ceiling)", "untrained generator (floor", "constant output (floor"):
+            part = text.split(f"## Table {table}")[1].split("\n## ")[0]
+            assert any(line.startswith(f"| {label}") for line in part.splitlines()), (table, label)
+    # CycleGAN labels -> photo pixel 0.52: best floor 0.30 (constant), ceiling 0.90 -> (0.52 - 0.30) / 0.60 = 37%
+    assert md_line(text, "Table 4", "CycleGAN")[2] == "0.520 +- 0.028 [37%]"
+    # photo -> labels pixel 0.57: best floor 0.35, ceiling 1.0 -> 34%
+    assert md_line(text, "Table 5", "CycleGAN")[2] == "0.570 +- 0.028 [34%]"
+    assert md_line(text, "Table 2", "untrained generator (floor: seed's initial weights)")[1:3] == ["2", "0.210 +- 0.014"]
+    assert "where the mean lies between the best floor row" in text
+    assert 'id="row-ground_truth"' in html.read_text() and "- Device: cpu" in text
+
+
+def test_results_csv_is_tidy_and_is_what_the_report_shows(results):
+    """What the report shows == what pandas.read_csv gives a researcher."""
+    import pandas as pd
+
+    add_bounds(results)
+    fake_result(results, "gan_alone", 0, (0.31, 0.11, 0.051), (0.21, 0.12, 0.052))
+    md, _ = report.write_report(results, (2, 3, 4, 5), quiet=True)
+    frame = pd.read_csv(results / "results.csv")
+    assert list(frame.columns) == ["row", "kind", "seed", "table", "direction", "metric", "value", "config_hash", "scale"]
+    assert set(frame["kind"]) == {"method", "ceiling", "floor"} and set(frame["table"]) == {2, 3, 4, 5}
+    # one line per row, seed, table, metric: cyclegan 2 seeds x 4 tables x 3 metrics, GAN alone 1 x 2 x 3
+    assert len(frame[frame["row"] == "cyclegan"]) == 24 and len(frame[frame["row"] == "gan_alone"]) == 6
+    assert frame.groupby(["row", "seed", "table", "metric"]).size().max() == 1
+    text = md.read_text()
+    labels = {"cyclegan": "CycleGAN", "gan_alone": "GAN alone", "untrained": "untrained generator"}
+    for (table, row, metric), cell in frame.groupby(["table", "row", "metric"])["value"]:
+        if row not in labels:
+            continue
+        index = 2 + 3 * ["pixel_acc", "class_acc", "iou"].index(metric)
+        shown = md_line(text, f"Table {table}", labels[row])[index]
+        expected = f"{cell.mean():.3f}" + (f" +- {cell.std():.3f}" if len(cell) > 1 else "")
+        assert shown.split(" [")[0] == expected, (table, row, metric)
 
 
 def test_report_at_paper_scale_compares_with_the_paper(results, capsys):
@@ -151,8 +250,12 @@ def test_report_at_paper_scale_compares_with_the_paper(results, capsys):
     text = md.read_text()
     header = text.split("## Table 4")[1].splitlines()[2]
     assert "paper" in header and "The paper, for reference" not in text
-    # pixel: 0.50, 0.54 vs paper 0.52 -> consistent; no ranges -> no band
-    assert md_line(text, "Table 4", "CycleGAN")[2:5] == ["0.520 +- 0.028", "0.520", "consistent / no range"]
+    # pixel: 0.50, 0.54 vs the paper's one run 0.52 -> too few seeds (3 needed); no ranges -> no band
+    assert md_line(text, "Table 4", "CycleGAN")[2:5] == ["0.520 +- 0.028", "0.520", "?"]
+    assert "Smoke scale" not in text and "regression check against" not in text
+    fake_result(results, "cyclegan", 2, (0.52, 0.17, 0.11), (0.57, 0.22, 0.16))
+    text = report.write_report(results, (4,), ranges=None, quiet=True)[0].read_text()
+    assert md_line(text, "Table 4", "CycleGAN")[2:5] == ["0.520 +- 0.020", "0.520", "✓"]
 
 
 def test_header_comes_from_the_results_of_an_interrupted_reproduction(results, capsys):
@@ -163,7 +266,9 @@ def test_header_comes_from_the_results_of_an_interrupted_reproduction(results, c
     assert "- Rows with results: 2 of 5 implemented rows planned (no result yet: cycle_alone, gan_forward, gan_backward)" in text
     assert "- Seeds found: 1 to 2 per row: cyclegan 2, gan_alone 1; 2 planned; fewer than planned: gan_alone (interrupted?)" in text
     # the shipped smoke ranges (GAN alone pixel acc: reference 0.397, band [0.3355, 0.4591]): one seed at 0.300 is far below
-    assert md_line(text, "Table 4", "GAN alone")[1:5] == ["1", "0.300", "0.397", "too few seeds / **far (below)**"]
+    assert md_line(text, "Table 4", "GAN alone")[1:5] == ["1", "0.300", "0.397", "✗"]
+    # one seed against the 5 measured seeds: judged (pooled t test), and it differs
+    assert "differs by -0.097" in unescape((results / "report.html").read_text()).split('id="row-gan_alone"')[1]
 
 
 def test_absent_classes_are_shown_as_absent(results, capsys):
@@ -192,6 +297,33 @@ def test_calibration_row_shows_the_band_and_comparable(results, tmp_path, capsys
     assert md_line(text, "Calibration", "per-pixel acc") == ["per-pixel acc", "0.80", "0.768", "-0.032", "+-0.02", "**no**"]
     assert md_line(text, "Calibration", "class IoU") == ["class IoU", "0.21", "0.200", "-0.010", "+-0.02", "yes"]
     assert "Comparable to the paper: **no**" in cal
+
+
+def test_smoke_segmenter_is_never_comparable_in_the_report_even_from_an_older_calibration(results, tmp_path):
+    """A demo folder made before the comparability rule recorded "comparable: yes" for its synthetic, 1/16-width
+    segmenter (it landed in the band); the report judges the kept calibration again and names what was scored."""
+    from repro.data.synth_city import generate
+    from repro.eval.calibration import calibration_file
+    from repro.eval.fcn import fcn8s, save_segmenter
+
+    city = generate(tmp_path / "city", n_train=1, n_val=1, size=(64, 32), progress=False)
+    seg = tmp_path / "none.pt"  # the fixture's plan names this file
+    digest = save_segmenter(fcn8s(width=1 / 16).eval(), seg, source="trained",
+                            trained_on={"cityscapes": str(city), "split": "train", "frames": 1})
+    metrics = {"pixel_acc": 0.787, "class_acc": 0.27, "iou": 0.217}
+    band = {"paper": {"pixel_acc": 0.80, "class_acc": 0.26, "iou": 0.21}, "band": dict.fromkeys(metrics, 0.02)}
+    calibration_file(seg).write_text(json.dumps({
+        "segmenter": {"sha256": digest, "source": "trained", "width": 0.0625, "trained_on": {"cityscapes": str(city)}},
+        "inputs": {"cityscapes": str(city), "frames": 50}, "comparable_to_paper": True, "metrics": metrics, **band}))
+    for seed in (0, 1):
+        path = results / "cyclegan" / f"seed-{seed}" / "result.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"provenance": {"calibration": {
+            "metrics": metrics, "comparable_to_paper": True}}}))
+    text = report.write_report(results, (4,), quiet=True)[0].read_text()
+    cal = text.split("## Calibration")[1]
+    assert "Comparable to the paper: **no**: synthetic segmenter: calibrated against the synthetic city" in cal
+    assert "scored: 50 images at 256x256: the synthetic city's val photos" in cal and "yes: every metric" not in text
+    assert md_line(text, "Calibration", "per-pixel acc")[-1] == "yes"  # inside the band, and still not comparable
 
 
 def test_paper_table_holds_every_row_and_the_calibration_row():

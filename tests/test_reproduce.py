@@ -116,7 +116,7 @@ def test_interrupted_reproduction_resumes_without_retraining_finished_rows(tiny,
     assert calls == [("gan_alone", True)]  # the finished row is not trained again; the other is resumed
     assert first.stat().st_mtime_ns == stamp
     assert (out / "cyclegan" / "seed-0" / "run" / "checkpoint.pt").stat().st_mtime_ns == checkpoint_stamp
-    assert [r["row"] for r in results] == ["cyclegan", "gan_alone"]
+    assert [r["row"] for r in results] == ["cyclegan", "gan_alone", "ground_truth", "untrained", "constant"]
     assert is_finished(out / "gan_alone" / "seed-0" / "run")
     assert len(list((out / "gan_alone" / "seed-0" / "labels2photo").glob("*.png"))) == 2
 
@@ -142,6 +142,37 @@ def test_result_json_holds_both_directions_and_provenance(tiny, tmp_path):
     assert len(p["dataset_manifest_sha256"]) == 64 and len(p["segmenter"]["sha256"]) == 64
     assert "metrics" in p["calibration"] and p["versions"]["torch"] and p["device"] == "cpu"
     assert p["train_seconds"] > 0 and result["wall_seconds"] >= 0
+
+
+@pytest.mark.slow
+def test_floor_and_ceiling_rows_are_result_files_with_provenance(tiny, tmp_path):
+    """repro.bounds: ground truth, the untrained generator (per seed) and the constant output, scored as a row is."""
+    from repro import bounds, results_table
+
+    city, seg = tiny
+    setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
+    made = bounds.run_bounds(setup, seeds=2, progress=False)
+    assert [(r["row"], r["seed"]) for r in made] == [("ground_truth", 0), ("untrained", 0), ("untrained", 1),
+                                                     ("constant", 0)]
+    for result in made:
+        path = tmp_path / "out" / result["row"] / f"seed-{result['seed']}" / "result.json"
+        assert json.loads(path.read_text()) == result and result["tables"] == [2, 3, 4, 5]
+        for direction in ("labels2photo", "photo2labels"):
+            assert set(result["metrics"][direction]) == {"pixel_acc", "class_acc", "iou"}
+            assert len(list(path.parent.joinpath(direction).glob("*.png"))) == 2
+        p = result["provenance"]
+        assert len(p["segmenter"]["sha256"]) == 64 and "metrics" in p["calibration"] and p["scale"] == "smoke"
+        assert result["made_by"]["what"]
+    truth, untrained0, untrained1, constant = made
+    # the ceiling: the true label maps come back as (nearly) themselves; a constant class scores one class
+    assert truth["metrics"]["photo2labels"]["pixel_acc"] > 0.8 > constant["metrics"]["photo2labels"]["pixel_acc"]
+    assert untrained0["made_by"]["config"]["seed"] == 0 and untrained1["made_by"]["config"]["seed"] == 1
+    assert constant["made_by"]["most_frequent_train_id"] in range(19)
+    stamp = (tmp_path / "out" / "constant" / "seed-0" / "result.json").stat().st_mtime_ns
+    bounds.run_bounds(setup, seeds=2, progress=False)  # made the same way: reused
+    assert (tmp_path / "out" / "constant" / "seed-0" / "result.json").stat().st_mtime_ns == stamp
+    frame = results_table.tidy(results_table.load_results(tmp_path / "out"))
+    assert set(frame["kind"]) == {"ceiling", "floor"} and len(frame) == 4 * 4 * 3  # 4 results x 4 tables x 3 metrics
 
 
 @pytest.mark.slow
@@ -174,7 +205,8 @@ def test_smoke_reproduction_lands_in_the_measured_ranges(tmp_path, capsys):
     code = main(["check", str(out), "--ranges", str(EXPECTED / "ranges_smoke.toml"), "--require-all"])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "66 of 66 judged cells pass the band rule" in printed  # Tables 2/3: 6 rows x 3 x 2, Tables 4/5: 5 rows x 3 x 2
+    # Tables 2/3: 6 rows x 3 x 2, Tables 4/5: 5 rows x 3 x 2, and the 3 floor/ceiling rows x 3 x 4 tables
+    assert "102 of 102 judged cells pass the band rule" in printed
 
 
 @pytest.mark.slow
@@ -190,6 +222,9 @@ def test_packed_reproduction_trains_the_ablations_as_one_pack(tiny, tmp_path, mo
     monkeypatch.setattr(training, "train_runs", lambda cfgs, *a, **kw: packs.append(len(cfgs)) or real(cfgs, *a, **kw))
     results = R.reproduce("table4", setup, seeds=2, iters_per_epoch=2, progress=False, pack="auto")
     assert packs == [10]  # 5 rows x 2 seeds, one pack on the CPU (auto: up to 10)
+    bounds = [r for r in results if r["row"] in ("ground_truth", "untrained", "constant")]
+    assert len(bounds) == 4 and not any((out / r["row"] / f"seed-{r['seed']}" / "run").exists() for r in bounds)
+    results = [r for r in results if r not in bounds]  # the floor and ceiling rows: scored, never trained or packed
     assert len(results) == 10 and all(0 <= r["metrics"]["labels2photo"]["pixel_acc"] <= 1 for r in results)
     for r in results:
         info = json.loads((out / r["row"] / f"seed-{r['seed']}" / "run" / "run.json").read_text())

@@ -81,16 +81,20 @@ def test_trunk_from_the_torch_cache_computes_what_torchvision_computes(torch_hom
                                rtol=1e-4, atol=1e-4)
 
 
-def test_no_or_unfitting_vgg16_means_scratch_said_loudly(torch_home, capsys):
+def test_no_or_unfitting_vgg16_means_scratch_said_plainly_at_reduced_width(torch_home, capsys):
+    """A reduced-width net cannot take the real trunk: one plain line, no banner telling the user to fetch
+    weights that could not help (the full-width banner: test_weights)."""
     model = fcn8s(width=WIDTH)
     before = model.conv1_1.weight.clone()
     assert S.init_trunk(model) == "scratch"
     err = capsys.readouterr().err
-    assert "FROM SCRATCH" in err and str(torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth") in err
+    assert f"FCN-8s at width {WIDTH:g} trains from scratch" in err
+    assert "!!!" not in err and "repro weights get" not in err and "FROM SCRATCH" not in err
     put_vgg16(torch_home, fake_vgg16(WIDTH))
     narrower = fcn8s(width=WIDTH / 2)
     assert S.init_trunk(narrower) == "scratch"
-    assert "FROM SCRATCH" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "trains from scratch" in err and "!!!" not in err
     assert torch.equal(model.conv1_1.weight, before)
 
 
@@ -164,6 +168,10 @@ def test_calibrate_scores_real_photos_at_256_and_labels_the_segmenter(city, tmp_
     deltas, ok = verdict(result["metrics"], load_band())
     assert result["comparable_to_paper"] is ok is False  # a random net is far from 0.80 / 0.26 / 0.21
     assert result["deltas"] == deltas and result["segmenter"]["sha256"] == digest
+    # the calibration names what it actually scored: the synthetic city, never "real val photos"
+    assert result["scored"] == {"images": 3, "size": "256x256", "synthetic": True,
+                                "source": "the synthetic city's val photos (repro.data.synth_city), not Cityscapes"}
+    assert result["comparability"].startswith("synthetic segmenter: calibrated against the synthetic city")
     assert "strict" in result["other_protocols"]
     # `run_calibrate` writes it next to the segmenter, where labels2photo looks for it
     import argparse
@@ -173,6 +181,54 @@ def test_calibrate_scores_real_photos_at_256_and_labels_the_segmenter(city, tmp_
     written = json.loads(calibration_file(seg).read_text())
     assert written["protocol"]["resize_filter"] == "nearest" and written["protocol"]["jpeg_quality"] == 100
     assert calibration_status(seg, digest)["comparable_to_paper"] is False
+
+
+BAND = {"paper": {"pixel_acc": 0.80, "class_acc": 0.26, "iou": 0.21}, "band": {"pixel_acc": 0.02, "class_acc": 0.02, "iou": 0.02}}
+REAL = {"images": 500, "size": "256x256", "synthetic": False, "source": "real Cityscapes val photos (leftImg8bit/val)"}
+SYNTHETIC = REAL | {"synthetic": True}
+
+
+def test_only_the_authors_weights_or_a_full_width_cityscapes_net_can_be_comparable(tmp_path):
+    """Comparable means comparable: a segmenter that lands in the band is comparable to the paper only when it
+    is one the paper's numbers could have come from, calibrated on real Cityscapes."""
+    from repro.eval.calibration import comparability
+
+    caffe = {"source": "caffemodel", "width": 1.0}
+    full = {"source": "trained", "width": 1.0, "trained_on": {"cityscapes": str(tmp_path), "synthetic": False},
+            "training": {"trunk": "imagenet-vgg16"}}
+    smoke = {"source": "trained", "width": 0.0625, "trained_on": {"cityscapes": str(tmp_path), "synthetic": True},
+             "training": {"trunk": "scratch"}}
+    narrow_real = smoke | {"trained_on": {"cityscapes": str(tmp_path), "synthetic": False}}
+    assert comparability(caffe, REAL, True)[0] is True and comparability(full, REAL, True)[0] is True
+    assert comparability(caffe, REAL, False) == (False, "outside the calibration band: labels -> photo scores are "
+                                                        "not comparable to the paper's")
+    for info, scored in ((smoke, SYNTHETIC), (smoke, REAL), (caffe, SYNTHETIC), (full, SYNTHETIC)):
+        comparable, why = comparability(info, scored, True)  # in the band, and still not comparable
+        assert comparable is False and why == "synthetic segmenter: calibrated against the synthetic city, not comparable to the paper"
+    comparable, why = comparability(narrow_real, REAL, True)
+    assert comparable is False and why.startswith("reduced-width segmenter (width 0.0625, scratch)")
+    assert comparability({"source": "test", "width": 1.0}, REAL, True)[0] is False
+    # a segmenter trained on a synthetic city before `synthetic` was recorded: its folder's marker says so
+    city = generate(tmp_path / "old-city", n_train=1, n_val=1, size=(64, 32), progress=False)
+    old = {"source": "trained", "width": 1.0, "trained_on": {"cityscapes": str(city)}}
+    assert comparability(old, REAL, True)[0] is False
+
+
+def test_a_kept_calibration_is_judged_again_by_todays_rule(city, tmp_path):
+    """A calibration JSON written before this rule said "comparable: yes" for a synthetic smoke segmenter."""
+    seg = tmp_path / "seg.pt"
+    digest = save_segmenter(fcn8s(width=1 / 16).eval(), seg, source="trained",
+                            trained_on={"cityscapes": str(city), "split": "train", "frames": 3})
+    calibration_file(seg).write_text(json.dumps({
+        "segmenter": {"sha256": digest, "source": "trained", "width": 0.0625, "trained_on": {"cityscapes": str(city)}},
+        "inputs": {"cityscapes": str(city), "frames": 3}, "comparable_to_paper": True,
+        "metrics": {"pixel_acc": 0.80, "class_acc": 0.26, "iou": 0.21}, "paper": BAND["paper"], "band": BAND["band"]}))
+    status = calibration_status(seg, digest)
+    assert status["comparable_to_paper"] is False and status["comparability"].startswith("synthetic segmenter")
+    from repro.eval.calibration import read
+
+    kept = read(seg, digest)  # what `repro reproduce` reuses and records in every result's provenance
+    assert kept["comparable_to_paper"] is False and kept["scored"]["synthetic"] is True
 
 
 def test_missing_photos_are_named(city, tmp_path):

@@ -123,6 +123,19 @@ def test_set_overrides_any_field_type_checked_and_recorded(tiny_data, tmp_path, 
     assert not (tmp_path / "other" / "checkpoint.pt").exists()
 
 
+def test_a_closed_pipe_ends_quietly_as_unix_tools_do(tmp_path):
+    """`repro data get --list | head`: the reader leaves before the listing is written; no traceback, and
+    the status of a process stopped by SIGPIPE (128 + 13), as `yes | head` gives."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-m", "repro.cli", "data", "get", "--list"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=tmp_path)
+    child.stdout.close()  # before the child has imported anything, let alone printed
+    err = child.stderr.read().decode()
+    assert child.wait() == 141 and "Traceback" not in err and "BrokenPipeError" not in err
+
+
 def test_help_imports_no_command_module():
     """`repro --help` builds the command tree without importing torch or any command's module."""
     import subprocess

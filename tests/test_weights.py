@@ -167,6 +167,7 @@ def test_segmenter_training_fetches_vgg16_only_for_the_full_width_net(torch_home
     monkeypatch.setenv("REPRO_VGG16_URL", server.url("/vgg16-397923af.pth"))  # nothing served: 404
     assert segmenter.init_trunk(fcn8s(width=1 / 16)) == "scratch"  # the real file cannot fit: not fetched
     assert server.requests == []
+    assert "FROM SCRATCH" not in capsys.readouterr().err  # nothing the user could do: no banner
     with torch.device("meta"):
         full = fcn8s(width=1)
     assert segmenter.init_trunk(full) == "scratch"

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import sys
 import tarfile
@@ -193,6 +194,8 @@ def _download_one(url: str, part: Path, *, retries: int, backoff: float, progres
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as err:
             raise ReproError(f"{url} is not a usable URL ({err}); give a full http(s):// address.") from err
         except (_Retry, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            if unresolvable(err):  # no DNS answer: offline or a wrong host name; waiting does not change that
+                raise DownloadFailed(_reason(err)) from err
             gained = (part.stat().st_size if part.exists() else 0) > have
             attempt = 1 if gained else attempt + 1  # count only failures that made no progress
             if attempt > retries:
@@ -202,7 +205,27 @@ def _download_one(url: str, part: Path, *, retries: int, backoff: float, progres
             time.sleep(pause)
 
 
+def unresolvable(err: BaseException) -> bool:
+    """Whether a connection error is a failed host-name lookup (socket.gaierror somewhere in its chain)."""
+    seen = set()
+    todo = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return False
+
+
 def _reason(err: Exception) -> str:
+    if isinstance(err, requests.ConnectionError) and unresolvable(err):
+        host = urlparse(err.request.url).netloc if err.request is not None else "the host"
+        return (f"could not resolve the host name {host} (no DNS answer: this machine looks offline, or the "
+                f"name is wrong); not retried")
     if isinstance(err, requests.exceptions.ChunkedEncodingError):
         return "the connection broke in the middle of the file"
     if isinstance(err, requests.Timeout):

@@ -244,6 +244,9 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
     tally = score_frames(frames, model, device, batch_size, workers, tf32=tf32, desc="labels2photo")
     confusion = {"pix2pix": tally.pix2pix, "strict": tally.strict}[protocol]
     calibrated = calibration.status(segmenter, info["sha256"])
+    if calibration.is_synthetic(cityscapes):  # scores on the synthetic city are never the paper's, whatever the segmenter
+        calibrated |= {"comparable_to_paper": False, "comparability": "synthetic segmenter: scored against the "
+                       "synthetic city, not comparable to the paper"}
     result = build_result(
         "labels2photo",
         scores(confusion),
@@ -275,8 +278,8 @@ def print_summary(result: dict) -> None:
         print(f"\npix2pix quirk: {q['pixels_predicted_channel_19']} scored pixels predicted channel 19, "
               f"{q['pixels_displaced_to_wrong_cell']} displaced, {q['frames_dropped']} of {q['frames']} frames dropped.")
     verdict = result.get("comparable_to_paper")
-    print("comparable to the paper: " + {True: "yes", False: "NO (segmenter outside the calibration band)",
-                                          None: "unknown (segmenter not calibrated)"}[verdict])
+    why = calibration.describe(result.get("calibration"))
+    print("comparable to the paper: " + {True: "yes", False: "NO", None: "unknown"}[verdict] + f" ({why})")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -49,7 +49,7 @@ from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
-from repro.eval.calibration import calibration_file, load_band, verdict
+from repro.eval.calibration import calibration_file, comparability, load_band, scored_data, verdict
 from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, default_workers, protocol_block, protocol_description,
                                      score_frames)
 from repro.eval.metrics import scores
@@ -182,8 +182,9 @@ def loud(message: str) -> None:
 
 def init_trunk(model: FCN8s) -> str:
     """Loads the ImageNet VGG16 trunk from the torch cache when it fits (a full-width net fetches a missing
-    file through repro.weights); returns "imagenet-vgg16" or "scratch" (after a loud warning saying what to
-    place where)."""
+    file through repro.weights); returns "imagenet-vgg16" or "scratch". The loud warning (what to place where)
+    is only for a full-width net, the one a user can give the trunk and score against the paper; a reduced-width
+    net (the smoke segmenter) cannot take the real file and gets one plain line."""
     path = vgg16_weights_path()
     if not path.is_file() and model.width == 1:  # only the full-width net can use the real file: fetch it
         try:
@@ -191,6 +192,8 @@ def init_trunk(model: FCN8s) -> str:
         except ReproError as err:
             loud(f"WARNING: {err}")
     if not path.is_file():
+        if model.width != 1:
+            return scratch_note(model)
         loud(f"WARNING: {path} not found: FCN-8s is trained FROM SCRATCH (no ImageNet VGG16 trunk).\n"
              f"A from-scratch segmenter is weaker than the original; calibrate it before trusting its scores.\n"
              f"To use the ImageNet trunk, run `repro weights get vgg16` or place torchvision's {VGG16_FILE} there "
@@ -204,11 +207,19 @@ def init_trunk(model: FCN8s) -> str:
     own = model.state_dict()
     wrong = [f"{k} {list(v.shape)} vs {list(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
     if wrong:
+        if model.width != 1:
+            return scratch_note(model)
         loud(f"WARNING: {path} does not fit FCN-8s at width {model.width:g} ({wrong[0]}, ...): "
-             f"training FROM SCRATCH. The ImageNet trunk needs --width 1.")
+             f"training FROM SCRATCH. Replace it with torchvision's {VGG16_FILE} (`repro weights get vgg16`).")
         return "scratch"
     model.load_state_dict(state, strict=False)
     return "imagenet-vgg16"
+
+
+def scratch_note(model: FCN8s) -> str:
+    print(f"FCN-8s at width {model.width:g} trains from scratch (the ImageNet VGG16 trunk fits width 1 only); a "
+          f"reduced-width segmenter is never comparable to the paper, which is fine for smoke runs.", file=sys.stderr)
+    return "scratch"
 
 
 # ------------------------------------------------------------------------------ train
@@ -311,7 +322,9 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
     prepare = functools.partial(shrink_photo, size=256, resample=FILTERS[resize_filter], jpeg_quality=jpeg_quality)
     tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate")
     score = scores(tally.pix2pix)
-    deltas, comparable = verdict(score, band)
+    deltas, in_band = verdict(score, band)
+    scored = scored_data(cityscapes, len(frames), "256x256")
+    comparable, reason = comparability(info, scored, in_band)
     protocol = protocol_description("pix2pix", model.n_classes, tf32)
     protocol.update(photos=f"real val photos resized to 256x256 ({resize_filter}), then evaluated like results",
                     resize_filter=resize_filter, jpeg_quality=jpeg_quality)
@@ -320,7 +333,8 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
         {"cityscapes": str(cityscapes), "frames": len(frames),
          "photos_sha256": sha256_files([p for _, p, _ in frames]),
          "labels_sha256": sha256_files([p for _, _, p in frames])},
-        paper=band["paper"], band=band["band"], deltas=deltas, comparable_to_paper=comparable,
+        paper=band["paper"], band=band["band"], deltas=deltas, in_band=in_band, comparable_to_paper=comparable,
+        comparability=reason, scored=scored,
         other_protocols={n: {**protocol_block(n, tally), "protocol": protocol_description(n, model.n_classes, tf32)}
                          for n in PROTOCOLS if n != "pix2pix"},
         quirk=tally.quirk(), segmenter=info, device=str(device),
@@ -354,7 +368,8 @@ def run_calibrate(args):
     m, p = result["metrics"], result["paper"]
     for key, label in (("pixel_acc", "per-pixel acc"), ("class_acc", "per-class acc"), ("iou", "class IoU")):
         print(f"{label:14s} {m[key]:.4f}   paper {p[key]:.2f}   delta {m[key] - p[key]:+.4f}   (band +-{result['band'][key]})")
-    print(f"comparable to the paper: {'yes' if result['comparable_to_paper'] else 'NO'}\nwrote {out}")
+    print(f"scored: {result['scored']['images']} images at {result['scored']['size']}, {result['scored']['source']}")
+    print(f"comparable to the paper: {'yes' if result['comparable_to_paper'] else 'NO'} ({result['comparability']})\nwrote {out}")
 
 
 def add_commands(commands) -> None:
