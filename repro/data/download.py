@@ -141,6 +141,10 @@ class DownloadFailed(Exception):
 class _Retry(Exception):
     """A transient failure: connection cut, short body, server error. Resume after a pause."""
 
+    def __init__(self, message: str, mid_file: bool = False):
+        super().__init__(message)
+        self.mid_file = mid_file
+
 
 def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, backoff: float, progress: bool) -> None:
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +211,8 @@ def _download_one(url: str, part: Path, *, retries: int, backoff: float, progres
             failing = time.monotonic() - first_failure
             if attempt > retries or failing > RETRY_SECONDS:
                 spent = f" (failing for {failing:.0f} s, {RETRY_SECONDS:.0f} s allowed)" if failing > RETRY_SECONDS else ""
-                mid_file = part.exists() and part.stat().st_size > 0
+                mid_file = (_stalled(err) or isinstance(err, requests.exceptions.ChunkedEncodingError)
+                            or getattr(err, "mid_file", False) or part.exists() and part.stat().st_size > 0)
                 raise DownloadFailed(_reason(err) + spent, mid_file=mid_file) from err
             pause = backoff * 2 ** (attempt - 1)
             _say(f"download failed ({_reason(err)}); trying again in {pause:.0f} s (retry {attempt} of {retries}).")
@@ -256,7 +261,7 @@ def _reason(err: Exception) -> str:
     if isinstance(err, requests.exceptions.ChunkedEncodingError):
         return "the connection broke in the middle of the file"
     if _stalled(err):
-        return f"the host stopped sending: nothing arrived for {TIMEOUT[1]:.0f} s in the middle of the file"
+        return f"the host stopped sending: nothing arrived for {TIMEOUT[1]:g} s in the middle of the file"
     if isinstance(err, requests.Timeout):
         return "the host stopped answering (timeout)"
     if isinstance(err, requests.ConnectionError):
@@ -312,7 +317,7 @@ def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
                 bar.update(len(chunk))
     size = part.stat().st_size
     if total is not None and size != total:
-        raise _Retry(f"connection closed after {size:,} of {total:,} bytes")
+        raise _Retry(f"connection closed after {size:,} of {total:,} bytes", mid_file=True)
 
 
 def _content_range_start(value: str) -> int | None:

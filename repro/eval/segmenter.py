@@ -83,7 +83,8 @@ def get(out: Path = DEFAULT_OUT, url: str | None = None, caffemodel: Path | None
     url = url or os.environ.get(FCN8S_ENV) or KNOWN_URL
     caffemodel = Path(caffemodel) if caffemodel else Path(out).with_name("fcn-8s-cityscapes.caffemodel")
     try:  # resumable: a cut connection keeps what arrived
-        download_recorded(url, caffemodel, what="the FCN-8s Cityscapes caffemodel", sha256=sha256, retries=retries)
+        download_recorded(url, caffemodel, what="the FCN-8s Cityscapes caffemodel", check=import_caffemodel,
+                          sha256=sha256, retries=retries)
     except DownloadFailed as err:
         raise ReproError(
             f"could not download {url} ({err}).\n"
