@@ -76,11 +76,13 @@ def load_generator(path: Path, device="cpu"):
     return generator_from_file(path, ARCH, NORM, device)
 
 
-def translate_as_port(path: Path, inputs: Path, out: Path, device="cpu", progress: bool = True) -> list[Path]:
+def translate_as_port(path: Path, inputs: Path, out: Path, device="cpu", progress: bool = True,
+                      direction: str | None = None) -> list[Path]:
     """Every image of `inputs` through the pretrained generator, as the port's test.py does (module docstring)."""
     from repro.translate import translate_folder
 
-    return translate_folder(load_generator(path, device), inputs, out, SIZE, RESIZE_FILTER, device, progress=progress)
+    return translate_folder(load_generator(path, device), inputs, out, SIZE, RESIZE_FILTER, device, progress=progress,
+                            direction=direction, source=str(path))
 
 
 def run_get(args: argparse.Namespace) -> int:

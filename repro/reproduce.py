@@ -268,7 +268,8 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     net, size, resize_filter = generator_from_run(run, direction, device)
-    translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress)
+    translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress, direction=direction,
+                     source=str(run))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return True
@@ -382,7 +383,7 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
         out = folder / direction
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress)
+        pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress, direction)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)

@@ -559,3 +559,52 @@ def test_synthetic_city_disk_full_leaves_nothing(small_disk):
         synth_city.generate(disk / "city", n_train=4, n_val=2, size=(128, 64), progress=False)
     assert str(disk / "city") in str(err.value) and "free" in str(err.value)
     assert list(disk.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ issue 22: translate and evaluate
+
+
+def test_evaluators_refuse_translations_of_the_other_direction(city, tmp_path, capsys):
+    from repro import translations
+
+    results = write_results(city, tmp_path / "fake_labels")
+    translations.record(results, "y2x", "a run")  # what `repro translate RUN --direction photo2labels` writes
+    err = cli_error(capsys, ["evaluate", "labels2photo", "--results", str(results), "--cityscapes", str(city),
+                             "--segmenter", str(tmp_path / "never-read.pt")])
+    assert "holds photo2labels translations" in err and "repro evaluate photo2labels" in err
+    translations.record(results, "labels2photo", "a run")
+    err = cli_error(capsys, ["evaluate", "photo2labels", "--results", str(results), "--cityscapes", str(city)])
+    assert "holds labels2photo translations" in err and "repro evaluate labels2photo" in err
+    assert not (tmp_path / "photo2labels.json").exists() and not (tmp_path / "labels2photo.json").exists()
+
+
+def test_a_folder_without_the_manifest_is_scored_with_a_warning(city, tmp_path, capsys):
+    results = write_results(city, tmp_path / "old")
+    assert main(["evaluate", "photo2labels", "--results", str(results), "--cityscapes", str(city), "--quiet"]) == 0
+    assert "has no translation.json, so the direction of its images cannot be checked" in capsys.readouterr().err
+
+
+def test_translate_records_the_direction_and_refuses_a_run_with_a_checkpoint(tiny_data, tmp_path, capsys):
+    from tests.conftest import tiny_config
+    from repro.config import config_to_toml
+
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text(config_to_toml(tiny_config(epochs_constant=1, epochs_decay=0, iters_per_epoch=1)))
+    run = tmp_path / "run"
+    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(run), "--device", "cpu", "--quiet"]) == 0
+    out = tmp_path / "labels"
+    assert main(["translate", str(run), "--direction", "y2x", "--input", str(tiny_data / "testA"), "--out", str(out),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert json.loads((out / "translation.json").read_text()) == {"direction": "photo2labels", "source": str(run)}
+    capsys.readouterr()
+    err = cli_error(capsys, ["translate", str(run), "--checkpoint", str(run / "G_x2y.pth"), "--input",
+                             str(tiny_data / "testB"), "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert "not both" in err and str(run) in err and not (tmp_path / "x").exists()
+
+
+def test_translate_input_that_is_a_file_says_a_folder_is_needed(tmp_path, capsys):
+    image = noise_images(tmp_path / "in", 1) / "frankfurt_000000_000000_gtFine_color.png"
+    torch.save(build_generator("resnet_6blocks", norm="instance").state_dict(), tmp_path / "g.pth")
+    err = cli_error(capsys, ["translate", "--checkpoint", str(tmp_path / "g.pth"), "--arch", "resnet_6blocks",
+                             "--input", str(image), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert f"{image} is a file, but a folder of images is needed" in err and "Check --data" not in err

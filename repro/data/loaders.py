@@ -26,6 +26,9 @@ FILTERS = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "bi
 
 def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
+    if folder.is_file():
+        raise ReproError(f"{folder} is a file, but a folder of images is needed here: give the folder that holds it "
+                         f"({folder.parent}), or put the images to use in a folder of their own.")
     if not folder.is_dir():
         raise ReproError(f"image folder {folder} does not exist. Check --data, or prepare the dataset "
                          f"(`repro data get NAME` or `repro data cityscapes ...`).")

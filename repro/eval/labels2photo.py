@@ -35,7 +35,7 @@ from PIL import Image
 from tabulate import tabulate
 from tqdm import tqdm
 
-from repro import ReproError
+from repro import ReproError, translations
 from repro.data.images import image_size, open_image
 from repro.device import pick_device
 from repro.eval import calibration
@@ -236,6 +236,7 @@ def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "
     (headline = `protocol`, the other protocol under "other_protocols")."""
     if protocol not in PROTOCOLS:
         raise ReproError(f"--protocol {protocol}: choose one of {', '.join(PROTOCOLS)}.")
+    translations.check(results, "labels2photo")
     truth = ground_truth_files(cityscapes, "val")
     pairs = pair_results(results, truth)
     frames = [(frame_id(label.name), image, label) for image, label in pairs]
