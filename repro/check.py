@@ -21,8 +21,8 @@ from tabulate import tabulate
 
 from repro import ReproError
 from repro.io import write_text
-from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, default_ranges,
-                            judge_cell, load_ranges, load_results, references)
+from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, check_scale,
+                            default_ranges, judge_cell, load_ranges, load_results, references)
 
 RULES = {"band": RULE_BAND, "interval": RULE_INTERVAL}
 
@@ -69,6 +69,7 @@ def check(results_dir: Path, ranges_path=None) -> list[Cell]:
     results = load_results(results_dir)
     scale, _ = scale_of(results_dir)
     ranges = load_ranges(ranges_for(results_dir, ranges_path))
+    check_scale(ranges, scale, results_dir)
     refs = references(scale, ranges)
     return [Cell(t, row, metric, judge_cell(results, t, row, metric, scale, ranges, refs))
             for (t, row, metric) in sorted(ranges.bands)]
@@ -88,7 +89,7 @@ def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: floa
              f"# Seeds: {seeds}. The per-seed values follow each range; `reference` holds the means (the value the",
              "# prediction-interval verdict compares with at this setting).", "",
              "[rule]", f"k_std = {k:g}", f"floor = {floor:g}", f"command = {json.dumps(command)}",
-             f"seeds = {seeds}", ""]
+             f"seeds = {seeds}", f"scale = {json.dumps(scale_of(results_dir)[0])}", ""]
     for table, rows in TABLE_ROWS.items():
         for row in rows:
             if row.key not in results or table not in tables:
