@@ -12,8 +12,8 @@ from torch import nn
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_run_folder, save_checkpoint, truncate_log,
-                              write_run_info)
+from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_run_folder, record_data, save_checkpoint,
+                              truncate_log, write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device, training_threads
@@ -54,9 +54,12 @@ class LossWatch:
         step, k, _ = min(bad)
         names = [self.names[t] for s, r, t in bad if (s, r) == (step, k)]
         value = float(self.bad_value.reshape(len(self.names), -1)[self.names.index(names[0]), k])
+        where = f"loss {', '.join(names)} became {value} at epoch {(step - 1) // iters + 1}, iteration {(step - 1) % iters + 1}."
+        if not checkpoints[k].exists():  # it went bad before the first checkpoint: there is nothing to resume
+            raise ReproError(f"{where} No checkpoint had been written yet, so there is nothing to resume: lower lr"
+                             f"{' or disable amp' if amp else ''} and start the run again (without --resume).")
         raise ReproError(
-            f"loss {', '.join(names)} became {value} at epoch {(step - 1) // iters + 1}, iteration "
-            f"{(step - 1) % iters + 1}. The last good checkpoint {checkpoints[k]} (step {saved_step}) was not "
+            f"{where} The last good checkpoint {checkpoints[k]} (step {saved_step}) was not "
             f"overwritten{' (nor those of the runs packed with it)' if len(checkpoints) > 1 else ''}; lower lr"
             f"{' or disable amp' if amp else ''} and resume with --resume.")
 
@@ -106,6 +109,12 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     crops, flips, pool), pools, log, checkpoint and exports, exactly as if trained alone."""
     method, packed = METHODS[cfgs[0].method], len(cfgs) > 1
     device = pick_device(device)
+    if amp and device.type != "cuda":
+        raise ReproError(f"--amp (bf16 autocast) needs a CUDA device, not {device}: drop --amp to train in float32 "
+                         f"on the CPU")
+    if len({Path(r).resolve() for r in runs}) < len(runs):
+        raise ReproError(f"runs packed together need a folder each, but {', '.join(map(str, runs))} name one folder "
+                         f"twice; give each seed once")
     if (amp or channels_last) and not method.cuda_speedups:
         raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfgs[0].method!r}")
     if packed and (method.build_packed is None or amp or channels_last or any(c.fid_every for c in cfgs)):
@@ -120,11 +129,12 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                              "train the pack without them")
         check_supported(cfgs[0], device, graphs)  # before any run folder is touched
     threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
-    amp = amp and device.type == "cuda"
     runs, data = [Path(r) for r in runs], Path(data)
     ckpts = [run / "checkpoint.pt" for run in runs]
     for c, run in zip(cfgs, runs):
         prepare_run_folder(c, run, resume)
+    for c, run in zip(cfgs, runs):
+        record_data(run, data, c, resume)  # refuses resuming on other data than the run started with
     cfg = cfgs[0]  # what packed runs share: data, sizes, schedule, batch size, pairing (check_pack checks)
     folders = (data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip, cfg.resize_filter, device)
     if method.paired:
@@ -253,6 +263,10 @@ def run_train(args) -> None:
     if args.epochs is not None:
         overrides |= {"epochs_constant": (args.epochs + 1) // 2, "epochs_decay": args.epochs // 2}
     settings = parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}
+    if args.seeds and len(set(args.seeds)) < len(args.seeds):
+        twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        raise ReproError(f"--seeds {' '.join(map(str, args.seeds))} names seed(s) {twice} more than once: each seed "
+                         f"trains into its own folder OUT/seed-S; give each seed once")
     if args.seeds:  # K seeds packed into one vectorised step, OUT/seed-S each
         cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in args.seeds]
         runs = [Path(args.out) / f"seed-{s}" for s in args.seeds]
