@@ -46,6 +46,13 @@ def state_bytes(state) -> int:
 
 DISK_FULL_FIX = ("The last good checkpoint was kept. Free some space there and resume with `repro train ... --resume`, "
                  "or copy the run folder to a larger disk and resume there.")
+NO_CHECKPOINT_FIX = ("No checkpoint had been written yet, so there is nothing to resume: free some space there (or "
+                     "choose another --out) and start the run again.")
+
+
+def disk_full_fix(checkpoint: Path) -> str:
+    """What to do after a full disk: resume from the checkpoint when there is one, else start again."""
+    return DISK_FULL_FIX if Path(checkpoint).is_file() else NO_CHECKPOINT_FIX
 
 
 def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Generator, position: dict) -> None:
@@ -62,7 +69,7 @@ def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Gener
         with atomic_path(path, needed=state_bytes(state)) as tmp:  # a crash leaves the previous checkpoint intact
             torch.save(state, tmp)
     except DiskFull as err:
-        err.fix = DISK_FULL_FIX
+        err.fix = disk_full_fix(path)
         raise
 
 

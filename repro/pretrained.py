@@ -60,7 +60,7 @@ def get(name: str, folder: Path = DEFAULT_DIR, url: str | None = None, sha256: s
 
     try:
         download_recorded(url, path, what=f"the port's pretrained {name}", check=check, sha256=sha256,
-                          progress=progress)
+                          progress=progress, folder_flag="--dir")
     except DownloadFailed as err:
         raise ReproError(
             f"could not download {url} ({err}). On a machine with internet run `repro pretrained get {name}` (or "

@@ -38,6 +38,7 @@ from repro.checkpoint import is_finished, run_config
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
+from repro.io import DiskFull
 from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, Row, config_name, is_implemented
 
 TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
@@ -492,6 +493,11 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
     return runs
 
 
+REPRODUCE_DISK_FULL_FIX = ("Free some space there (or choose another --out) and run the same `repro reproduce` command "
+                           "again: finished runs and scores are kept, and each unfinished run resumes from its last "
+                           "checkpoint, or starts over if it had none.")
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
     settings = parse_settings(args.set)  # checked before any work
     from repro.launch import check_arguments
@@ -515,8 +521,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
     setup.settings = settings
     failed = None
     if args.launcher is None:
-        reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
-                  pack=args.pack)
+        try:
+            reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
+                      pack=args.pack)
+        except DiskFull as err:  # the fix of a bare `repro train` (its --resume, its checkpoint) is not this command's
+            err.fix = REPRODUCE_DISK_FULL_FIX
+            raise
     else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
         from repro import launch
         if pretrained:

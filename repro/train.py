@@ -12,7 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_run_folder, record_data, save_checkpoint,
+from repro.checkpoint import (disk_full_fix, export, load_checkpoint, prepare_run_folder, record_data, save_checkpoint,
                               truncate_log, write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
@@ -236,7 +236,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
             if not is_disk_full(err):
                 raise
             raise DiskFull(runs[0].parent if packed else runs[0], "appending to the training logs", None,
-                           free_space(runs[0]), fix=DISK_FULL_FIX) from None
+                           free_space(runs[0]), fix=disk_full_fix(ckpts[0])) from None
         finally:
             for log in logs:
                 log.close()

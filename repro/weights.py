@@ -87,7 +87,7 @@ def fetch_hub(spec: HubFile, url: str | None = None, progress: bool = True) -> P
         _say(f"downloading {spec.file_name} ({spec.needed_by}) from {url} into {path.parent}")
     partial = path.with_name(f".{spec.file_name}.download")
     try:
-        download_file(url, partial, progress=progress)
+        download_file(url, partial, progress=progress, folder_flag="TORCH_HOME (the torch hub cache)")
     except DownloadFailed as err:
         raise ReproError(offline_message(spec, url, err)) from None
     digest = sha256_file(partial)
@@ -136,12 +136,13 @@ def inception(url: str | None = None, progress: bool = True) -> Path:
     return fetch_hub(INCEPTION, url, progress)
 
 
-def fcn8s_caffe(out: Path | None = None, url: str | None = None, sha256: str | None = None) -> Path:
+def fcn8s_caffe(out: Path | None = None, url: str | None = None, sha256: str | None = None,
+                progress: bool = True) -> Path:
     """The pix2pix authors' caffemodel, downloaded (verified on first use) and imported as a segmenter .pt."""
     from repro.eval import segmenter
 
     out = Path(out) if out else segmenter.DEFAULT_OUT
-    segmenter.get(out, url, sha256=sha256)  # url default: $REPRO_FCN8S_URL, else the last known host
+    segmenter.get(out, url, sha256=sha256, progress=progress)  # url default: $REPRO_FCN8S_URL, else the last known host
     return out
 
 
@@ -163,7 +164,7 @@ def recorded_sha256(path: Path) -> str | None:
 
 
 def download_recorded(url: str, dest: Path, *, what: str, check, sha256: str | None = None, retries: int = 4,
-                      progress: bool = True) -> str:
+                      progress: bool = True, folder_flag: str = "the folder") -> str:
     """DEST from url through the resumable download, checked against `sha256` or the hash recorded in
     DEST.sha256 by the first download (recorded now, loudly, if there is none). `check(path)` first parses
     the file (raising ReproError when it is not what `what` names): a file that does not parse (an HTML page, a
@@ -179,7 +180,7 @@ def download_recorded(url: str, dest: Path, *, what: str, check, sha256: str | N
         candidate, source = dest, str(dest)
     else:
         candidate = dest.with_name(dest.name + ".download")  # its .part is resumed by a rerun
-        download_file(url, candidate, retries=retries, progress=progress)  # raises DownloadFailed
+        download_file(url, candidate, retries=retries, progress=progress, folder_flag=folder_flag)  # DownloadFailed
         source = url
     try:
         check(candidate)
@@ -214,7 +215,7 @@ def download_recorded(url: str, dest: Path, *, what: str, check, sha256: str | N
 
 def run_get(args: argparse.Namespace) -> int:
     if args.kind == "fcn8s-caffe":
-        out = fcn8s_caffe(args.out, args.url, args.sha256)
+        out = fcn8s_caffe(args.out, args.url, args.sha256, progress=not args.quiet)
         print(f"wrote {out}. Next: repro segmenter calibrate --segmenter {out} --cityscapes DIR")
         return 0
     if args.out or args.sha256:

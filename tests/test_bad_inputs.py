@@ -147,6 +147,48 @@ def test_translate_cli_disk_full_is_one_clean_error(small_disk, tmp_path, capsys
     assert partial_files(disk) == []
 
 
+def test_disk_full_in_pretrained_get_names_its_dir_flag(small_disk, capsys):
+    from http_fixtures import ArchiveServer
+
+    disk = small_disk(64 * 1024)
+    with ArchiveServer() as server:
+        server.files["/horse2zebra.pth"] = os.urandom(256 * 1024)
+        err = cli_error(capsys, ["pretrained", "get", "horse2zebra", "--dir", str(disk), "--quiet",
+                                 "--url", server.url("/horse2zebra.pth")])
+    assert "is full" in err and "choose another --dir" in err and "--root" not in err
+
+
+def test_disk_full_before_the_first_checkpoint_claims_no_kept_checkpoint(small_disk):
+    from repro.checkpoint import save_checkpoint
+    from tests.conftest import tiny_config
+
+    disk = small_disk(16 * 1024)
+    net = torch.nn.Linear(200, 200)
+    with pytest.raises(DiskFull) as err:
+        save_checkpoint(disk / "run" / "checkpoint.pt", tiny_config(), {"G": net}, {}, {}, torch.Generator(),
+                        {"step": 1})
+    message = str(err.value)
+    assert "No checkpoint had been written yet" in message and "was kept" not in message and "--resume" not in message
+
+
+def test_disk_full_in_reproduce_advises_reproduce_not_train(tmp_path, monkeypatch, capsys):
+    import types
+
+    from repro import reproduce
+    from repro.checkpoint import disk_full_fix
+
+    def full(*args, **kwargs):  # what a checkpoint write of the first run raises on a full disk
+        raise DiskFull(tmp_path / "out" / "cyclegan" / "seed-0" / "run", "writing checkpoint.pt", 10, 0,
+                       fix=disk_full_fix(tmp_path / "none.pt"))
+
+    monkeypatch.setattr(reproduce, "estimate", lambda *a: (0, "a moment"))
+    monkeypatch.setattr(reproduce, "smoke_setup", lambda args, progress: types.SimpleNamespace())
+    monkeypatch.setattr(reproduce, "reproduce", full)
+    err = cli_error(capsys, ["reproduce", "table4", "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"])
+    assert "run the same `repro reproduce` command again" in err and "repro train" not in err
+    assert "last good checkpoint was kept" not in err
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cityscapes_preparation_disk_full_removes_everything(small_disk, city, workers):
     disk = small_disk(64 * 1024)

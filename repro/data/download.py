@@ -180,18 +180,21 @@ def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, bac
     )
 
 
-def download_file(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, progress: bool = True) -> Path:
+def download_file(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, progress: bool = True,
+                  folder_flag: str = "the folder") -> Path:
     """One file from one URL (no registry, no hash): resumable through DEST.part, with retries and the
-    disk-space check; raises DownloadFailed when the host fails for good (404, offline, retries spent)."""
+    disk-space check (whose message names `folder_flag`, the caller's way to choose another folder); raises
+    DownloadFailed when the host fails for good (404, offline, retries spent)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    _download_one(url, part, retries=retries, backoff=backoff, progress=progress)
+    _download_one(url, part, retries=retries, backoff=backoff, progress=progress, folder_flag=folder_flag)
     part.replace(dest)
     return dest
 
 
-def _download_one(url: str, part: Path, *, retries: int, backoff: float, progress: bool) -> None:
+def _download_one(url: str, part: Path, *, retries: int, backoff: float, progress: bool,
+                  folder_flag: str = "--root") -> None:
     """Stream url into part, resuming what part already holds (when it came from url); returns when part is
     complete. A failure that gained bytes does not count against `retries`, unless the host stalled (sent
     nothing for TIMEOUT's read seconds); RETRY_SECONDS caps the time spent failing."""
@@ -199,7 +202,7 @@ def _download_one(url: str, part: Path, *, retries: int, backoff: float, progres
     while True:
         have = _resumable(url, part)
         try:
-            _fetch(url, part, have, progress)
+            _fetch(url, part, have, progress, folder_flag)
             source_file(part).unlink(missing_ok=True)
             return
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as err:
@@ -270,7 +273,7 @@ def _reason(err: Exception) -> str:
     return str(err) or type(err).__name__
 
 
-def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
+def _fetch(url: str, part: Path, have: int, progress: bool, folder_flag: str = "--root") -> None:
     source = _read_source(part) if have else {}
     headers = {"Range": f"bytes={have}-"} if have else {}
     if have and (source.get("etag") or source.get("last_modified")):  # a changed file comes back whole (200)
@@ -307,13 +310,13 @@ def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
             total = int(length) if length is not None else None
             write_json(source_file(part), {"url": url, "total": total, "etag": etag, "last_modified": modified})
         if total is not None:
-            _check_space(part.parent, total - start, f"downloading {part.name}")
+            _check_space(part.parent, total - start, f"downloading {part.name}", folder_flag)
         with open(part, "ab" if start else "wb") as f, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), disable=not progress, file=sys.stderr,
         ) as bar:
             for chunk in response.iter_content(CHUNK):
-                _write(f, chunk, part)
+                _write(f, chunk, part, folder_flag)
                 bar.update(len(chunk))
     size = part.stat().st_size
     if total is not None and size != total:
@@ -330,25 +333,26 @@ def _content_range_total(value: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _write(f, chunk: bytes, path: Path) -> None:
+def _write(f, chunk: bytes, path: Path, folder_flag: str = "--root") -> None:
     try:
         f.write(chunk)
     except OSError as err:
         if err.errno == errno.ENOSPC:
-            raise ReproError(_disk_full_message(path.parent, f"writing {path}")) from err
+            raise ReproError(_disk_full_message(path.parent, f"writing {path}", folder_flag=folder_flag)) from err
         raise
 
 
-def _check_space(folder: Path, needed: int, doing: str) -> None:
+def _check_space(folder: Path, needed: int, doing: str, folder_flag: str = "--root") -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise ReproError(_disk_full_message(folder, doing, needed=needed, free=free))
+        raise ReproError(_disk_full_message(folder, doing, needed=needed, free=free, folder_flag=folder_flag))
 
 
-def _disk_full_message(folder: Path, doing: str, needed: int | None = None, free: int | None = None) -> str:
+def _disk_full_message(folder: Path, doing: str, needed: int | None = None, free: int | None = None,
+                       folder_flag: str = "--root") -> str:
     amounts = f" {needed / 2**20:,.0f} MiB are needed and {free / 2**20:,.0f} MiB are free." if needed else ""
     return (
-        f"the disk holding {folder} is full ({doing}).{amounts} Free some space there or choose another --root, "
+        f"the disk holding {folder} is full ({doing}).{amounts} Free some space there or choose another {folder_flag}, "
         f"then run the same command again: a partial download is kept and resumed, and nothing half-extracted "
         f"is left behind."
     )
