@@ -650,3 +650,38 @@ def test_translate_input_that_is_a_file_says_a_folder_is_needed(tmp_path, capsys
     err = cli_error(capsys, ["translate", "--checkpoint", str(tmp_path / "g.pth"), "--arch", "resnet_6blocks",
                              "--input", str(image), "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert f"{image} is a file, but a folder of images is needed" in err and "Check --data" not in err
+
+
+# ------------------------------------------------------------------------------ issue 22: repro data cityscapes
+
+
+@pytest.mark.parametrize("member, why", [("../x.png", "climbs out of the package with .."),
+                                         ("/etc/x.png", "has an absolute path"),
+                                         ("gtFine/../../x.png", "climbs out of the package with ..")])
+def test_a_package_zip_with_traversing_members_is_refused_not_ignored(city, tmp_path, member, why):
+    dst = tmp_path / "gtFine_trainvaltest.zip"
+    shutil.copy(city / "gtFine_trainvaltest.zip", dst)
+    with zipfile.ZipFile(dst, "a") as zf:
+        zf.writestr(zipfile.ZipInfo(member), b"x")
+    with pytest.raises(ReproError) as err:
+        prepare(dst, city / "leftImg8bit_trainvaltest.zip", tmp_path / "out", workers=1, progress=False)
+    assert repr(member) in str(err.value) and why in str(err.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["gtfine", "leftimg"])
+def test_out_inside_an_extracted_package_is_refused(city_copy, flag, capsys):
+    package = city_copy / ("gtFine" if flag == "gtfine" else "leftImg8bit")
+    out = package / "prepared"
+    err = cli_error(capsys, ["data", "cityscapes", "--gtfine", str(city_copy), "--leftimg", str(city_copy),
+                             "--out", str(out), "--workers", "1", "--quiet"])
+    assert f"--out {out} lies inside the package folder {package} (--{flag})" in err and not out.exists()
+
+
+def test_prepared_folders_get_the_umask_mode(city, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = prepare(city, city, tmp_path / "out", workers=1, progress=False)
+    finally:
+        os.umask(old)
+    assert oct(out.stat().st_mode & 0o777) == oct(0o755)
+    assert all(oct(d.stat().st_mode & 0o777) == oct(0o755) for d in out.iterdir() if d.is_dir())
