@@ -199,11 +199,11 @@ def smoke_setup(args, progress: bool = True) -> Setup:
         print(f"training the smoke segmenter {segmenter} on {city} (train split) ...", flush=True)
         from repro.eval import segmenter as seg
         seg.train(city, segmenter, device=device, workers=0, progress=progress, **SMOKE_SEGMENTER)
-    calibrate(segmenter, city, device)
+    calibrate(segmenter, city, device, progress)
     return Setup("smoke", out, data, city, segmenter, device)
 
 
-def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
+def calibrate(segmenter: Path, cityscapes: Path, device: str, progress: bool = True) -> dict:
     """The segmenter's calibration (real val photos at 256), computed once and kept next to it."""
     from repro.eval import calibration
     from repro.eval import segmenter as seg
@@ -212,7 +212,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
     kept = calibration.read(segmenter, sha256_file(segmenter))
     if kept is not None:
         return kept
-    result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None)
+    result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None, progress=progress)
     write_json(calibration.calibration_file(segmenter), result)
     return result
 
@@ -312,7 +312,7 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
         fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, fresh, progress)
-    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
+    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device, progress)
     result = {
         "row": row.key, "label": row.label, "tables": list(row.tables), "seed": seed, "scale": setup.scale,
         "config": asdict(cfg),
@@ -336,7 +336,7 @@ def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fr
     if stale:
         if direction == "labels2photo":
             res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
-                                        setup.device, workers=0 if setup.device == "cpu" else None)
+                                        setup.device, workers=0 if setup.device == "cpu" else None, progress=progress)
         else:
             res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
         write_json(path, res)
@@ -388,7 +388,7 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
-    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
+    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device, progress)
     result = {
         "row": PRETRAINED.key, "label": PRETRAINED.label, "tables": list(PRETRAINED.tables), "seed": 0,
         "scale": setup.scale, "config": None, "models": models,

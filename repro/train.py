@@ -69,11 +69,11 @@ class FIDLog:
     epochs, appended to RUN/fid.jsonl. Built before training starts, so missing Inception weights stop
     the run before any work."""
 
-    def __init__(self, cfg: Config, data: Path, device, weights: Path | None):
+    def __init__(self, cfg: Config, data: Path, device, weights: Path | None, progress: bool = True):
         from repro.eval.fid import FIDScorer  # pytorch-fid is only needed when FID is asked for
         n = cfg.fid_images
-        x_val, _ = load_folder(data / cfg.x_test, cfg.crop_size, cfg.resize_filter, desc="FID inputs")
-        y_val, _ = load_folder(data / cfg.y_test, cfg.crop_size, cfg.resize_filter, desc="FID reference")
+        x_val, _ = load_folder(data / cfg.x_test, cfg.crop_size, cfg.resize_filter, desc="FID inputs", progress=progress)
+        y_val, _ = load_folder(data / cfg.y_test, cfg.crop_size, cfg.resize_filter, desc="FID reference", progress=progress)
         self.inputs = to_model_range(x_val[:n]).to(device)
         with torch.random.fork_rng(devices=[]):  # building Inception draws random init weights: keep training's RNG
             self.scorer = FIDScorer(to_model_range(y_val[:n]), device=str(device), weights=weights)
@@ -138,9 +138,9 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     cfg = cfgs[0]  # what packed runs share: data, sizes, schedule, batch size, pairing (check_pack checks)
     folders = (data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip, cfg.resize_filter, device)
     if method.paired:
-        dataset = AlignedData.from_folders(*folders)
+        dataset = AlignedData.from_folders(*folders, progress=progress)
     else:
-        dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing,
+        dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing, progress=progress,
                                              port_a=port_a(cfg) if cfg.pairing == "port" else "y")
     if packed:
         parts: Parts = method.build_packed(cfgs, device)
@@ -163,7 +163,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         for run, position in zip(runs, positions):
             truncate_log(run / "losses.jsonl", position["step"])
             truncate_log(run / "fid.jsonl", position["step"])
-    fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
+    fid = FIDLog(cfg, data, device, fid_weights, progress) if cfg.fid_every and parts.labels2photo else None
     watch, saved_step = LossWatch(), positions[0]["step"]
     # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
     # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)

@@ -300,7 +300,8 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
 
 
 def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_size: int = 4, workers: int | None = None,
-              resize_filter: str = "bicubic", jpeg_quality: int | None = None, tf32: bool = False) -> dict:
+              resize_filter: str = "bicubic", jpeg_quality: int | None = None, tf32: bool = False,
+              progress: bool = True) -> dict:
     """Scores the real val photos shrunk to 256x256 (pix2pix's "ground truth" row) and compares with
     the paper's 0.80 / 0.26 / 0.21 under the pix2pix protocol."""
     band = load_band()
@@ -310,7 +311,8 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
     device = pick_device(device)
     model, info = load_segmenter(segmenter, device)
     prepare = functools.partial(shrink_photo, size=256, resample=FILTERS[resize_filter], jpeg_quality=jpeg_quality)
-    tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate")
+    tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate",
+                         progress=progress)
     score = scores(tally.pix2pix)
     deltas, comparable = verdict(score, band)
     protocol = protocol_description("pix2pix", model.n_classes, tf32)
