@@ -685,3 +685,20 @@ def test_prepared_folders_get_the_umask_mode(city, tmp_path):
         os.umask(old)
     assert oct(out.stat().st_mode & 0o777) == oct(0o755)
     assert all(oct(d.stat().st_mode & 0o777) == oct(0o755) for d in out.iterdir() if d.is_dir())
+
+
+def test_quiet_shows_no_loading_or_evaluation_bars(tiny_data, city, tmp_path, capsys):
+    from repro.config import config_to_toml
+    from tests.conftest import tiny_config
+
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text(config_to_toml(tiny_config(epochs_constant=1, epochs_decay=0, iters_per_epoch=1)))
+    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--device", "cpu",
+                 "--quiet"]) == 0
+    results = write_results(city, tmp_path / "results")
+    segmenter_file = tmp_path / "seg.pt"
+    fcn.save_segmenter(fcn.fcn8s(width=1 / 16), segmenter_file, source="test")
+    assert main(["evaluate", "labels2photo", "--results", str(results), "--cityscapes", str(city), "--segmenter",
+                 str(segmenter_file), "--device", "cpu", "--workers", "0", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "loading X" not in err and "labels2photo:" not in err and "%|" not in err
