@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from repro import ReproError
+from repro import ReproError, translations
 from repro.checkpoint import run_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.data.frames import frame_id
@@ -21,7 +21,6 @@ from repro.networks import GENERATORS, NORMS, TestTimeGenerator, build_generator
 from repro.device import pick_device
 from repro.io import DiskFull, atomic_path, load_torch_file
 from repro.methods import METHODS, as_direction
-from repro import translations
 
 
 def output_name(input_name: str) -> str:

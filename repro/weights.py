@@ -164,7 +164,7 @@ def recorded_sha256(path: Path) -> str | None:
 
 
 def download_recorded(url: str, dest: Path, *, what: str, check, sha256: str | None = None, retries: int = 4,
-                      progress: bool = True, folder_flag: str = "the folder") -> str:
+                      progress: bool = True, folder_flag: str = "folder") -> str:
     """DEST from url through the resumable download, checked against `sha256` or the hash recorded in
     DEST.sha256 by the first download (recorded now, loudly, if there is none). `check(path)` first parses
     the file (raising ReproError when it is not what `what` names): a file that does not parse (an HTML page, a
@@ -185,12 +185,16 @@ def download_recorded(url: str, dest: Path, *, what: str, check, sha256: str | N
     try:
         check(candidate)
     except ReproError as err:
+        trusted = expected is not None and not sha256 and sha256_file(candidate) == expected
+        if trusted:  # recorded by an earlier version that did not parse first: never trust it
+            hash_file(dest).unlink()
         aside = candidate.with_name(dest.name + ".unusable")
         candidate.replace(aside)
         raise ReproError(
-            f"{what}: {source} is not a usable file: {err} It was moved aside to {aside} and its hash was not "
-            f"recorded. Check the URL (a host that answers with an HTML page serves no file), then run the command "
-            f"again; the next download starts afresh.") from None
+            f"{what}: {source} is not a usable file: {err} It was moved aside to {aside} and its hash "
+            f"{'recorded in ' + str(hash_file(dest)) + ' was removed' if trusted else 'was not recorded'}. Check the "
+            f"URL (a host that answers with an HTML page serves no file), then run the command again; the next "
+            f"download starts afresh.") from None
     digest = sha256_file(candidate, progress)
     if expected is not None and digest != expected:
         aside = candidate.with_name(dest.name + ".sha256-mismatch")

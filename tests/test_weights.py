@@ -198,6 +198,20 @@ def test_a_caffemodel_that_does_not_parse_is_never_trusted(tmp_path, server, sma
     assert weights.recorded_sha256(caffemodel) == hashlib.sha256(body).hexdigest()
 
 
+def test_a_hash_recorded_for_an_unparsable_caffemodel_is_dropped(tmp_path, server, small_net, capsys):
+    """An earlier version recorded the hash of whatever arrived (an HTML page) and reused the file."""
+    caffemodel = tmp_path / "fcn-8s-cityscapes.caffemodel"
+    caffemodel.write_bytes(b"<html>error</html>")
+    weights.hash_file(caffemodel).write_text(f"{hashlib.sha256(b'<html>error</html>').hexdigest()}  {caffemodel.name}\n")
+    body = write_caffemodel(tmp_path / "src.caffemodel", fcn_layers(small_net)).read_bytes()
+    server.files["/fcn.caffemodel"] = body
+    url, out = server.url("/fcn.caffemodel"), tmp_path / "fcn.pt"
+    assert main(["weights", "get", "fcn8s-caffe", "--url", url, "--out", str(out)]) == 1
+    assert "was removed" in capsys.readouterr().err and not weights.hash_file(caffemodel).exists()
+    assert main(["weights", "get", "fcn8s-caffe", "--url", url, "--out", str(out)]) == 0  # the right file is taken
+    assert weights.recorded_sha256(caffemodel) == hashlib.sha256(body).hexdigest()
+
+
 def test_fcn8s_caffemodel_offline_names_the_ways_out(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPRO_FCN8S_URL", closed_port_url("/fcn.caffemodel"))
     monkeypatch.setattr("repro.data.download.time.sleep", lambda s: None)

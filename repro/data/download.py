@@ -181,7 +181,7 @@ def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, bac
 
 
 def download_file(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, progress: bool = True,
-                  folder_flag: str = "the folder") -> Path:
+                  folder_flag: str = "folder") -> Path:
     """One file from one URL (no registry, no hash): resumable through DEST.part, with retries and the
     disk-space check (whose message names `folder_flag`, the caller's way to choose another folder); raises
     DownloadFailed when the host fails for good (404, offline, retries spent)."""
