@@ -522,7 +522,7 @@ def batchnorm_unet(tmp_path: Path) -> Path:
 
 
 def translated(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.iterdir())}
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}
 
 
 def test_checkpoint_runs_as_the_ports_test_py_by_default_and_eval_is_a_switch(tmp_path, capsys):
