@@ -26,7 +26,8 @@ from repro import ReproError
 from repro.io import write_text
 from repro.results_table import tidy
 from repro.verdicts import (METRIC_LABELS, METRICS, REGRESSION_NOTE, RULE_BAND, RULE_INTERVAL, Verdict,
-                            cell_values, default_ranges, judge_cell, load_expected, load_results, references)
+                            cell_values, check_scale, default_ranges, judge_cell, load_expected, load_results,
+                            references)
 
 RULES = {"band": RULE_BAND, "interval": RULE_INTERVAL}
 
@@ -73,6 +74,7 @@ def check(results_dir: Path, ranges_path=None) -> list[Cell]:
     frame = tidy(load_results(results_dir))
     scale, _ = scale_of(results_dir)
     ranges = load_expected(ranges_for(results_dir, ranges_path), scale)
+    check_scale(ranges, scale, results_dir)
     refs = references(scale, ranges)
     return [Cell(t, row, metric, judge_cell(frame, t, row, metric, scale, ranges, refs))
             for (t, row, metric) in sorted(ranges.bands)]
@@ -94,7 +96,7 @@ def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: floa
              f"# Seeds: {seeds}. `reference` holds the means, `per_seed` the values of each seed (the sample the",
              "# statistical verdict compares later runs with at this setting).", "",
              "[rule]", f"k_std = {k:g}", f"floor = {floor:g}", f"command = {json.dumps(command)}",
-             f"seeds = {seeds}", ""]
+             f"seeds = {seeds}", f"scale = {json.dumps(scale_of(results_dir)[0])}", ""]
     for table, rows in TABLE_ROWS.items():
         for row in (*rows, *BOUNDS):
             if row.key not in results or table not in tables:

@@ -6,6 +6,7 @@ generators exported in the official port's format, run.json, and the logs a resu
     RUN/losses.jsonl    loss terms every log_every iterations (fid.jsonl: FID/KID every fid_every epochs)
     RUN/G_x2y.pth ...   nets alone, as the official port's state_dicts
     RUN/run.json        finished, the epochs that ran, device, precision, training seconds
+    RUN/data.json       the dataset it trains on: --data and each training folder's image count and listing hash
 """
 
 import json
@@ -45,6 +46,13 @@ def state_bytes(state) -> int:
 
 DISK_FULL_FIX = ("The last good checkpoint was kept. Free some space there and resume with `repro train ... --resume`, "
                  "or copy the run folder to a larger disk and resume there.")
+NO_CHECKPOINT_FIX = ("No checkpoint had been written yet, so there is nothing to resume: free some space there (or "
+                     "choose another --out) and start the run again.")
+
+
+def disk_full_fix(checkpoint: Path) -> str:
+    """What to do after a full disk: resume from the checkpoint when there is one, else start again."""
+    return DISK_FULL_FIX if Path(checkpoint).is_file() else NO_CHECKPOINT_FIX
 
 
 def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Generator, position: dict) -> None:
@@ -61,7 +69,7 @@ def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Gener
         with atomic_path(path, needed=state_bytes(state)) as tmp:  # a crash leaves the previous checkpoint intact
             torch.save(state, tmp)
     except DiskFull as err:
-        err.fix = DISK_FULL_FIX
+        err.fix = disk_full_fix(path)
         raise
 
 
@@ -146,6 +154,38 @@ def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
         for name in FRESH_RUN_FILES:
             (run / name).unlink(missing_ok=True)
     write_text(run / "config.toml", config_to_toml(cfg))
+
+
+DATA_FILE = "data.json"
+
+
+def data_manifest(data: Path, cfg: Config) -> dict:
+    """What a run trains on: the dataset folder and, per training folder, its image count and one hash over the
+    images' names and sizes (cheap at every start; a resume on other images changes it)."""
+    import hashlib
+
+    from repro.data.loaders import list_images
+
+    folders = {}
+    for name in (cfg.x_train, cfg.y_train):
+        files = list_images(Path(data) / name)
+        listing = "".join(f"{f.name}\t{f.stat().st_size}\n" for f in files)
+        folders[name] = {"images": len(files), "names_and_sizes_sha256": hashlib.sha256(listing.encode()).hexdigest()}
+    return {"data": str(Path(data).resolve()), "folders": folders}
+
+
+def record_data(run: Path, data: Path, cfg: Config, resume: bool) -> None:
+    """Writes RUN/data.json; on resume first compares it with --data and refuses other images, naming both (a run
+    from before data.json is resumed as it is, and recorded now). A dataset moved elsewhere unchanged is accepted."""
+    manifest, path = data_manifest(data, cfg), Path(run) / DATA_FILE
+    saved = read_json_or_empty(path) if resume else {}
+    if saved and saved.get("folders") != manifest["folders"]:
+        def counts(m):
+            return ", ".join(f"{k}: {v.get('images')} images" for k, v in (m.get("folders") or {}).items())
+        raise ReproError(f"{run} was trained on {saved.get('data')} ({counts(saved)}), but --data {data} holds other "
+                         f"images ({counts(manifest)}; {path} records names and sizes). Resume with --data "
+                         f"{saved.get('data')}, or train on the new data in a new --out folder.")
+    write_json(path, manifest)
 
 
 def write_run_info(run: Path, cfg: Config, data: Path, device: torch.device, amp: bool, seconds: float,

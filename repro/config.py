@@ -178,7 +178,27 @@ def validate(cfg: Config, source: str) -> Config:
         raise ReproError(f"{source}: crop_size {cfg.crop_size} is larger than load_size {cfg.load_size}")
     if cfg.pairing == "port":
         port_a(cfg, source)
+    check_folders(cfg, source)
     return cfg
+
+
+FOLDERS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def check_folders(cfg: Config, source: str = "the config") -> None:
+    """The domain folders are names inside the dataset folder (--data, which run.json records), and the two
+    domains of a split are two folders: an absolute path or `..` would train on data the run does not name."""
+    for name in FOLDERS:
+        value = getattr(cfg, name)
+        path = Path(value)
+        if not value.strip() or path.is_absolute() or ".." in path.parts or path == Path("."):
+            raise ReproError(f"{source}: {name} = {value!r} must name a folder inside the dataset folder given with "
+                             f"--data (e.g. \"trainB\"), not an absolute path, `..` or the dataset folder itself: give "
+                             f"the dataset's root as --data instead.")
+    for x, y in (("x_train", "y_train"), ("x_test", "y_test")):
+        if Path(getattr(cfg, x)) == Path(getattr(cfg, y)):
+            raise ReproError(f"{source}: {x} and {y} both name {getattr(cfg, x)!r}: the two domains would be the same "
+                             f"images; name the label-map folder in {x} and the photo folder in {y}.")
 
 
 def port_a(cfg: Config, source: str = "the config") -> str:

@@ -47,28 +47,27 @@ def get(name: str, folder: Path = DEFAULT_DIR, url: str | None = None, sha256: s
     """FOLDER/NAME.pth, downloaded (resumable) unless there, its sha256 recorded or verified, and checked to
     load strictly as the port's generator."""
     from repro.data.download import DownloadFailed
-    from repro.weights import download_recorded, hash_file
+    from repro.weights import download_recorded
 
     if name not in NAMES:
         raise ReproError(f"unknown pretrained model {name!r}; the port publishes: {', '.join(NAMES)}")
     path = Path(folder) / f"{name}.pth"
     url = url or url_for(name)
-    first_use = not hash_file(path).is_file()
+
+    def check(file: Path) -> None:
+        try:
+            load_generator(file)
+        except ReproError as err:
+            raise ReproError(f"it is not a {ARCH} generator in the port's format ({err})") from None
+
     try:
-        download_recorded(url, path, what=f"the port's pretrained {name}", sha256=sha256, progress=progress)
+        download_recorded(url, path, what=f"the port's pretrained {name}", check=check, sha256=sha256,
+                          progress=progress, folder_flag="--dir")
     except DownloadFailed as err:
         raise ReproError(
             f"could not download {url} ({err}). On a machine with internet run `repro pretrained get {name}` (or "
             f"fetch {url_for(name, BASE_URL)} by any means) and copy it to {path}; or name a mirror with --url URL "
             f"or {ENV}=BASE_URL. A partial download is kept and resumed.") from None
-    try:
-        load_generator(path)
-    except ReproError:
-        aside = path.with_name(path.name + ".unloadable")
-        path.replace(aside)
-        if first_use and sha256 is None:
-            hash_file(path).unlink()  # never trust a hash recorded for a file that was refused
-        raise ReproError(f"{url} is not a {ARCH} generator in the port's format; moved aside to {aside}.") from None
     return path
 
 
@@ -79,11 +78,13 @@ def load_generator(path: Path, device="cpu"):
     return generator_from_file(path, ARCH, NORM, device)
 
 
-def translate_as_port(path: Path, inputs: Path, out: Path, device="cpu", progress: bool = True) -> list[Path]:
+def translate_as_port(path: Path, inputs: Path, out: Path, device="cpu", progress: bool = True,
+                      direction: str | None = None) -> list[Path]:
     """Every image of `inputs` through the pretrained generator, as the port's test.py does (module docstring)."""
     from repro.translate import translate_folder
 
-    return translate_folder(load_generator(path, device), inputs, out, SIZE, RESIZE_FILTER, device, progress=progress)
+    return translate_folder(load_generator(path, device), inputs, out, SIZE, RESIZE_FILTER, device, progress=progress,
+                            direction=direction, source=str(path))
 
 
 def run_get(args: argparse.Namespace) -> int:

@@ -23,8 +23,8 @@ from repro.io import sha256_file, write_text
 from repro.rows import (BOUNDS, CEILING, FLOORS, PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_DIRECTION, TABLE_ROWS, Row,
                         is_implemented)
 from repro.verdicts import (METRIC_LABELS, METRICS, REGRESSION_NOTE, RULE_BAND, RULE_INTERVAL, SYMBOL_LEGEND,
-                            Verdict, default_ranges, judge_cell, load_expected, load_paper, load_plan, load_results,
-                            ranges_label, references)
+                            Verdict, check_scale, default_ranges, judge_cell, load_expected, load_paper, load_plan,
+                            load_results, ranges_label, references)
 
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",
                 4: "Table 4: ablations, labels -> photo (FCN-score)", 5: "Table 5: ablations, photo -> labels"}
@@ -296,6 +296,8 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
     frame = results_table.refresh(out)  # every aggregate below comes from OUT/results.csv as pandas reads it
     paper = load_paper()
     range_set = load_expected(ranges, scale) if ranges is not None else None
+    if range_set is not None:
+        check_scale(range_set, scale, out)
     refs = references(scale, range_set)
     if scale == "paper":  # the port's pretrained generators are compared with the paper's CycleGAN row
         refs |= {(t, PRETRAINED.key, m): v for (t, key, m), v in list(refs.items()) if key == "cyclegan"}

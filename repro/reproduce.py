@@ -46,6 +46,7 @@ from repro.checkpoint import is_finished, run_config
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
+from repro.io import DiskFull
 from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, Row, config_name, is_implemented
 
 TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
@@ -207,11 +208,11 @@ def smoke_setup(args, progress: bool = True) -> Setup:
         print(f"training the smoke segmenter {segmenter} on {city} (train split) ...", flush=True)
         from repro.eval import segmenter as seg
         seg.train(city, segmenter, device=device, workers=0, progress=progress, **SMOKE_SEGMENTER)
-    calibrate(segmenter, city, device)
+    calibrate(segmenter, city, device, progress)
     return Setup("smoke", out, data, city, segmenter, device)
 
 
-def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
+def calibrate(segmenter: Path, cityscapes: Path, device: str, progress: bool = True) -> dict:
     """The segmenter's calibration (real val photos at 256), computed once and kept next to it."""
     from repro.eval import calibration
     from repro.eval import segmenter as seg
@@ -220,7 +221,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
     kept = calibration.read(segmenter, sha256_file(segmenter))
     if kept is not None:
         return kept
-    result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None)
+    result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None, progress=progress)
     write_json(calibration.calibration_file(segmenter), result)
     return result
 
@@ -277,7 +278,8 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     net, size, resize_filter = generator_from_run(run, direction, device)
-    translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress)
+    translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress, direction=direction,
+                     source=str(run))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return True
@@ -319,7 +321,7 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
         fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, fresh, progress)
-    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
+    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device, progress)
     result = {
         "row": row.key, "label": row.label, "tables": list(row.tables), "seed": seed, "scale": setup.scale,
         "config": asdict(cfg),
@@ -343,7 +345,7 @@ def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fr
     if stale:
         if direction == "labels2photo":
             res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
-                                        setup.device, workers=0 if setup.device == "cpu" else None)
+                                        setup.device, workers=0 if setup.device == "cpu" else None, progress=progress)
         else:
             res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
         write_json(path, res)
@@ -391,11 +393,11 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
         out = folder / direction
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress)
+        pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress, direction)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
-    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
+    calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device, progress)
     result = {
         "row": PRETRAINED.key, "label": PRETRAINED.label, "tables": list(PRETRAINED.tables), "seed": 0,
         "scale": setup.scale, "config": None, "models": models,
@@ -509,6 +511,11 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
     return runs
 
 
+REPRODUCE_DISK_FULL_FIX = ("Free some space there (or choose another --out) and run the same `repro reproduce` command "
+                           "again: finished runs and scores are kept, and each unfinished run resumes from its last "
+                           "checkpoint, or starts over if it had none.")
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
     if args.target in FID_TARGETS:
         from repro import reproduce_fid
@@ -538,8 +545,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
         planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
         run_bounds(setup, seeds, not args.quiet)
     elif args.launcher is None:
-        reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
-                  pack=args.pack)
+        try:
+            reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
+                      pack=args.pack)
+        except DiskFull as err:  # the fix of a bare `repro train` (its --resume, its checkpoint) is not this command's
+            err.fix = REPRODUCE_DISK_FULL_FIX
+            raise
     else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
         from repro import launch
         if pretrained:

@@ -12,8 +12,8 @@ from torch import nn
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_run_folder, save_checkpoint, truncate_log,
-                              write_run_info)
+from repro.checkpoint import (disk_full_fix, export, load_checkpoint, prepare_run_folder, record_data, save_checkpoint,
+                              truncate_log, write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device, training_threads
@@ -54,9 +54,12 @@ class LossWatch:
         step, k, _ = min(bad)
         names = [self.names[t] for s, r, t in bad if (s, r) == (step, k)]
         value = float(self.bad_value.reshape(len(self.names), -1)[self.names.index(names[0]), k])
+        where = f"loss {', '.join(names)} became {value} at epoch {(step - 1) // iters + 1}, iteration {(step - 1) % iters + 1}."
+        if not checkpoints[k].exists():  # it went bad before the first checkpoint: there is nothing to resume
+            raise ReproError(f"{where} No checkpoint had been written yet, so there is nothing to resume: lower lr"
+                             f"{' or disable amp' if amp else ''} and start the run again (without --resume).")
         raise ReproError(
-            f"loss {', '.join(names)} became {value} at epoch {(step - 1) // iters + 1}, iteration "
-            f"{(step - 1) % iters + 1}. The last good checkpoint {checkpoints[k]} (step {saved_step}) was not "
+            f"{where} The last good checkpoint {checkpoints[k]} (step {saved_step}) was not "
             f"overwritten{' (nor those of the runs packed with it)' if len(checkpoints) > 1 else ''}; lower lr"
             f"{' or disable amp' if amp else ''} and resume with --resume.")
 
@@ -66,11 +69,11 @@ class FIDLog:
     epochs, appended to RUN/fid.jsonl. Built before training starts, so missing Inception weights stop
     the run before any work."""
 
-    def __init__(self, cfg: Config, data: Path, device, weights: Path | None):
+    def __init__(self, cfg: Config, data: Path, device, weights: Path | None, progress: bool = True):
         from repro.eval.fid import FIDScorer  # pytorch-fid is only needed when FID is asked for
         n = cfg.fid_images
-        x_val, _ = load_folder(data / cfg.x_test, cfg.crop_size, cfg.resize_filter, desc="FID inputs")
-        y_val, _ = load_folder(data / cfg.y_test, cfg.crop_size, cfg.resize_filter, desc="FID reference")
+        x_val, _ = load_folder(data / cfg.x_test, cfg.crop_size, cfg.resize_filter, desc="FID inputs", progress=progress)
+        y_val, _ = load_folder(data / cfg.y_test, cfg.crop_size, cfg.resize_filter, desc="FID reference", progress=progress)
         self.inputs = to_model_range(x_val[:n]).to(device)
         with torch.random.fork_rng(devices=[]):  # building Inception draws random init weights: keep training's RNG
             self.scorer = FIDScorer(to_model_range(y_val[:n]), device=str(device), weights=weights)
@@ -106,6 +109,12 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     crops, flips, pool), pools, log, checkpoint and exports, exactly as if trained alone."""
     method, packed = METHODS[cfgs[0].method], len(cfgs) > 1
     device = pick_device(device)
+    if amp and device.type != "cuda":
+        raise ReproError(f"--amp (bf16 autocast) needs a CUDA device, not {device}: drop --amp to train in float32 "
+                         f"on the CPU")
+    if len({Path(r).resolve() for r in runs}) < len(runs):
+        raise ReproError(f"runs packed together need a folder each, but {', '.join(map(str, runs))} name one folder "
+                         f"twice; give each seed once")
     if (amp or channels_last) and not method.cuda_speedups:
         raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfgs[0].method!r}")
     if packed and (method.build_packed is None or amp or channels_last or any(c.fid_every for c in cfgs)):
@@ -120,17 +129,18 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                              "train the pack without them")
         check_supported(cfgs[0], device, graphs)  # before any run folder is touched
     threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
-    amp = amp and device.type == "cuda"
     runs, data = [Path(r) for r in runs], Path(data)
     ckpts = [run / "checkpoint.pt" for run in runs]
     for c, run in zip(cfgs, runs):
         prepare_run_folder(c, run, resume)
+    for c, run in zip(cfgs, runs):
+        record_data(run, data, c, resume)  # refuses resuming on other data than the run started with
     cfg = cfgs[0]  # what packed runs share: data, sizes, schedule, batch size, pairing (check_pack checks)
     folders = (data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip, cfg.resize_filter, device)
     if method.paired:
-        dataset = AlignedData.from_folders(*folders)
+        dataset = AlignedData.from_folders(*folders, progress=progress)
     else:
-        dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing,
+        dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing, progress=progress,
                                              port_a=port_a(cfg) if cfg.pairing == "port" else "y")
     if packed:
         parts: Parts = method.build_packed(cfgs, device)
@@ -153,7 +163,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         for run, position in zip(runs, positions):
             truncate_log(run / "losses.jsonl", position["step"])
             truncate_log(run / "fid.jsonl", position["step"])
-    fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
+    fid = FIDLog(cfg, data, device, fid_weights, progress) if cfg.fid_every and parts.labels2photo else None
     watch, saved_step = LossWatch(), positions[0]["step"]
     # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
     # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
@@ -226,7 +236,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
             if not is_disk_full(err):
                 raise
             raise DiskFull(runs[0].parent if packed else runs[0], "appending to the training logs", None,
-                           free_space(runs[0]), fix=DISK_FULL_FIX) from None
+                           free_space(runs[0]), fix=disk_full_fix(ckpts[0])) from None
         finally:
             for log in logs:
                 log.close()
@@ -253,6 +263,10 @@ def run_train(args) -> None:
     if args.epochs is not None:
         overrides |= {"epochs_constant": (args.epochs + 1) // 2, "epochs_decay": args.epochs // 2}
     settings = parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}
+    if args.seeds and len(set(args.seeds)) < len(args.seeds):
+        twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        raise ReproError(f"--seeds {' '.join(map(str, args.seeds))} names seed(s) {twice} more than once: each seed "
+                         f"trains into its own folder OUT/seed-S; give each seed once")
     if args.seeds:  # K seeds packed into one vectorised step, OUT/seed-S each
         cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in args.seeds]
         runs = [Path(args.out) / f"seed-{s}" for s in args.seeds]

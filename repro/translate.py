@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from repro import ReproError
+from repro import ReproError, translations
 from repro.checkpoint import run_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.data.frames import frame_id
@@ -75,7 +75,10 @@ def generator_from_file(path: Path, arch: str, norm: str, device, mode: str = "t
 
 @torch.no_grad()
 def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, resize_filter: str = "bicubic",
-                     device="cpu", batch_size: int = 8, progress: bool = True) -> list[Path]:
+                     device="cpu", batch_size: int = 8, progress: bool = True, direction: str | None = None,
+                     source: str = "") -> list[Path]:
+    """Every image of `inputs` through `net` into `out` as PNGs, then OUT/translation.json recording `direction`
+    (labels2photo / photo2labels / x2y / y2x, or None when not known) and `source` for the evaluators."""
     files = list_images(inputs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,23 +104,29 @@ def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, r
                                fix=f"The {done} PNGs already in {out} are complete. Free some space there (or choose "
                                    f"another --out) and run the same command again.") from err
             written.append(out / name)
+    translations.record(out, direction, source)
     return written
 
 
 def run_translate(args) -> None:
     device = pick_device(args.device)
+    if args.checkpoint and args.run is not None:
+        raise ReproError(f"give a run folder ({args.run}) or --checkpoint {args.checkpoint}, not both: the generator "
+                         f"would come from one and the other would be ignored.")
     if args.checkpoint:
         net = generator_from_file(args.checkpoint, args.arch, args.norm, device, "eval" if args.eval else "train",
                                   args.dropout, args.seed, args.ngf)
         size = args.size or 256
         resize_filter = "bicubic"
+        direction, source = (as_direction(args.direction) if args.direction else None), str(args.checkpoint)
     else:
         if args.run is None:
             raise ReproError("give a run folder (RUN) or --checkpoint FILE.pth with --arch")
-        net, crop, resize_filter = generator_from_run(args.run, args.direction, device)
+        direction, source = as_direction(args.direction or "labels2photo"), str(args.run)
+        net, crop, resize_filter = generator_from_run(args.run, direction, device)
         size = args.size or crop
     written = translate_folder(net, args.input, args.out, size, resize_filter, device, args.batch_size,
-                               progress=not args.quiet)
+                               progress=not args.quiet, direction=direction, source=source)
     print(f"wrote {len(written)} PNGs ({size}x{size}) to {args.out}")
 
 
@@ -126,7 +135,9 @@ def add_commands(commands) -> None:
 
     p = commands.add("translate")
     p.add_argument("run", nargs="?", type=Path, help="a `repro train` run folder")
-    p.add_argument("--direction", default="labels2photo", help="labels2photo (= x2y, G) or photo2labels (= y2x, F)")
+    p.add_argument("--direction", help="labels2photo (= x2y, G; the default for RUN) or photo2labels (= y2x, F); with "
+                                        "--checkpoint, what the file translates (recorded in OUT/translation.json for "
+                                        "the evaluators)")
     p.add_argument("--checkpoint", type=Path, help="instead of RUN: a generator .pth in the official port's format")
     p.add_argument("--arch", default="resnet_9blocks", choices=GENERATORS, help="with --checkpoint: the generator")
     p.add_argument("--norm", default="instance", choices=NORMS,

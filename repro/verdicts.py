@@ -29,6 +29,7 @@ import numpy as np
 
 from repro import ReproError
 from repro.resources import expected_file
+from repro.rows import BOUNDS, PRETRAINED, ROWS, TABLE_DIRECTION, TABLE_ROWS
 
 METRICS = ("pixel_acc", "class_acc", "iou")
 METRIC_LABELS = {"pixel_acc": "per-pixel acc", "class_acc": "per-class acc", "iou": "class IoU"}
@@ -282,7 +283,7 @@ def stored_path(path: Path, out: Path) -> str:
 
 
 def load_results(results_dir: Path) -> dict[str, list[dict]]:
-    """row key -> its result.json contents, one per seed (sorted by seed)."""
+    """row key -> its result.json contents, one per seed (sorted by seed); each one checked by check_result."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise ReproError(f"{results_dir} does not exist: give the --out folder of `repro reproduce`.")
@@ -292,10 +293,48 @@ def load_results(results_dir: Path) -> dict[str, list[dict]]:
             result = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ReproError(f"{path} is not valid JSON ({err}); delete it and run `repro reproduce` again.") from None
+        check_result(path, result)
         found.setdefault(result["row"], []).append(result)
     for results in found.values():
         results.sort(key=lambda r: r["seed"])
     return found
+
+
+ROW_TABLES = {row.key: row.tables for row in (*ROWS, PRETRAINED, *BOUNDS)}
+
+
+def check_result(path: Path, result) -> None:
+    """A result.json as `repro reproduce` writes it to OUT/ROW/seed-S/: an object whose row and seed are its
+    folder's, and whose metrics (per direction: per-pixel acc, per-class acc, IoU) are numbers in [0, 1]. Anything
+    else is refused naming the file and the field, never averaged into a cell."""
+    redo = "delete it and run `repro reproduce` again"
+    if not isinstance(result, dict):
+        raise ReproError(f"{path} holds a JSON {type(result).__name__}, not a result object; {redo}.")
+    row, folder_row, folder_seed = result.get("row"), path.parent.parent.name, path.parent.name.removeprefix("seed-")
+    if row not in ROW_TABLES:
+        raise ReproError(f"{path}: row = {row!r} is not a row of Tables 2-5 ({', '.join(ROW_TABLES)}); {redo}.")
+    if row != folder_row:
+        raise ReproError(f"{path}: row = {row!r}, but the file lies in the folder of row {folder_row!r} (copied from "
+                         f"another row?). A result counts only in its own row's folder: move it to {row}/, or {redo}.")
+    seed = result.get("seed")
+    if type(seed) is not int or str(seed) != folder_seed:
+        raise ReproError(f"{path}: seed = {seed!r}, but the file lies in folder seed-{folder_seed} (copied from "
+                         f"another seed?). Move it to seed-{seed}/, or {redo}.")
+    metrics = result.get("metrics")
+    if not isinstance(metrics, dict):
+        raise ReproError(f"{path}: metrics is {type(metrics).__name__}, not an object of directions; {redo}.")
+    needed = {TABLE_DIRECTION[t] for t in ROW_TABLES[row]}
+    for direction in sorted(needed | set(metrics)):
+        values = metrics.get(direction)
+        if not isinstance(values, dict):
+            raise ReproError(f"{path}: metrics.{direction} is {'missing' if values is None else type(values).__name__}"
+                             f", not an object of {', '.join(METRICS)}; {redo}.")
+        for metric in METRICS:
+            value = values.get(metric)
+            ok = type(value) in (int, float) and math.isfinite(value) and 0 <= value <= 1
+            if not ok:
+                raise ReproError(f"{path}: metrics.{direction}.{metric} = {json.dumps(value)} is not a number in "
+                                 f"[0, 1] (an accuracy or IoU is a fraction); {redo}.")
 
 
 def cell_values(frame, table: int, row: str, metric: str) -> list[float]:
@@ -349,12 +388,17 @@ class Ranges:
     references: dict[tuple[int, str, str], float]
     source: str
     samples: dict[tuple[int, str, str], tuple[float, ...]] = field(default_factory=dict)
+    scale: str | None = None  # the scale the ranges are for: [rule] scale, else the shipped file's name; None: unknown
+
+
+SCALES = ("paper", "smoke")
 
 
 def load_ranges(path) -> Ranges:
     """A ranges file: `[tableN.ROW]` tables of `METRIC = [lo, hi]`, optionally `reference = {METRIC = mean}`
-    (the mean over the seeds the range was measured from) and `per_seed = {METRIC = [v0, v1, ...]}` (those
-    seeds' values, which the statistical verdict compares our seeds with)."""
+    (the mean over the seeds the range was measured from), `per_seed = {METRIC = [v0, v1, ...]}` (those
+    seeds' values, which the statistical verdict compares our seeds with), and a `[rule]` table saying how they
+    were made. An unknown table, row or metric is refused: a misspelt name would otherwise check nothing."""
     path = path if hasattr(path, "is_file") else Path(path)
     if not path.is_file():
         raise ReproError(f"ranges file {path} does not exist (the shipped ones are in expected/).")
@@ -362,30 +406,70 @@ def load_ranges(path) -> Ranges:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise ReproError(f"{path} is not valid TOML: {err}") from None
+    tables = [f"table{t}" for t in TABLE_ROWS]
     bands, references, samples = {}, {}, {}
     for name, rows in data.items():
-        if not (name.startswith("table") and name[5:].isdigit()):
+        if name == "rule":
             continue
+        if name not in tables or not isinstance(rows, dict):
+            raise ReproError(f"{path}: unknown table [{name}]; a ranges file holds [rule] and [tableN.ROW] tables "
+                             f"with N one of {', '.join(str(t) for t in TABLE_ROWS)}.")
+        table = int(name[5:])
+        known = [r.key for r in (*TABLE_ROWS[table], PRETRAINED, *BOUNDS) if table in r.tables]
         for row, metrics in rows.items():
-            if not isinstance(metrics, dict):
-                continue
+            if row not in known or not isinstance(metrics, dict):
+                raise ReproError(f"{path}: unknown row [{name}.{row}]; the rows of Table {table} are {', '.join(known)}.")
             for metric, bounds in metrics.items():
+                where = f"{path}: [{name}.{row}] {metric}"
                 if metric == "reference":
-                    references |= {(int(name[5:]), row, m): float(v) for m, v in bounds.items() if m in METRICS}
-                if metric == "per_seed":
-                    for m, values in bounds.items():
-                        if m in METRICS and not (isinstance(values, list) and all(isinstance(v, (int, float)) for v in values)):
-                            raise ReproError(f"{path}: [{name}.{row}] per_seed.{m} must be a list of numbers, got {values!r}")
-                    samples |= {(int(name[5:]), row, m): tuple(float(v) for v in values)
-                                for m, values in bounds.items() if m in METRICS}
-                if metric not in METRICS:
+                    if not isinstance(bounds, dict) or set(bounds) - set(METRICS):
+                        raise ReproError(f"{where} must be {{METRIC = mean}} with METRIC one of {', '.join(METRICS)}, "
+                                         f"got {bounds!r}")
+                    references |= {(table, row, m): _fraction(v, f"{where}.{m}") for m, v in bounds.items()}
                     continue
-                if not (isinstance(bounds, list) and len(bounds) == 2 and bounds[0] <= bounds[1]):
-                    raise ReproError(f"{path}: [{name}.{row}] {metric} must be [lo, hi] with lo <= hi, got {bounds!r}")
-                bands[(int(name[5:]), row, metric)] = (float(bounds[0]), float(bounds[1]))
+                if metric == "per_seed":
+                    if not isinstance(bounds, dict) or set(bounds) - set(METRICS):
+                        raise ReproError(f"{where} must be {{METRIC = [v0, v1, ...]}} with METRIC one of "
+                                         f"{', '.join(METRICS)}, got {bounds!r}")
+                    for m, values in bounds.items():
+                        if not isinstance(values, list):
+                            raise ReproError(f"{where}.{m} must be a list of numbers, got {values!r}")
+                        samples[(table, row, m)] = tuple(_fraction(v, f"{where}.{m}") for v in values)
+                    continue
+                if metric not in METRICS:
+                    raise ReproError(f"{path}: unknown metric {metric!r} in [{name}.{row}]; the metrics are "
+                                     f"{', '.join(METRICS)} (and reference, per_seed).")
+                if not (isinstance(bounds, list) and len(bounds) == 2):
+                    raise ReproError(f"{where} must be [lo, hi] with lo <= hi, got {bounds!r}")
+                lo, hi = (_fraction(b, where) for b in bounds)
+                if lo > hi:
+                    raise ReproError(f"{where} must be [lo, hi] with lo <= hi, got {bounds!r}")
+                bands[(table, row, metric)] = (lo, hi)
     if not bands:
         raise ReproError(f"{path} holds no [tableN.ROW] ranges (METRIC = [lo, hi]).")
-    return Ranges(bands, references, str(path), samples)
+    rule = data.get("rule") if isinstance(data.get("rule"), dict) else {}
+    scale = rule.get("scale")
+    if scale is not None and scale not in SCALES:
+        raise ReproError(f"{path}: [rule] scale = {scale!r}; choose one of {', '.join(SCALES)}.")
+    if scale is None:
+        name = Path(str(path)).name
+        scale = next((s for s in SCALES if name.startswith((f"ranges_{s}", f"bounds_{s}"))), None)
+    return Ranges(bands, references, str(path), samples, scale)
+
+
+def _fraction(value, where: str) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ReproError(f"{where}: {value!r} is not a number in [0, 1]")
+    return float(value)
+
+
+def check_scale(ranges: Ranges, scale: str, results_dir: Path) -> None:
+    """Refuses ranges made for one scale applied to results of the other: a paper band says nothing about the
+    synthetic city's numbers, nor a smoke band about Cityscapes'."""
+    if ranges.scale is not None and ranges.scale != scale:
+        raise ReproError(f"{ranges.source} holds ranges for {ranges.scale} scale, but {results_dir} is a {scale}-scale "
+                         f"reproduction: its numbers cannot be judged by them. Leave out --ranges to use the shipped "
+                         f"ranges of {scale} scale, or give ranges measured at {scale} scale.")
 
 
 def bounds_file(scale: str) -> Traversable | None:
@@ -403,7 +487,7 @@ def load_expected(path, scale: str) -> Ranges:
         return ranges
     bounds = load_ranges(extra)
     return Ranges(bounds.bands | ranges.bands, bounds.references | ranges.references,
-                  f"{ranges.source} + {extra}", bounds.samples | ranges.samples)
+                  f"{ranges.source} + {extra}", bounds.samples | ranges.samples, ranges.scale)
 
 
 def references(scale: str, ranges: Ranges | None) -> dict[tuple[int, str, str], Reference]:

@@ -7,9 +7,10 @@ from their publishers into the places the field's own tools use.
     fcn8s-caffe  the pix2pix authors' fcn-8s-cityscapes.caffemodel, imported by `repro segmenter get`
 
 vgg16 and inception land where torchvision and pytorch-fid put them themselves, the torch hub cache
-(torch.hub.get_dir()/checkpoints/, moved by TORCH_HOME), through torch.hub.load_state_dict_from_url with
-check_hash=True: the file name carries the first hex digits of the file's sha256 (torch hub's convention),
-a download that does not match them is refused and deleted, and nothing lands in the cache. The commands
+(torch.hub.get_dir()/checkpoints/, moved by TORCH_HOME), checked as torch hub's check_hash=True checks them:
+the file name carries the first hex digits of the file's sha256 (torch hub's convention), a download that
+does not match them is refused and deleted, and nothing lands in the cache. They come through the project's
+resumable download (a cut connection resumes; a stalled host is named). The commands
 that need a file fetch it on demand the same way. --url or an environment variable (REPRO_VGG16_URL,
 REPRO_INCEPTION_URL, REPRO_FCN8S_URL) replaces the publisher's URL (a mirror); the expected hash stays the
 publisher's.
@@ -72,39 +73,57 @@ def _say(message: str) -> None:
 
 
 def fetch_hub(spec: HubFile, url: str | None = None, progress: bool = True) -> Path:
-    """spec's file in the torch hub cache (downloaded and hash-checked by torch hub when missing)."""
-    import urllib.error
-
-    import torch
+    """spec's file in the torch hub cache, when missing downloaded through the project's resumable download (a
+    hidden .NAME.download beside it; a cut connection resumes), then hash-prefix checked and loaded by torch
+    before it takes its published name, as torch hub's check_hash does."""
+    from repro.data.download import DownloadFailed, download_file
+    from repro.io import load_torch_file, sha256_file
 
     path = spec.path()
     if path.is_file():
         return path
     url = url or os.environ.get(spec.env) or spec.url
-    _say(f"downloading {spec.file_name} ({spec.needed_by}) from {url} into {path.parent}")
+    if progress:
+        _say(f"downloading {spec.file_name} ({spec.needed_by}) from {url} into {path.parent}")
+    partial = path.with_name(f".{spec.file_name}.download")
     try:
-        torch.hub.load_state_dict_from_url(url, model_dir=str(path.parent), map_location="cpu", progress=progress,
-                                           check_hash=True, file_name=spec.file_name, weights_only=True)
-    except RuntimeError as err:
-        if "invalid hash value" in str(err):  # torch hub deleted its temporary file; nothing is in the cache
-            raise ReproError(
-                f"refused the file downloaded from {url}: its sha256 does not start with {spec.hash_prefix}, the "
-                f"prefix of the published {spec.file_name} ({err}). Nothing was written to {path.parent}. The host "
-                f"serves another file: use the publisher's URL {spec.url}, or a mirror of that exact file.") from None
-        path.unlink(missing_ok=True)  # the right hash, but torch cannot read it: never keep it
-        raise ReproError(f"{url} served a file with the right hash that torch cannot load ({str(err)[:200]}); "
-                         f"nothing was kept. Fetch {spec.url} again.") from None
-    except (urllib.error.URLError, OSError, ValueError) as err:
+        download_file(url, partial, progress=progress, folder_flag="TORCH_HOME (the torch hub cache)")
+    except DownloadFailed as err:
         raise ReproError(offline_message(spec, url, err)) from None
+    digest = sha256_file(partial)
+    if not digest.startswith(spec.hash_prefix):
+        partial.unlink()
+        raise ReproError(
+            f"refused the file downloaded from {url}: its sha256 {digest[:16]}... does not start with "
+            f"{spec.hash_prefix}, the prefix of the published {spec.file_name}. Nothing was written to {path.parent}. "
+            f"The host serves another file: use the publisher's URL {spec.url}, or a mirror of that exact file.")
+    try:
+        load_torch_file(partial, spec.file_name, "")
+    except ReproError as err:  # the right hash, but torch cannot read it: never keep it
+        partial.unlink()
+        raise ReproError(f"{url} served a file with the right hash that torch cannot load ({err}); nothing was "
+                         f"kept. Fetch {spec.url} again.") from None
+    os.replace(partial, path)
     _say(f"{path}: sha256 prefix {spec.hash_prefix} verified.")
     return path
 
 
 def offline_message(spec: HubFile, url: str, err: Exception) -> str:
+    if getattr(err, "mid_file", False):
+        return (f"the download of {spec.file_name} from {url} is incomplete: {err}. What arrived is kept and the next "
+                f"`repro weights get {spec.kind}` resumes it; or fetch {spec.url} by any means and copy it to "
+                f"{spec.path()}.")
     return (f"could not download {spec.file_name} from {url} ({getattr(err, 'reason', None) or err}). "
             f"{spec.needed_by} needs it at {spec.path()}. On a machine with internet run `repro weights get "
             f"{spec.kind}` (or fetch {spec.url} by any means) and copy the file there (TORCH_HOME moves the folder); "
             f"or name a mirror with --url URL or {spec.env}=URL.")
+
+
+def is_published(spec: HubFile, path: Path) -> bool:
+    """Whether `path`'s sha256 starts with the published file's prefix."""
+    from repro.io import sha256_file
+
+    return sha256_file(path).startswith(spec.hash_prefix)
 
 
 def vgg16(url: str | None = None, progress: bool = True) -> Path:
@@ -117,12 +136,13 @@ def inception(url: str | None = None, progress: bool = True) -> Path:
     return fetch_hub(INCEPTION, url, progress)
 
 
-def fcn8s_caffe(out: Path | None = None, url: str | None = None, sha256: str | None = None) -> Path:
+def fcn8s_caffe(out: Path | None = None, url: str | None = None, sha256: str | None = None,
+                progress: bool = True) -> Path:
     """The pix2pix authors' caffemodel, downloaded (verified on first use) and imported as a segmenter .pt."""
     from repro.eval import segmenter
 
     out = Path(out) if out else segmenter.DEFAULT_OUT
-    segmenter.get(out, url, sha256=sha256)  # url default: $REPRO_FCN8S_URL, else the last known host
+    segmenter.get(out, url, sha256=sha256, progress=progress)  # url default: $REPRO_FCN8S_URL, else the last known host
     return out
 
 
@@ -143,12 +163,14 @@ def recorded_sha256(path: Path) -> str | None:
     return text[0]
 
 
-def download_recorded(url: str, dest: Path, *, what: str, sha256: str | None = None, retries: int = 4,
-                      progress: bool = True) -> str:
+def download_recorded(url: str, dest: Path, *, what: str, check, sha256: str | None = None, retries: int = 4,
+                      progress: bool = True, folder_flag: str = "folder") -> str:
     """DEST from url through the resumable download, checked against `sha256` or the hash recorded in
-    DEST.sha256 by the first download (recorded now, loudly, if there is none). A file that does not match
-    is renamed aside and never takes DEST's place. Returns DEST's sha256; a host that fails for good raises
-    repro.data.download.DownloadFailed (the caller names the way out)."""
+    DEST.sha256 by the first download (recorded now, loudly, if there is none). `check(path)` first parses
+    the file (raising ReproError when it is not what `what` names): a file that does not parse (an HTML page, a
+    cut file) never has its hash recorded or trusted, and is moved aside as DEST.unusable. A file that does not
+    match the hash is moved aside as DEST.sha256-mismatch. Neither takes DEST's place. Returns DEST's sha256; a
+    host that fails for good raises repro.data.download.DownloadFailed (the caller names the way out)."""
     from repro.data.download import download_file
     from repro.io import sha256_file, write_text
 
@@ -158,8 +180,21 @@ def download_recorded(url: str, dest: Path, *, what: str, sha256: str | None = N
         candidate, source = dest, str(dest)
     else:
         candidate = dest.with_name(dest.name + ".download")  # its .part is resumed by a rerun
-        download_file(url, candidate, retries=retries, progress=progress)  # raises DownloadFailed
+        download_file(url, candidate, retries=retries, progress=progress, folder_flag=folder_flag)  # DownloadFailed
         source = url
+    try:
+        check(candidate)
+    except ReproError as err:
+        trusted = expected is not None and not sha256 and sha256_file(candidate) == expected
+        if trusted:  # recorded by an earlier version that did not parse first: never trust it
+            hash_file(dest).unlink()
+        aside = candidate.with_name(dest.name + ".unusable")
+        candidate.replace(aside)
+        raise ReproError(
+            f"{what}: {source} is not a usable file: {err} It was moved aside to {aside} and its hash "
+            f"{'recorded in ' + str(hash_file(dest)) + ' was removed' if trusted else 'was not recorded'}. Check the "
+            f"URL (a host that answers with an HTML page serves no file), then run the command again; the next "
+            f"download starts afresh.") from None
     digest = sha256_file(candidate, progress)
     if expected is not None and digest != expected:
         aside = candidate.with_name(dest.name + ".sha256-mismatch")
@@ -174,8 +209,8 @@ def download_recorded(url: str, dest: Path, *, what: str, sha256: str | None = N
         write_text(hash_file(dest), f"{digest}  {dest.name}\n")
         bar = "!" * 78
         _say(f"\n{bar}\nNOTE: no sha256 is published for {what}, so {dest} CANNOT BE VERIFIED against its publisher.\n"
-             f"Its sha256 is {digest}; recorded in {hash_file(dest)}, which every later download and use must "
-             f"match.\n{bar}\n")
+             f"It parses as {what}. Its sha256 is {digest}; recorded in {hash_file(dest)}, which every later download "
+             f"and use must match.\n{bar}\n")
     return digest
 
 
@@ -184,7 +219,7 @@ def download_recorded(url: str, dest: Path, *, what: str, sha256: str | None = N
 
 def run_get(args: argparse.Namespace) -> int:
     if args.kind == "fcn8s-caffe":
-        out = fcn8s_caffe(args.out, args.url, args.sha256)
+        out = fcn8s_caffe(args.out, args.url, args.sha256, progress=not args.quiet)
         print(f"wrote {out}. Next: repro segmenter calibrate --segmenter {out} --cityscapes DIR")
         return 0
     if args.out or args.sha256:

@@ -1,16 +1,31 @@
-"""A real HTTP server on 127.0.0.1 for the download tests: serves in-memory files, honours Range
-requests, and can be told to cut the connection in the middle of a file."""
+"""A real HTTP server on 127.0.0.1 for the download tests: serves in-memory files, honours Range (and If-Range)
+requests, sends an ETag, and can be told to cut the connection in the middle of a file or to stall there."""
+
+import hashlib
 
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-body (a refused download stops reading) is no server error: socketserver
+    would print its traceback into the test's captured stderr."""
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class ArchiveServer:
     def __init__(self):
         self.files: dict[str, bytes] = {}  # "/name.zip" -> body
         self.cuts: dict[str, int] = {}  # path -> how many more responses to cut halfway
+        self.stalls: dict[str, int] = {}  # path -> how many more responses to stop sending halfway, connection kept open
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header) in arrival order
+        self.released = threading.Event()  # set on exit: stalled responses end
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,7 +43,11 @@ class ArchiveServer:
                     self.end_headers()
                     return
                 start = 0
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if_range = self.headers.get("If-Range")
+                if match and if_range is not None and if_range != etag:
+                    match = None  # the file changed: the whole of it (RFC 9110 If-Range)
                 if match:
                     start = int(match.group(1))
                     if start >= len(body):
@@ -42,8 +61,16 @@ class ArchiveServer:
                 else:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body) - start))
+                self.send_header("ETag", etag)
                 self.end_headers()
                 rest = body[start:]
+                if server.stalls.get(self.path, 0) > 0:
+                    server.stalls[self.path] -= 1
+                    self.wfile.write(rest[: len(rest) // 2])
+                    self.wfile.flush()
+                    server.released.wait(30)  # the host stops sending but keeps the connection open
+                    self.close_connection = True
+                    return
                 if server.cuts.get(self.path, 0) > 0:
                     server.cuts[self.path] -= 1
                     self.wfile.write(rest[: len(rest) // 2])
@@ -52,7 +79,7 @@ class ArchiveServer:
                     return
                 self.wfile.write(rest)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -64,6 +91,7 @@ class ArchiveServer:
         return self
 
     def __exit__(self, *exc):
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

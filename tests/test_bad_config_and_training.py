@@ -253,3 +253,66 @@ def test_a_run_from_before_pairing_keeps_its_scheme(tiny_data, tmp_path):
         train(tiny_config(), tiny_data, run, device="cpu", progress=False, resume=True)
     train(cfg, tiny_data, run, device="cpu", progress=False, resume=True)
     assert is_finished(run)
+
+
+# ------------------------------------------------------------------------------ issue 22: silent training inputs
+
+
+@pytest.mark.parametrize("line, words", [
+    ('x_train = "/abs/labels"', "x_train = '/abs/labels' must name a folder inside the dataset folder"),
+    ('y_train = "../elsewhere/trainA"', "y_train = '../elsewhere/trainA' must name a folder inside"),
+    ('x_test = "."', "x_test = '.' must name a folder inside"),
+    ('x_train = "trainA"', "x_train and y_train both name 'trainA'"),
+    ('y_test = "testB/"', "x_test and y_test both name 'testB'"),
+])
+def test_domain_folders_outside_data_or_equal_are_refused(tmp_path, line, words):
+    path = write_config(tmp_path, line)
+    with pytest.raises(ReproError) as err:
+        load_config(str(path))
+    assert str(path) in str(err.value) and words in str(err.value)
+
+
+def test_duplicate_seeds_of_a_pack_are_refused_before_any_folder(tiny_data, tmp_path, capsys):
+    out = tmp_path / "pack"
+    assert main(["train", "smoke/cyclegan", "--data", str(tiny_data), "--out", str(out), "--seeds", "0", "0",
+                 "--device", "cpu"]) == 1
+    assert "names seed(s) [0] more than once" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(ReproError, match="name one folder twice"):
+        repro.train.train_runs([tiny_config(), tiny_config()], tiny_data, [out / "a", out / "a"], device="cpu")
+    assert not out.exists()
+
+
+def test_amp_on_the_cpu_is_refused_like_graphs_before_any_folder(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "smoke/cyclegan", "--data", str(tiny_data), "--out", str(out), "--amp", "--device", "cpu"]) == 1
+    assert "--amp (bf16 autocast) needs a CUDA device, not cpu" in capsys.readouterr().err and not out.exists()
+
+
+def test_resume_with_other_data_is_refused_naming_both(tiny_data, tmp_path):
+    from tests.conftest import write_tiny_dataset
+
+    run = tmp_path / "run"
+    train(tiny_config(), tiny_data, run, device="cpu", progress=False, stop_after=1)
+    recorded = json.loads((run / "data.json").read_text())
+    assert recorded["data"] == str(tiny_data.resolve()) and recorded["folders"]["trainB"]["images"] == 5
+    other = write_tiny_dataset(tmp_path / "other", n_x=4)
+    with pytest.raises(ReproError) as err:
+        train(tiny_config(), other, run, device="cpu", progress=False, resume=True)
+    message = str(err.value)
+    assert f"trained on {tiny_data.resolve()}" in message and f"--data {other}" in message
+    assert "trainB: 5 images" in message and "trainB: 4 images" in message
+    moved = tmp_path / "moved"  # the same images in another place: the same data
+    import shutil
+    shutil.copytree(tiny_data, moved)
+    train(tiny_config(), moved, run, device="cpu", progress=False, resume=True, stop_after=2)
+    assert json.loads((run / "data.json").read_text())["data"] == str(moved.resolve())
+
+
+def test_a_loss_that_goes_bad_before_the_first_checkpoint_does_not_advise_resume(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "smoke/cyclegan", "--data", str(tiny_data), "--out", str(run), "--set", "lr=1e30",
+                 "--set", "load_size=20", "--set", "crop_size=16", "--set", "ngf=4", "--set", "ndf=4",
+                 "--iters-per-epoch", "2", "--device", "cpu", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "No checkpoint had been written yet, so there is nothing to resume" in err and "without --resume" in err
+    assert "was not overwritten" not in err and not (run / "checkpoint.pt").exists()

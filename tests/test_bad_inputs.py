@@ -147,6 +147,48 @@ def test_translate_cli_disk_full_is_one_clean_error(small_disk, tmp_path, capsys
     assert partial_files(disk) == []
 
 
+def test_disk_full_in_pretrained_get_names_its_dir_flag(small_disk, capsys):
+    from http_fixtures import ArchiveServer
+
+    disk = small_disk(64 * 1024)
+    with ArchiveServer() as server:
+        server.files["/horse2zebra.pth"] = os.urandom(256 * 1024)
+        err = cli_error(capsys, ["pretrained", "get", "horse2zebra", "--dir", str(disk), "--quiet",
+                                 "--url", server.url("/horse2zebra.pth")])
+    assert "is full" in err and "choose another --dir" in err and "--root" not in err
+
+
+def test_disk_full_before_the_first_checkpoint_claims_no_kept_checkpoint(small_disk):
+    from repro.checkpoint import save_checkpoint
+    from tests.conftest import tiny_config
+
+    disk = small_disk(16 * 1024)
+    net = torch.nn.Linear(200, 200)
+    with pytest.raises(DiskFull) as err:
+        save_checkpoint(disk / "run" / "checkpoint.pt", tiny_config(), {"G": net}, {}, {}, torch.Generator(),
+                        {"step": 1})
+    message = str(err.value)
+    assert "No checkpoint had been written yet" in message and "was kept" not in message and "--resume" not in message
+
+
+def test_disk_full_in_reproduce_advises_reproduce_not_train(tmp_path, monkeypatch, capsys):
+    import types
+
+    from repro import reproduce
+    from repro.checkpoint import disk_full_fix
+
+    def full(*args, **kwargs):  # what a checkpoint write of the first run raises on a full disk
+        raise DiskFull(tmp_path / "out" / "cyclegan" / "seed-0" / "run", "writing checkpoint.pt", 10, 0,
+                       fix=disk_full_fix(tmp_path / "none.pt"))
+
+    monkeypatch.setattr(reproduce, "estimate", lambda *a: (0, "a moment"))
+    monkeypatch.setattr(reproduce, "smoke_setup", lambda args, progress: types.SimpleNamespace())
+    monkeypatch.setattr(reproduce, "reproduce", full)
+    err = cli_error(capsys, ["reproduce", "table4", "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"])
+    assert "run the same `repro reproduce` command again" in err and "repro train" not in err
+    assert "last good checkpoint was kept" not in err
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cityscapes_preparation_disk_full_removes_everything(small_disk, city, workers):
     disk = small_disk(64 * 1024)
@@ -480,7 +522,7 @@ def batchnorm_unet(tmp_path: Path) -> Path:
 
 
 def translated(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.iterdir())}
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}
 
 
 def test_checkpoint_runs_as_the_ports_test_py_by_default_and_eval_is_a_switch(tmp_path, capsys):
@@ -559,3 +601,104 @@ def test_synthetic_city_disk_full_leaves_nothing(small_disk):
         synth_city.generate(disk / "city", n_train=4, n_val=2, size=(128, 64), progress=False)
     assert str(disk / "city") in str(err.value) and "free" in str(err.value)
     assert list(disk.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ issue 22: translate and evaluate
+
+
+def test_evaluators_refuse_translations_of_the_other_direction(city, tmp_path, capsys):
+    from repro import translations
+
+    results = write_results(city, tmp_path / "fake_labels")
+    translations.record(results, "y2x", "a run")  # what `repro translate RUN --direction photo2labels` writes
+    err = cli_error(capsys, ["evaluate", "labels2photo", "--results", str(results), "--cityscapes", str(city),
+                             "--segmenter", str(tmp_path / "never-read.pt")])
+    assert "holds photo2labels translations" in err and "repro evaluate photo2labels" in err
+    translations.record(results, "labels2photo", "a run")
+    err = cli_error(capsys, ["evaluate", "photo2labels", "--results", str(results), "--cityscapes", str(city)])
+    assert "holds labels2photo translations" in err and "repro evaluate labels2photo" in err
+    assert not (tmp_path / "photo2labels.json").exists() and not (tmp_path / "labels2photo.json").exists()
+
+
+def test_a_folder_without_the_manifest_is_scored_with_a_warning(city, tmp_path, capsys):
+    results = write_results(city, tmp_path / "old")
+    assert main(["evaluate", "photo2labels", "--results", str(results), "--cityscapes", str(city), "--quiet"]) == 0
+    assert "has no translation.json, so the direction of its images cannot be checked" in capsys.readouterr().err
+
+
+def test_translate_records_the_direction_and_refuses_a_run_with_a_checkpoint(tiny_data, tmp_path, capsys):
+    from tests.conftest import tiny_config
+    from repro.config import config_to_toml
+
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text(config_to_toml(tiny_config(epochs_constant=1, epochs_decay=0, iters_per_epoch=1)))
+    run = tmp_path / "run"
+    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(run), "--device", "cpu", "--quiet"]) == 0
+    out = tmp_path / "labels"
+    assert main(["translate", str(run), "--direction", "y2x", "--input", str(tiny_data / "testA"), "--out", str(out),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert json.loads((out / "translation.json").read_text()) == {"direction": "photo2labels", "source": str(run)}
+    capsys.readouterr()
+    err = cli_error(capsys, ["translate", str(run), "--checkpoint", str(run / "G_x2y.pth"), "--input",
+                             str(tiny_data / "testB"), "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert "not both" in err and str(run) in err and not (tmp_path / "x").exists()
+
+
+def test_translate_input_that_is_a_file_says_a_folder_is_needed(tmp_path, capsys):
+    image = noise_images(tmp_path / "in", 1) / "frankfurt_000000_000000_gtFine_color.png"
+    torch.save(build_generator("resnet_6blocks", norm="instance").state_dict(), tmp_path / "g.pth")
+    err = cli_error(capsys, ["translate", "--checkpoint", str(tmp_path / "g.pth"), "--arch", "resnet_6blocks",
+                             "--input", str(image), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert f"{image} is a file, but a folder of images is needed" in err and "Check --data" not in err
+
+
+# ------------------------------------------------------------------------------ issue 22: repro data cityscapes
+
+
+@pytest.mark.parametrize("member, why", [("../x.png", "climbs out of the package with .."),
+                                         ("/etc/x.png", "has an absolute path"),
+                                         ("gtFine/../../x.png", "climbs out of the package with ..")])
+def test_a_package_zip_with_traversing_members_is_refused_not_ignored(city, tmp_path, member, why):
+    dst = tmp_path / "gtFine_trainvaltest.zip"
+    shutil.copy(city / "gtFine_trainvaltest.zip", dst)
+    with zipfile.ZipFile(dst, "a") as zf:
+        zf.writestr(zipfile.ZipInfo(member), b"x")
+    with pytest.raises(ReproError) as err:
+        prepare(dst, city / "leftImg8bit_trainvaltest.zip", tmp_path / "out", workers=1, progress=False)
+    assert repr(member) in str(err.value) and why in str(err.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["gtfine", "leftimg"])
+def test_out_inside_an_extracted_package_is_refused(city_copy, flag, capsys):
+    package = city_copy / ("gtFine" if flag == "gtfine" else "leftImg8bit")
+    out = package / "prepared"
+    err = cli_error(capsys, ["data", "cityscapes", "--gtfine", str(city_copy), "--leftimg", str(city_copy),
+                             "--out", str(out), "--workers", "1", "--quiet"])
+    assert f"--out {out} lies inside the package folder {package} (--{flag})" in err and not out.exists()
+
+
+def test_prepared_folders_get_the_umask_mode(city, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = prepare(city, city, tmp_path / "out", workers=1, progress=False)
+    finally:
+        os.umask(old)
+    assert oct(out.stat().st_mode & 0o777) == oct(0o755)
+    assert all(oct(d.stat().st_mode & 0o777) == oct(0o755) for d in out.iterdir() if d.is_dir())
+
+
+def test_quiet_shows_no_loading_or_evaluation_bars(tiny_data, city, tmp_path, capsys):
+    from repro.config import config_to_toml
+    from tests.conftest import tiny_config
+
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text(config_to_toml(tiny_config(epochs_constant=1, epochs_decay=0, iters_per_epoch=1)))
+    assert main(["train", str(cfg_file), "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--device", "cpu",
+                 "--quiet"]) == 0
+    results = write_results(city, tmp_path / "results")
+    segmenter_file = tmp_path / "seg.pt"
+    fcn.save_segmenter(fcn.fcn8s(width=1 / 16), segmenter_file, source="test")
+    assert main(["evaluate", "labels2photo", "--results", str(results), "--cityscapes", str(city), "--segmenter",
+                 str(segmenter_file), "--device", "cpu", "--workers", "0", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "loading X" not in err and "labels2photo:" not in err and "%|" not in err

@@ -116,13 +116,67 @@ def test_resume_after_connection_cut_mid_file(tmp_path, server, toy, monkeypatch
     assert first < second < len(body)
 
 
+def write_partial(tmp_path: Path, data: bytes, source: dict | None) -> Path:
+    """An earlier run's ROOT/.downloads/toy.zip.part and, unless None, the source it recorded."""
+    (tmp_path / ".downloads").mkdir()
+    part = tmp_path / ".downloads" / "toy.zip.part"
+    part.write_bytes(data)
+    if source is not None:
+        download.source_file(part).write_text(json.dumps(source))
+    return part
+
+
 def test_partial_file_of_an_earlier_run_is_resumed(tmp_path, server, toy):
     body, reg = toy
-    (tmp_path / ".downloads").mkdir()
-    (tmp_path / ".downloads" / "toy.zip.part").write_bytes(body[:1000])
+    write_partial(tmp_path, body[:1000], {"url": server.url("/toy.zip"), "total": len(body)})
     folder = get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
     assert_extracted(folder)
     assert server.requests == [("/toy.zip", "bytes=1000-")]
+    assert no_leftovers(tmp_path) == []  # the source record went with the partial
+
+
+@pytest.mark.parametrize("source", [None, {"url": "http://127.0.0.1:9/other.zip", "total": 5000}],
+                         ids=["unrecorded", "another-url"])
+def test_a_stale_partial_of_another_file_is_discarded_not_spliced(tmp_path, server, toy, source, capsys):
+    body, reg = toy
+    write_partial(tmp_path, os.urandom(1000), source)
+    folder = get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, progress=False)
+    assert_extracted(folder)  # the whole file, from byte 0: no spliced archive, no blame on a good URL
+    assert server.requests == [("/toy.zip", None)]
+    assert "discarding" in capsys.readouterr().err
+
+
+def test_a_partial_whose_file_changed_on_the_server_starts_over(tmp_path, server, toy):
+    body, reg = toy
+    url = server.url("/toy.zip")
+    write_partial(tmp_path, os.urandom(1000), {"url": url, "total": len(body), "etag": '"an-older-file"'})
+    folder = get("toy", tmp_path, url=url, registry=reg, progress=False)
+    assert_extracted(folder)  # If-Range with the old ETag: the server sent the whole new file
+    assert server.requests == [("/toy.zip", "bytes=1000-")]
+
+
+def test_a_host_that_stops_sending_is_named_and_retries_are_capped(tmp_path, server, toy, monkeypatch):
+    body, reg = toy
+    monkeypatch.setattr(download, "TIMEOUT", (5.0, 0.3))
+    monkeypatch.setattr(download, "CHUNK", 1024)
+    server.stalls["/toy.zip"] = 10  # every response stalls halfway (each gains bytes)
+    with pytest.raises(ReproError) as err:
+        get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, retries=2, backoff=0, progress=False)
+    message = str(err.value)
+    assert "the host stopped sending" in message and "could not connect" not in message
+    assert "incomplete" in message and "offline" not in message
+    assert len(server.requests) == 3  # stalls count as failures even though each gained bytes
+    assert (tmp_path / ".downloads" / "toy.zip.part").stat().st_size > 0  # kept for the next run
+
+
+def test_total_retry_time_is_capped(tmp_path, server, toy, monkeypatch):
+    body, reg = toy
+    monkeypatch.setattr(download, "CHUNK", 1024)
+    monkeypatch.setattr(download, "RETRY_SECONDS", 0.0)
+    server.cuts["/toy.zip"] = 100  # each response gains bytes, so the retry count alone would never stop
+    with pytest.raises(ReproError, match=r"failing for \d+ s, 0 s allowed"):
+        get("toy", tmp_path, url=server.url("/toy.zip"), registry=reg, retries=2, backoff=0, progress=False)
+    assert len(server.requests) == 1
 
 
 def test_second_call_is_a_noop_and_detects_tampering(tmp_path, server, toy):

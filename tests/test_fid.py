@@ -150,11 +150,22 @@ def test_cli_writes_json_and_accepts_explicit_weights(weights_file, folders, tmp
     out = tmp_path / "fid.json"
     assert main(["fid", str(a), str(b), "--weights", str(weights_file), "--device", "cpu",
                  "--batch-size", "1", "--out", str(out)]) == 0
-    assert "FID" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "FID" in captured.out
     result = json.loads(out.read_text())
     assert result["metrics"]["fid"] > 0 and "kid" in result["metrics"]
     assert result["inputs"]["a_images"] == result["inputs"]["b_images"] == 2
     assert result["weights"]["path"] == str(weights_file) and len(result["weights"]["sha256"]) == 64
+    # random weights of the right shapes: accepted, but said loudly and recorded (issue 22)
+    assert result["weights"]["published"] is False
+    assert "are NOT pytorch-fid's published" in captured.err and "NOT THE PUBLISHED WEIGHTS" in captured.out
+    from repro import weights
+    prefix = result["weights"]["sha256"][:8]  # as if this file were the published one
+    monkeypatch.setattr(weights, "INCEPTION", weights.HubFile("inception", f"https://x.invalid/pt-{prefix}.pth",
+                                                              "REPRO_INCEPTION_URL", "FID"))
+    assert main(["fid", str(a), str(b), "--weights", str(weights_file), "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(out.read_text())["weights"]["published"] is True and "NOT" not in captured.err + captured.out
 
 
 def test_missing_weights_offline_name_the_file_to_place(tmp_path, monkeypatch, folders, capsys):

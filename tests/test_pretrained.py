@@ -90,6 +90,15 @@ def test_a_file_that_is_no_port_generator_is_refused(tmp_path, server):
     assert not (tmp_path / "horse2zebra.pth").exists() and not (tmp_path / "horse2zebra.pth.sha256").exists()
 
 
+def test_an_html_page_is_never_trusted_nor_announced(tmp_path, server, generators, capsys):
+    server.files["/models/horse2zebra.pth"] = b"<html><body>Service unavailable</body></html>"
+    assert main(["pretrained", "get", "horse2zebra", "--dir", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a usable file" in err and "CANNOT BE VERIFIED" not in err and "recorded in" not in err
+    assert not (tmp_path / "horse2zebra.pth.sha256").exists()
+    assert (tmp_path / "horse2zebra.pth.unusable").is_file()
+
+
 def test_offline_says_where_the_file_goes(tmp_path, monkeypatch):
     monkeypatch.setattr("repro.data.download.time.sleep", lambda s: None)
     with pytest.raises(ReproError) as err:

@@ -393,3 +393,78 @@ def test_loss_terms_get_one_readable_name_across_methods():
     assert len(set(names.values())) == len(names)  # distinct terms stay distinct
     assert names["gan_G"] == "adversarial (G: labels -> photo)" and names["D_Y"] == "D, photo side"
     assert names["gan_y"] == "adversarial (photo side)" and names["self_reg_G"] == "self-regularisation (G: labels -> photo)"
+
+
+# ------------------------------------------------------------------------------ issue 22: results and ranges read
+
+
+def rewrite(path: Path, change) -> None:
+    """Applies change(result) to a result.json (or replaces it with what change returns)."""
+    result = json.loads(path.read_text())
+    new = change(result)
+    path.write_text(json.dumps(result if new is None else new))
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda r: r["metrics"]["labels2photo"].update(iou=7.5), "metrics.labels2photo.iou = 7.5"),
+    (lambda r: r["metrics"]["photo2labels"].update(pixel_acc=float("nan")), "metrics.photo2labels.pixel_acc = NaN"),
+    (lambda r: r["metrics"]["photo2labels"].update(class_acc="0.5"), 'metrics.photo2labels.class_acc = "0.5"'),
+    (lambda r: r["metrics"]["labels2photo"].pop("iou") and None, "metrics.labels2photo.iou = null"),
+    (lambda r: r["metrics"].pop("photo2labels") and None, "metrics.photo2labels is missing"),
+    (lambda r: [r], "holds a JSON list, not a result object"),
+], ids=["iou-7.5", "nan", "string", "missing-metric", "missing-direction", "json-list"])
+def test_a_result_out_of_range_or_of_the_wrong_type_is_refused_naming_file_and_field(results, capsys, change, field):
+    path = results / "cyclegan" / "seed-1" / "result.json"
+    rewrite(path, change)
+    for argv in (["report", str(results)], ["check", str(results)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"{path}" in err and field in err and "Traceback" not in err
+    assert not (results / "report.md").exists()
+
+
+def test_a_result_copied_into_another_rows_or_seeds_folder_is_refused(results, capsys):
+    source = results / "cyclegan" / "seed-1" / "result.json"
+    copy = results / "gan_alone" / "seed-0" / "result.json"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(source.read_bytes())
+    assert main(["report", str(results)]) == 1
+    err = capsys.readouterr().err
+    assert f"{copy}: row = 'cyclegan', but the file lies in the folder of row 'gan_alone'" in err
+    copy.unlink()
+    moved = results / "cyclegan" / "seed-2" / "result.json"
+    moved.parent.mkdir()
+    moved.write_bytes(source.read_bytes())
+    assert main(["check", str(results)]) == 1
+    assert f"{moved}: seed = 1, but the file lies in folder seed-2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[table4.cyclegan]\npixel_acc = [0.5, 0.6]\npixel_accuracy = [0.5, 0.6]\n", "unknown metric 'pixel_accuracy'"),
+    ("[table4.cyclegan]\npixel_acc = [0.5, 0.6]\n[table6.cyclegan]\niou = [0.1, 0.2]\n", "unknown table [table6]"),
+    ("[table4.cyclegan]\npixel_acc = [0.5, 0.6]\n[table4.cycle_gan]\niou = [0.1, 0.2]\n", "unknown row [table4.cycle_gan]"),
+    ("[table4.cyclegan]\npixel_acc = [0.5, 0.6]\n[table2.gan_alone]\niou = [0.1, 0.2]\n", "unknown row [table2.gan_alone]"),
+    ("[table4.cyclegan]\npixel_acc = [\"0.5\", 0.6]\n", "'0.5' is not a number in [0, 1]"),
+    ("[table4.cyclegan]\npixel_acc = [0.5, 0.6]\nreference = {iou = 0.1, miou = 0.2}\n", "reference must be {METRIC = mean}"),
+], ids=["metric", "table", "row", "row-of-another-table", "string-bound", "reference-metric"])
+def test_unknown_names_in_a_ranges_file_are_refused(results, tmp_path, capsys, body, message):
+    ranges = write_ranges(tmp_path / "r.toml", body)
+    assert main(["check", str(results), "--ranges", str(ranges)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and str(ranges) in err
+
+
+def test_paper_ranges_are_refused_for_smoke_results_and_the_reverse(results, tmp_path, capsys):
+    assert main(["check", str(results), "--ranges", str(EXPECTED / "ranges_paper.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "holds ranges for paper scale, but" in err and "smoke-scale reproduction" in err
+    assert main(["report", str(results), "--ranges", str(EXPECTED / "ranges_paper.toml")]) == 1
+    assert "holds ranges for paper scale" in capsys.readouterr().err
+    measured = tmp_path / "measured.toml"  # a measured file records its scale whatever its name
+    assert main(["check", str(results), "--ranges", str(measured), "--measure"]) == 0
+    assert tomllib.loads(measured.read_text())["rule"]["scale"] == "smoke"
+    plan = json.loads((results / "reproduce.json").read_text())
+    (results / "reproduce.json").write_text(json.dumps(plan | {"scale": "paper"}))
+    capsys.readouterr()
+    assert main(["check", str(results), "--ranges", str(measured)]) == 1
+    assert "holds ranges for smoke scale, but" in capsys.readouterr().err

@@ -83,7 +83,34 @@ def test_a_file_with_the_wrong_hash_is_refused_and_nothing_is_cached(torch_home,
     assert not torch_home.exists() or list(torch_home.iterdir()) == []
 
 
+def test_a_cut_connection_resumes_and_the_file_is_verified(torch_home, server, monkeypatch):
+    monkeypatch.setattr("repro.data.download.time.sleep", lambda s: None)
+    monkeypatch.setattr("repro.data.download.CHUNK", 1024)  # the bytes of an unfinished chunk are lost with the connection
+    body = saved({"features.0.weight": torch.arange(6000.0)})
+    spec = spec_for(body)
+    server.files["/vgg.pth"] = body
+    server.cuts["/vgg.pth"] = 2  # was: "the host serves another file" for a download cut short
+    assert weights.fetch_hub(spec, url=server.url("/vgg.pth"), progress=False).read_bytes() == body
+    assert [r is not None for _, r in server.requests] == [False, True, True]  # resumed, not restarted
+    assert sorted(p.name for p in torch_home.iterdir()) == [spec.file_name]
+
+
+def test_a_host_that_stops_sending_says_the_download_is_incomplete(torch_home, server, monkeypatch, capsys):
+    from repro.data import download
+
+    monkeypatch.setattr(download.time, "sleep", lambda s: None)
+    monkeypatch.setattr(download, "TIMEOUT", (5.0, 0.2))
+    server.files["/vgg.pth"] = saved({"features.0.weight": torch.arange(6000.0)})
+    server.stalls["/vgg.pth"] = 100
+    monkeypatch.setenv("REPRO_VGG16_URL", server.url("/vgg.pth"))
+    assert main(["weights", "get", "vgg16", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "is incomplete" in err and "the host stopped sending" in err and "another file" not in err
+    assert 'Downloading: "' not in err and "%|" not in err  # --quiet: no torch hub line, no bar
+
+
 def test_offline_says_where_the_file_goes(torch_home, monkeypatch):
+    monkeypatch.setattr("repro.data.download.time.sleep", lambda s: None)
     monkeypatch.setenv("REPRO_VGG16_URL", closed_port_url("/vgg16.pth"))
     with pytest.raises(ReproError) as err:
         weights.vgg16(progress=False)
@@ -113,6 +140,7 @@ def test_feature_loss_vgg_is_fetched_on_demand(torch_home, server, monkeypatch):
 
 
 def test_feature_loss_without_the_file_and_offline_is_a_clear_error(torch_home, monkeypatch):
+    monkeypatch.setattr("repro.data.download.time.sleep", lambda s: None)
     monkeypatch.setenv("REPRO_VGG16_URL", closed_port_url("/vgg16.pth"))
     with pytest.raises(ReproError, match='(?s)vgg16-397923af.pth.*does not exist.*could not download.*"random"'):
         VGGRelu4_2("imagenet")
@@ -149,6 +177,39 @@ def test_fcn8s_caffemodel_is_recorded_on_first_use_then_verified(tmp_path, serve
     err = capsys.readouterr().err
     assert "refused" in err and digest in err
     assert not caffemodel.exists() and caffemodel.with_name("fcn-8s-cityscapes.caffemodel.sha256-mismatch").is_file()
+
+
+@pytest.mark.parametrize("garbage", [b"<!DOCTYPE html><html><body>Moved</body></html>", b"\x08\x96\x01" * 50],
+                         ids=["html", "garbage"])
+def test_a_caffemodel_that_does_not_parse_is_never_trusted(tmp_path, server, small_net, capsys, garbage):
+    server.files["/fcn.caffemodel"] = garbage
+    out = tmp_path / "fcn.pt"
+    caffemodel = tmp_path / "fcn-8s-cityscapes.caffemodel"
+    url = server.url("/fcn.caffemodel")
+    assert main(["weights", "get", "fcn8s-caffe", "--url", url, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "is not a usable file" in err and "its hash was not recorded" in err and "CANNOT BE VERIFIED" not in err
+    assert not caffemodel.exists() and not weights.hash_file(caffemodel).exists()
+    assert caffemodel.with_name(caffemodel.name + ".unusable").is_file()
+
+    body = write_caffemodel(tmp_path / "src.caffemodel", fcn_layers(small_net)).read_bytes()
+    server.files["/fcn.caffemodel"] = body  # the right file is then accepted, not refused as a mismatch
+    assert main(["weights", "get", "fcn8s-caffe", "--url", url, "--out", str(out)]) == 0
+    assert weights.recorded_sha256(caffemodel) == hashlib.sha256(body).hexdigest()
+
+
+def test_a_hash_recorded_for_an_unparsable_caffemodel_is_dropped(tmp_path, server, small_net, capsys):
+    """An earlier version recorded the hash of whatever arrived (an HTML page) and reused the file."""
+    caffemodel = tmp_path / "fcn-8s-cityscapes.caffemodel"
+    caffemodel.write_bytes(b"<html>error</html>")
+    weights.hash_file(caffemodel).write_text(f"{hashlib.sha256(b'<html>error</html>').hexdigest()}  {caffemodel.name}\n")
+    body = write_caffemodel(tmp_path / "src.caffemodel", fcn_layers(small_net)).read_bytes()
+    server.files["/fcn.caffemodel"] = body
+    url, out = server.url("/fcn.caffemodel"), tmp_path / "fcn.pt"
+    assert main(["weights", "get", "fcn8s-caffe", "--url", url, "--out", str(out)]) == 1
+    assert "was removed" in capsys.readouterr().err and not weights.hash_file(caffemodel).exists()
+    assert main(["weights", "get", "fcn8s-caffe", "--url", url, "--out", str(out)]) == 0  # the right file is taken
+    assert weights.recorded_sha256(caffemodel) == hashlib.sha256(body).hexdigest()
 
 
 def test_fcn8s_caffemodel_offline_names_the_ways_out(tmp_path, monkeypatch, capsys):

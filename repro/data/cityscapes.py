@@ -128,6 +128,14 @@ class Package:
                     names = [n for n in zf.namelist() if not n.endswith("/")]
             except zipfile.BadZipFile as err:
                 raise ReproError(f"{self.path} is not a readable zip ({err}): download {PACKAGES[self.name]} again.") from err
+            for n in names:  # the zip is read in place, never extracted, but such a member means it is not the package
+                parts = re.split(r"[\\/]+", n)
+                if n.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", n) or ".." in parts:
+                    raise ReproError(
+                        f"{self.path} contains the member {n!r}, which "
+                        f"{'climbs out of the package with ..' if '..' in parts else 'has an absolute path'}. A genuine "
+                        f"{PACKAGES[self.name]} never does: the file was tampered with or is not the package. Download "
+                        f"{PACKAGES[self.name]} again from https://www.cityscapes-dataset.com.")
             members = [n for n in names if n.startswith(self.name + "/") and not is_os_junk(n)]
             if not members:
                 found = sorted({n.split("/")[0] for n in names if "/" in n})
@@ -371,6 +379,11 @@ def prepare(
     resample_name = next(n for n, f in RESAMPLE.items() if f == resample)
     options = {"gtfine": str(gtfine.path.resolve()), "leftimg": str(leftimg.path.resolve()), "size": size,
                "format": fmt, "resample": resample_name, **({"jpeg": JPEG_OPTIONS} if fmt == "jpg" else {})}
+    for package, flag in ((gtfine, "--gtfine"), (leftimg, "--leftimg")):
+        if package.path.is_dir() and out.resolve().is_relative_to(package.folder().resolve()):
+            raise ReproError(f"--out {out} lies inside the package folder {package.folder()} ({flag}): the prepared "
+                             f"images would be written into the Cityscapes package, whose next reading would refuse "
+                             f"them as unexpected files. Choose an --out outside {package.folder()}.")
     if out.exists() and any(out.iterdir()):
         manifest = out / "manifest.json"
         if manifest.is_file() and _same_options(read_json_or_empty(manifest).get("options"), options):

@@ -1,7 +1,8 @@
 """`repro data get NAME`: download (or import) one registry archive, verify it, extract it safely.
 
 The order of operations is what makes this safe to interrupt at any point:
-  1. the archive streams into ROOT/.downloads/ARCHIVE.part; a rerun resumes it with an HTTP Range request;
+  1. the archive streams into ROOT/.downloads/ARCHIVE.part, its source (URL, size, ETag, Last-Modified) in
+     ARCHIVE.part.json; a rerun resumes it with an HTTP Range request only from the same source, else starts over;
   2. only a complete file is renamed to ROOT/.downloads/ARCHIVE;
   3. its size and sha256 are checked against the registry before anything is extracted
      (a mismatched file is renamed aside, never extracted);
@@ -33,12 +34,13 @@ from tqdm import tqdm
 from repro import ReproError, __version__
 from repro.data.registry import Entry, lookup
 from repro.data.staging import partial_folder
-from repro.io import sha256_file
+from repro.io import sha256_file, write_json
 
 DEFAULT_ROOT = Path("datasets")
 MARKER = ".repro-download.json"
 CHUNK = 1 << 16
 TIMEOUT = (10.0, 60.0)  # seconds: (connect, read between bytes)
+RETRY_SECONDS = 1800.0  # give up when attempts have kept failing for this long, whatever bytes they gained
 
 
 def get(
@@ -132,13 +134,17 @@ def _retired_message(entry: Entry) -> str:
 class DownloadFailed(Exception):
     """One host failed for good (404, refused, retries exhausted); the next mirror may still work."""
 
-    def __init__(self, message: str, not_found: bool = False):
+    def __init__(self, message: str, not_found: bool = False, mid_file: bool = False):
         super().__init__(message)
-        self.not_found = not_found
+        self.not_found, self.mid_file = not_found, mid_file  # mid_file: the host sent part of the file, then failed
 
 
 class _Retry(Exception):
     """A transient failure: connection cut, short body, server error. Resume after a pause."""
+
+    def __init__(self, message: str, mid_file: bool = False):
+        super().__init__(message)
+        self.mid_file = mid_file
 
 
 def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, backoff: float, progress: bool) -> None:
@@ -158,7 +164,10 @@ def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, bac
     why = []  # one clause per kind of failure seen
     if missing:
         why.append("a 404 means the host no longer serves this file under that name")
-    if len(missing) < len(failures):
+    if any(f[1].mid_file for f in failures):
+        why.append("a host that stopped sending or cut the connection in the middle of the file is overloaded or "
+                   "throttling: the download is incomplete")
+    if any(not f[1].not_found and not f[1].mid_file for f in failures):
         why.append("a connection error means this machine is offline, behind a proxy (set HTTPS_PROXY), or the host is down")
     kept = (
         f" The {part.stat().st_size:,} bytes already received are kept in {part}; the next run resumes from them."
@@ -172,24 +181,30 @@ def _download(urls: list[str], archive: Path, entry: Entry, *, retries: int, bac
     )
 
 
-def download_file(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, progress: bool = True) -> Path:
+def download_file(url: str, dest: Path, *, retries: int = 4, backoff: float = 1.0, progress: bool = True,
+                  folder_flag: str = "folder") -> Path:
     """One file from one URL (no registry, no hash): resumable through DEST.part, with retries and the
-    disk-space check; raises DownloadFailed when the host fails for good (404, offline, retries spent)."""
+    disk-space check (whose message names `folder_flag`, the caller's way to choose another folder); raises
+    DownloadFailed when the host fails for good (404, offline, retries spent)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    _download_one(url, part, retries=retries, backoff=backoff, progress=progress)
+    _download_one(url, part, retries=retries, backoff=backoff, progress=progress, folder_flag=folder_flag)
     part.replace(dest)
     return dest
 
 
-def _download_one(url: str, part: Path, *, retries: int, backoff: float, progress: bool) -> None:
-    """Stream url into part, resuming what part already holds; returns when part is complete."""
-    attempt = 0
+def _download_one(url: str, part: Path, *, retries: int, backoff: float, progress: bool,
+                  folder_flag: str = "--root") -> None:
+    """Stream url into part, resuming what part already holds (when it came from url); returns when part is
+    complete. A failure that gained bytes does not count against `retries`, unless the host stalled (sent
+    nothing for TIMEOUT's read seconds); RETRY_SECONDS caps the time spent failing."""
+    attempt, first_failure = 0, None
     while True:
-        have = part.stat().st_size if part.exists() else 0
+        have = _resumable(url, part)
         try:
-            _fetch(url, part, have, progress)
+            _fetch(url, part, have, progress, folder_flag)
+            source_file(part).unlink(missing_ok=True)
             return
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as err:
             raise ReproError(f"{url} is not a usable URL ({err}); give a full http(s):// address.") from err
@@ -197,9 +212,14 @@ def _download_one(url: str, part: Path, *, retries: int, backoff: float, progres
             if unresolvable(err):  # no DNS answer: offline or a wrong host name; waiting does not change that
                 raise DownloadFailed(_reason(err)) from err
             gained = (part.stat().st_size if part.exists() else 0) > have
-            attempt = 1 if gained else attempt + 1  # count only failures that made no progress
-            if attempt > retries:
-                raise DownloadFailed(_reason(err)) from err
+            attempt = 1 if gained and not _stalled(err) else attempt + 1  # count failures that made no progress, and stalls
+            first_failure = first_failure or time.monotonic()
+            failing = time.monotonic() - first_failure
+            if attempt > retries or failing > RETRY_SECONDS:
+                spent = f" (failing for {failing:.0f} s, {RETRY_SECONDS:.0f} s allowed)" if failing > RETRY_SECONDS else ""
+                mid_file = (_stalled(err) or isinstance(err, requests.exceptions.ChunkedEncodingError)
+                            or getattr(err, "mid_file", False) or part.exists() and part.stat().st_size > 0)
+                raise DownloadFailed(_reason(err) + spent, mid_file=mid_file) from err
             pause = backoff * 2 ** (attempt - 1)
             _say(f"download failed ({_reason(err)}); trying again in {pause:.0f} s (retry {attempt} of {retries}).")
             time.sleep(pause)
@@ -221,6 +241,44 @@ def unresolvable(err: BaseException) -> bool:
     return False
 
 
+def source_file(part: Path) -> Path:
+    """Where a partial download records its source: PART.json (URL, total size, ETag, Last-Modified)."""
+    return part.with_name(part.name + ".json")
+
+
+def _resumable(url: str, part: Path) -> int:
+    """The bytes of `part` a Range request may continue: none when part came from another URL or its source was
+    not recorded (resuming would splice two files); such a partial is discarded, saying so."""
+    if not part.exists():
+        source_file(part).unlink(missing_ok=True)
+        return 0
+    have = part.stat().st_size
+    source = _read_source(part)
+    if have and source.get("url") != url:
+        came = f"from {source['url']}" if source.get("url") else "from an unrecorded source"
+        _say(f"discarding {part} ({have:,} bytes {came}, not {url}); starting over.")
+        part.unlink()
+        source_file(part).unlink(missing_ok=True)
+        return 0
+    return have
+
+
+def _read_source(part: Path) -> dict:
+    try:
+        source = json.loads(source_file(part).read_text())
+    except (OSError, ValueError):
+        return {}
+    return source if isinstance(source, dict) else {}
+
+
+def _stalled(err: Exception) -> bool:
+    """requests reports a read timeout in the middle of a streamed body as a ConnectionError."""
+    import urllib3
+
+    return isinstance(err, requests.ConnectionError) and any(
+        isinstance(a, urllib3.exceptions.ReadTimeoutError) for a in err.args)
+
+
 def _reason(err: Exception) -> str:
     if isinstance(err, requests.ConnectionError) and unresolvable(err):
         host = urlparse(err.request.url).netloc if err.request is not None else "the host"
@@ -228,6 +286,8 @@ def _reason(err: Exception) -> str:
                 f"name is wrong); not retried")
     if isinstance(err, requests.exceptions.ChunkedEncodingError):
         return "the connection broke in the middle of the file"
+    if _stalled(err):
+        return f"the host stopped sending: nothing arrived for {TIMEOUT[1]:g} s in the middle of the file"
     if isinstance(err, requests.Timeout):
         return "the host stopped answering (timeout)"
     if isinstance(err, requests.ConnectionError):
@@ -236,8 +296,11 @@ def _reason(err: Exception) -> str:
     return str(err) or type(err).__name__
 
 
-def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
+def _fetch(url: str, part: Path, have: int, progress: bool, folder_flag: str = "--root") -> None:
+    source = _read_source(part) if have else {}
     headers = {"Range": f"bytes={have}-"} if have else {}
+    if have and (source.get("etag") or source.get("last_modified")):  # a changed file comes back whole (200)
+        headers["If-Range"] = source.get("etag") or source["last_modified"]
     with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT) as response:
         status = response.status_code
         if status == 416 and have:  # we already hold at least the whole file
@@ -250,28 +313,37 @@ def _fetch(url: str, part: Path, have: int, progress: bool) -> None:
             raise _Retry(f"HTTP {status} {response.reason}")
         if status >= 400:
             raise DownloadFailed(f"HTTP {status} {response.reason}", not_found=status in (404, 410))
+        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
         if status == 206:
             start = _content_range_start(response.headers.get("Content-Range", ""))
             if start != have:
                 part.unlink()
                 raise _Retry("the server resumed at the wrong offset; starting over")
             total = _content_range_total(response.headers.get("Content-Range", ""))
-        else:  # 200: the server ignored Range (or there was none): start from zero
+            changed = [what for what, now, then in (("size", total, source.get("total")), ("ETag", etag, source.get("etag")),
+                                                    ("Last-Modified", modified, source.get("last_modified")))
+                       if now is not None and then is not None and now != then]
+            if changed:  # another file now: never splice it onto the partial
+                part.unlink()
+                raise _Retry(f"the file on the server changed since the partial download ({', '.join(changed)}); "
+                             f"starting over")
+        else:  # 200: the server ignored Range (or there was none, or the file changed): start from zero
             start = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
+            write_json(source_file(part), {"url": url, "total": total, "etag": etag, "last_modified": modified})
         if total is not None:
-            _check_space(part.parent, total - start, f"downloading {part.name}")
+            _check_space(part.parent, total - start, f"downloading {part.name}", folder_flag)
         with open(part, "ab" if start else "wb") as f, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), disable=not progress, file=sys.stderr,
         ) as bar:
             for chunk in response.iter_content(CHUNK):
-                _write(f, chunk, part)
+                _write(f, chunk, part, folder_flag)
                 bar.update(len(chunk))
     size = part.stat().st_size
     if total is not None and size != total:
-        raise _Retry(f"connection closed after {size:,} of {total:,} bytes")
+        raise _Retry(f"connection closed after {size:,} of {total:,} bytes", mid_file=True)
 
 
 def _content_range_start(value: str) -> int | None:
@@ -284,25 +356,26 @@ def _content_range_total(value: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _write(f, chunk: bytes, path: Path) -> None:
+def _write(f, chunk: bytes, path: Path, folder_flag: str = "--root") -> None:
     try:
         f.write(chunk)
     except OSError as err:
         if err.errno == errno.ENOSPC:
-            raise ReproError(_disk_full_message(path.parent, f"writing {path}")) from err
+            raise ReproError(_disk_full_message(path.parent, f"writing {path}", folder_flag=folder_flag)) from err
         raise
 
 
-def _check_space(folder: Path, needed: int, doing: str) -> None:
+def _check_space(folder: Path, needed: int, doing: str, folder_flag: str = "--root") -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise ReproError(_disk_full_message(folder, doing, needed=needed, free=free))
+        raise ReproError(_disk_full_message(folder, doing, needed=needed, free=free, folder_flag=folder_flag))
 
 
-def _disk_full_message(folder: Path, doing: str, needed: int | None = None, free: int | None = None) -> str:
+def _disk_full_message(folder: Path, doing: str, needed: int | None = None, free: int | None = None,
+                       folder_flag: str = "--root") -> str:
     amounts = f" {needed / 2**20:,.0f} MiB are needed and {free / 2**20:,.0f} MiB are free." if needed else ""
     return (
-        f"the disk holding {folder} is full ({doing}).{amounts} Free some space there or choose another --root, "
+        f"the disk holding {folder} is full ({doing}).{amounts} Free some space there or choose another {folder_flag}, "
         f"then run the same command again: a partial download is kept and resumed, and nothing half-extracted "
         f"is left behind."
     )

@@ -26,6 +26,9 @@ FILTERS = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "bi
 
 def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
+    if folder.is_file():
+        raise ReproError(f"{folder} is a file, but a folder of images is needed here: give the folder that holds it "
+                         f"({folder.parent}), or put the images to use in a folder of their own.")
     if not folder.is_dir():
         raise ReproError(f"image folder {folder} does not exist. Check --data, or prepare the dataset "
                          f"(`repro data get NAME` or `repro data cityscapes ...`).")
@@ -56,12 +59,12 @@ def load_image(path: Path, size: int | None = None, resize_filter: str = "bicubi
 
 
 def load_folder(folder: Path, size: int | None = None, resize_filter: str = "bicubic", desc: str | None = None,
-                workers: int = 4) -> tuple[torch.Tensor, list[str]]:
+                workers: int = 4, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
     """All images of a folder, resized to size x size, as one uint8 tensor (N, 3, size, size), with names."""
     files = list_images(folder)
     with ThreadPoolExecutor(workers) as pool:  # PIL decodes outside the GIL
         images = list(tqdm(pool.map(lambda p: load_image(p, size, resize_filter), files), total=len(files),
-                           desc=desc or f"loading {Path(folder).name}", unit="img", leave=False))
+                           desc=desc or f"loading {Path(folder).name}", unit="img", leave=False, disable=not progress))
     shapes = {tuple(im.shape) for im in images}
     if len(shapes) > 1:
         raise ReproError(f"images in {folder} differ in size ({sorted(shapes)[:3]}...); give a load size to resize them")
@@ -131,9 +134,10 @@ class UnalignedData:
 
     @classmethod
     def from_folders(cls, x_dir: Path, y_dir: Path, load_size: int, crop: int, flip: bool,
-                     resize_filter: str, device="cpu", pairing: str = "lua", port_a: str = "y") -> "UnalignedData":
-        x, _ = load_folder(x_dir, load_size, resize_filter, desc="loading X (labels)")
-        y, _ = load_folder(y_dir, load_size, resize_filter, desc="loading Y (photos)")
+                     resize_filter: str, device="cpu", pairing: str = "lua", port_a: str = "y",
+                     progress: bool = True) -> "UnalignedData":
+        x, _ = load_folder(x_dir, load_size, resize_filter, desc="loading X (labels)", progress=progress)
+        y, _ = load_folder(y_dir, load_size, resize_filter, desc="loading Y (photos)", progress=progress)
         return cls(x, y, crop, flip, device, pairing, port_a)
 
     def __len__(self) -> int:
@@ -158,7 +162,8 @@ def split_side_by_side(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return images[..., : w // 2], images[..., w // 2:]
 
 
-def load_aligned(folder_a: Path, folder_b: Path | None, load_size: int, resize_filter: str = "bicubic"):
+def load_aligned(folder_a: Path, folder_b: Path | None, load_size: int, resize_filter: str = "bicubic",
+                 progress: bool = True):
     """Paired images: either two folders whose files pair up, or (folder_b=None) one folder of
     side-by-side pairs. Returns uint8 tensors (a, b) resized to load_size, and folder_a's names.
 
@@ -181,8 +186,8 @@ def load_aligned(folder_a: Path, folder_b: Path | None, load_size: int, resize_f
     if unmatched:
         raise ReproError(f"{folder_a} and {folder_b} must hold the same frames (Cityscapes frame id, else file name) "
                          f"for paired training; unmatched: {unmatched[:5]}")
-    a, names = load_folder(folder_a, load_size, resize_filter)
-    b, _ = load_folder(folder_b, load_size, resize_filter)
+    a, names = load_folder(folder_a, load_size, resize_filter, progress=progress)
+    b, _ = load_folder(folder_b, load_size, resize_filter, progress=progress)
     row_of_b = {key: i for i, key in enumerate(keys_b)}
     b = b[[row_of_b[key] for key in keys_a]]  # b's rows in a's order
     return a, b, names
@@ -200,8 +205,8 @@ class AlignedData:
 
     @classmethod
     def from_folders(cls, x_dir: Path, y_dir: Path, load_size: int, crop: int, flip: bool,
-                     resize_filter: str, device="cpu") -> "AlignedData":
-        x, y, _ = load_aligned(x_dir, y_dir, load_size, resize_filter)
+                     resize_filter: str, device="cpu", progress: bool = True) -> "AlignedData":
+        x, y, _ = load_aligned(x_dir, y_dir, load_size, resize_filter, progress)
         return cls(x, y, crop, flip, device)
 
     def __len__(self) -> int:

@@ -24,6 +24,7 @@ mix image sizes. Note pytorch-fid's own CLI drops the last partial batch; here e
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ DIMS = 2048
 SIZE = 299
 
 
-def weights_path(weights: Path | None = None) -> Path:
+def weights_path(weights: Path | None = None, progress: bool = True) -> Path:
     """The Inception weights file to use, or a ReproError saying where to place it."""
     if weights is not None:
         path = Path(weights)
@@ -59,11 +60,26 @@ def weights_path(weights: Path | None = None) -> Path:
     path = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
     if not path.is_file():
         try:
-            return published.inception()
+            return published.inception(progress=progress)
         except ReproError as err:
             raise ReproError(f"FID needs the Inception weights file {WEIGHTS_FILE}, and it is not at {path}: {err} "
                              f"Or pass --weights PATH (weights=PATH in Python).") from None
     return path
+
+
+def is_published(sha256: str) -> bool:
+    """Whether Inception weights with this sha256 are pytorch-fid's published file (its name carries the prefix);
+    any other file of the right shapes loads too, and says loudly that it is not the published one."""
+    from repro.weights import INCEPTION
+
+    if sha256.startswith(INCEPTION.hash_prefix):
+        return True
+    bar = "!" * 78
+    print(f"\n{bar}\nWARNING: these Inception weights (sha256 {sha256[:16]}...) are NOT pytorch-fid's published "
+          f"{WEIGHTS_FILE}\n(its sha256 starts with {INCEPTION.hash_prefix}): FID/KID computed with them are not "
+          f"comparable with published numbers.\nRecorded in the result as weights.published = false.\n{bar}\n",
+          file=sys.stderr)
+    return False
 
 
 class FIDInception(nn.Module):
@@ -97,9 +113,9 @@ class FIDInception(nn.Module):
         return [self.blocks(2 * x - 1)]  # normalize_input: [0, 1] -> [-1, 1]
 
 
-def load_inception(weights: Path | None = None, device: str = "cpu") -> FIDInception:
+def load_inception(weights: Path | None = None, device: str = "cpu", progress: bool = True) -> FIDInception:
     """pytorch-fid's FID network (pool3, 2048-d) with the weights of `weights_path(weights)`."""
-    path = weights_path(weights)
+    path = weights_path(weights, progress)
     state_dict = load_torch_file(path, "Inception weights", f"Fetch {WEIGHTS_FILE} again from {FID_WEIGHTS_URL}.")
     try:
         model = FIDInception(state_dict)
@@ -253,9 +269,11 @@ class FIDScorer:
         self.device, self.batch_size, self.max_images, self.value_range = device, batch_size, max_images, value_range
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.model = load_inception(weights, device)
+        weights_sha256 = sha256_file(weights_path(weights))
+        self.published = is_published(weights_sha256)  # says loudly when it is not
         if cache:
             self.reference, self.cache_file, self.cache_hit = reference_features(
-                self.model, self._images(reference_images), sha256_file(weights_path(weights)), device, batch_size)
+                self.model, self._images(reference_images), weights_sha256, device, batch_size)
         else:
             self.reference = self.features(reference_images)
 
@@ -283,9 +301,10 @@ def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, d
     """FID and KID between two image folders, as a result dict (scores, inputs and their hashes, weights).
     dir_b is the reference: its statistics come from (and go to) the cache unless cache=False."""
     files_a, files_b = image_files(dir_a), image_files(dir_b)
-    model = load_inception(weights, device)
-    path = weights_path(weights)
+    model = load_inception(weights, device, progress)
+    path = weights_path(weights, progress)
     weights_sha256 = sha256_file(path)
+    published = is_published(weights_sha256)
     feats_a = features(model, files_a, device, batch_size, progress, total=len(files_a))
     if cache:
         feats_b, cache_file, hit = reference_features(model, files_b, weights_sha256, device, batch_size, progress)
@@ -302,7 +321,7 @@ def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, d
                      "kid_subset_size": min(kid_subset_size, len(files_a), len(files_b)), "kid_seed": 0},
         "inputs": {"a": str(dir_a), "a_images": len(files_a), "a_sha256": sha256_files(files_a),
                    "b": str(dir_b), "b_images": len(files_b), "b_sha256": sha256_files(files_b)},
-        "weights": {"path": str(path), "sha256": weights_sha256},
+        "weights": {"path": str(path), "sha256": weights_sha256, "published": published},
         "reference_cache": {"file": str(cache_file) if cache_file else None, "hit": hit},
     }
 
@@ -312,6 +331,9 @@ def run(args: argparse.Namespace) -> int:
                                  args.batch_size, args.kid_subsets, args.kid_subset_size, progress=not args.quiet,
                                  cache=not args.no_cache)
     m = result["metrics"]
+    if not result["weights"]["published"]:
+        print(f"NOT THE PUBLISHED WEIGHTS: FID and KID computed with {result['weights']['path']}, not pytorch-fid's "
+              f"{WEIGHTS_FILE}; not comparable with published FIDs.")
     print(f"FID {m['fid']:.3f}   KID {m['kid']:.5f} +- {m['kid_std']:.5f}   "
           f"({result['inputs']['a_images']} vs {result['inputs']['b_images']} images)")
     if args.out:

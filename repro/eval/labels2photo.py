@@ -35,7 +35,7 @@ from PIL import Image
 from tabulate import tabulate
 from tqdm import tqdm
 
-from repro import ReproError
+from repro import ReproError, translations
 from repro.data.images import image_size, open_image
 from repro.device import pick_device
 from repro.eval import calibration
@@ -166,7 +166,7 @@ class FrameDataset(torch.utils.data.Dataset):
 
 
 def score_frames(frames, model, device, batch_size: int = 4, workers: int | None = None, prepare=None,
-                 tf32: bool = False, desc: str = "FCN-8s") -> Tally:
+                 tf32: bool = False, desc: str = "FCN-8s", progress: bool = True) -> Tally:
     """Runs the net over every frame (same-size frames stacked into batches) and tallies both protocols."""
     n_pred = model.n_classes
     if n_pred not in (N_CLASSES, N_CLASSES + 1):
@@ -179,7 +179,7 @@ def score_frames(frames, model, device, batch_size: int = 4, workers: int | None
     previous_tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = tf32
     try:
-        with torch.inference_mode(), tqdm(total=len(frames), desc=desc, unit="frame") as bar:
+        with torch.inference_mode(), tqdm(total=len(frames), desc=desc, unit="frame", disable=not progress) as bar:
             for batch in loader:
                 by_size = {}
                 for item in batch:
@@ -231,17 +231,18 @@ def image_sizes(paths) -> dict[str, int]:
 
 
 def evaluate(results: Path, cityscapes: Path, segmenter: Path, protocol: str = "pix2pix", device: str = "auto",
-             batch_size: int = 4, workers: int | None = None, tf32: bool = False) -> dict:
+             batch_size: int = 4, workers: int | None = None, tf32: bool = False, progress: bool = True) -> dict:
     """Scores the generated val photos in `results` against `cityscapes`/gtFine/val; the result dict
     (headline = `protocol`, the other protocol under "other_protocols")."""
     if protocol not in PROTOCOLS:
         raise ReproError(f"--protocol {protocol}: choose one of {', '.join(PROTOCOLS)}.")
+    translations.check(results, "labels2photo")
     truth = ground_truth_files(cityscapes, "val")
     pairs = pair_results(results, truth)
     frames = [(frame_id(label.name), image, label) for image, label in pairs]
     device = pick_device(device)
     model, info = load_segmenter(segmenter, device)
-    tally = score_frames(frames, model, device, batch_size, workers, tf32=tf32, desc="labels2photo")
+    tally = score_frames(frames, model, device, batch_size, workers, tf32=tf32, desc="labels2photo", progress=progress)
     confusion = {"pix2pix": tally.pix2pix, "strict": tally.strict}[protocol]
     calibrated = calibration.status(segmenter, info["sha256"])
     if calibration.is_synthetic(cityscapes):  # scores on the synthetic city are never the paper's, whatever the segmenter
@@ -284,7 +285,7 @@ def print_summary(result: dict) -> None:
 
 def run(args: argparse.Namespace) -> None:
     result = evaluate(args.results, args.cityscapes, args.segmenter, args.protocol, args.device,
-                      args.batch_size, args.workers, args.tf32)
+                      args.batch_size, args.workers, args.tf32, progress=not args.quiet)
     out = args.out or Path(args.results).resolve().parent / "labels2photo.json"
     write_json(out, result)
     print_summary(result)
@@ -292,7 +293,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def add_commands(commands) -> None:
-    from repro.cli import add_batch_size, add_device, add_workers
+    from repro.cli import add_batch_size, add_device, add_quiet, add_workers
 
     p = commands.group("evaluate").add_parser("labels2photo")
     p.description = __doc__
@@ -303,6 +304,7 @@ def add_commands(commands) -> None:
     add_device(p)
     add_batch_size(p, 4, "frames per forward pass (same-size frames only)")
     add_workers(p)
+    add_quiet(p)
     p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA (faster, not Caffe's float32)")
     p.add_argument("--out", type=Path, help="result JSON (default: RESULTS/../labels2photo.json)")
     p.set_defaults(func=run)

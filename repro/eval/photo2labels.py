@@ -23,7 +23,7 @@ from PIL import Image
 from tabulate import tabulate
 from tqdm import tqdm
 
-from repro import ReproError
+from repro import ReproError, translations
 from repro.data.images import open_image
 from repro.eval import palette
 from repro.eval.groundtruth import CLASS_NAMES, N_CLASSES, ground_truth_files, load_train_ids, pair_results
@@ -67,6 +67,7 @@ def evaluate(results: Path, cityscapes: Path, space: str = "rgb", compare: str =
         raise ReproError(f"unknown comparison {compare!r}; choose one of {COMPARE}")
     if palette_kind not in palette.PALETTES:
         raise ReproError(f"unknown palette {palette_kind!r}; choose one of {palette.PALETTES}")
+    translations.check(results, "photo2labels")
     pairs = pair_results(Path(results), ground_truth_files(Path(cityscapes), split))
     palette.lookup_table(space, cache_dir, palette_kind)  # build once, before the progress bar starts
     conf = np.zeros((N_CLASSES, N_CLASSES + 1), dtype=np.int64)

@@ -74,7 +74,7 @@ def import_caffe(caffemodel: Path, out: Path) -> str:
 
 
 def get(out: Path = DEFAULT_OUT, url: str | None = None, caffemodel: Path | None = None, retries: int = 4,
-        sha256: str | None = None) -> str:
+        sha256: str | None = None, progress: bool = True) -> str:
     """Downloads the pix2pix authors' fcn-8s-cityscapes.caffemodel (unless already there) and imports it.
     No hash is published for it: the first download records its sha256 in CAFFEMODEL.sha256 and later
     downloads and reuses must match it (or `sha256`). url: default $REPRO_FCN8S_URL, else KNOWN_URL."""
@@ -83,7 +83,8 @@ def get(out: Path = DEFAULT_OUT, url: str | None = None, caffemodel: Path | None
     url = url or os.environ.get(FCN8S_ENV) or KNOWN_URL
     caffemodel = Path(caffemodel) if caffemodel else Path(out).with_name("fcn-8s-cityscapes.caffemodel")
     try:  # resumable: a cut connection keeps what arrived
-        download_recorded(url, caffemodel, what="the FCN-8s Cityscapes caffemodel", sha256=sha256, retries=retries)
+        download_recorded(url, caffemodel, what="the FCN-8s Cityscapes caffemodel", check=import_caffemodel,
+                          sha256=sha256, retries=retries, progress=progress, folder_flag="--out")
     except DownloadFailed as err:
         raise ReproError(
             f"could not download {url} ({err}).\n"
@@ -310,7 +311,8 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
 
 
 def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_size: int = 4, workers: int | None = None,
-              resize_filter: str = "bicubic", jpeg_quality: int | None = None, tf32: bool = False) -> dict:
+              resize_filter: str = "bicubic", jpeg_quality: int | None = None, tf32: bool = False,
+              progress: bool = True) -> dict:
     """Scores the real val photos shrunk to 256x256 (pix2pix's "ground truth" row) and compares with
     the paper's 0.80 / 0.26 / 0.21 under the pix2pix protocol."""
     band = load_band()
@@ -320,7 +322,8 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
     device = pick_device(device)
     model, info = load_segmenter(segmenter, device)
     prepare = functools.partial(shrink_photo, size=256, resample=FILTERS[resize_filter], jpeg_quality=jpeg_quality)
-    tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate")
+    tally = score_frames(frames, model, device, batch_size, workers, prepare=prepare, tf32=tf32, desc="calibrate",
+                         progress=progress)
     score = scores(tally.pix2pix)
     deltas, in_band = verdict(score, band)
     scored = scored_data(cityscapes, len(frames), "256x256")
@@ -345,7 +348,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
 
 
 def run_get(args):
-    digest = get(args.out, args.url, args.caffemodel, sha256=args.sha256)
+    digest = get(args.out, args.url, args.caffemodel, sha256=args.sha256, progress=not args.quiet)
     print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
 
 
@@ -373,12 +376,13 @@ def run_calibrate(args):
 
 
 def add_commands(commands) -> None:
-    from repro.cli import add_batch_size, add_device, add_workers, positive_int, size_pair
+    from repro.cli import add_batch_size, add_device, add_quiet, add_workers, positive_int, size_pair
 
     group = commands.group("segmenter")
     p = group.add_parser("get")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="segmenter .pt to write")
     p.add_argument("--url", help=f"where to download the .caffemodel from (default $REPRO_FCN8S_URL, else {KNOWN_URL})")
+    add_quiet(p)
     p.add_argument("--sha256", help="the caffemodel's expected sha256 (default: the one the first download recorded)")
     p.add_argument("--caffemodel", type=Path, help="where to keep the .caffemodel (default: next to --out)")
     p.set_defaults(func=run_get)
