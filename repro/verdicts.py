@@ -432,7 +432,7 @@ def load_ranges(path) -> Ranges:
                         raise ReproError(f"{where} must be {{METRIC = [v0, v1, ...]}} with METRIC one of "
                                          f"{', '.join(METRICS)}, got {bounds!r}")
                     for m, values in bounds.items():
-                        if not isinstance(values, list):
+                        if not (isinstance(values, list) and all(type(v) in (int, float) for v in values)):
                             raise ReproError(f"{where}.{m} must be a list of numbers, got {values!r}")
                         samples[(table, row, m)] = tuple(_fraction(v, f"{where}.{m}") for v in values)
                     continue
