@@ -15,7 +15,7 @@ from repro import ReproError
 from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_run_folder, save_checkpoint, truncate_log,
                               write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
-from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
+from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_device, to_model_range
 from repro.device import cpu_threads, pick_device, training_threads
 from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
@@ -187,9 +187,10 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                 for k, rng in enumerate(rngs):
                     if orders[k] is None:  # the epoch's data order, drawn once and kept in every checkpoint
                         orders[k] = torch.cat([dataset.epoch_order(rng) for _ in range(draws)])
+                on_device = [to_device(order, device) for order in orders]  # once per epoch: no copy per iteration
                 for i in range(positions[0]["iteration"], iters):
                     rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
-                    batches = [dataset.batch(order[rows], rng) for order, rng in zip(orders, rngs)]
+                    batches = [dataset.batch(order[rows], rng) for order, rng in zip(on_device, rngs)]
                     if packed:
                         x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
                         terms = parts.step(x, y, rngs)  # device tensors: nothing here waits for the device
