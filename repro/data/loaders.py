@@ -78,15 +78,6 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.detach().float().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
 
 
-def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
-    """`tensor` on `device` without waiting for it: on CUDA through pinned memory, non_blocking, so the copy is
-    queued on the stream like a kernel (a copy from pageable memory makes the host wait for the device)."""
-    device = torch.device(device)
-    if device.type != "cuda" or tensor.device == device:
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
-
-
 def random_crop_flip(images: torch.Tensor, crop: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """One random crop offset and one coin flip for the whole batch (batch size 1 in the paper);
     aligned pairs pass both images stacked on the channel axis so they get the same crop and flip."""
