@@ -2,7 +2,7 @@
 between two device syncs, with a few iterations under torch.cuda.set_sync_debug_mode("error") before.
 
     python benchmarks/gpu_probe.py NAME --data DIR --work DIR --json OUT [--config cityscapes/cyclegan]
-        [--device cuda] [--seeds K] [--graphs] [--amp] [--compile] [--warm 10] [--sync-iters 5] [--iters 100]
+        [--set FIELD=VALUE] [--device cuda] [--seeds K] [--graphs] [--amp] [--compile] [--warm 10] [--sync-iters 5] [--iters 100]
 
 One epoch of warm + sync-iters + iters iterations (logging only at its end, no mid-epoch checkpoint). After the
 warm-up (cuDNN autotuning, capture, compilation) the next `sync-iters` iterations run with sync debugging set to
@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from repro import train as train_module
-from repro.config import load_config
+from repro.config import load_config, parse_settings
 
 
 def run_case(args, sync_iters: int) -> dict:
@@ -33,6 +33,7 @@ def run_case(args, sync_iters: int) -> dict:
     total = args.warm + sync_iters + args.iters
     settings = {"iters_per_epoch": total, "epochs_constant": 1, "epochs_decay": 0, "log_every": 10 ** 9,
                 "checkpoint_every": 0, "checkpoint_minutes": 0}
+    settings = parse_settings(args.set) | settings
     cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in range(args.seeds)]
     runs = [args.work / args.name / f"seed-{s}" for s in range(args.seeds)]
     marks: dict[str, float] = {}
@@ -88,6 +89,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, required=True, help="run folders go here (scratch, not the results folder)")
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--config", default="cityscapes/cyclegan")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field (the dry run's sizes)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--seeds", type=int, default=1, help="K runs packed into one step")
     p.add_argument("--graphs", action="store_true")
