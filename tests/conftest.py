@@ -83,12 +83,12 @@ def tiny_city_and_segmenter(root: Path) -> tuple[Path, Path]:
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` need a CUDA device: skipped (saying so) where torch sees none, e.g. CPU CI.
-    Run them on a GPU machine with `pytest -m cuda` (benchmarks/gpu_check.sh does)."""
+    They live in tests/test_cuda.py; run it on a GPU machine (benchmarks/gpu_check.sh does, docs/gpu_check.md)."""
     import torch
 
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA device (run `pytest -m cuda` on a GPU machine; "
+    skip = pytest.mark.skip(reason="needs a CUDA device (run tests/test_cuda.py on a GPU machine; "
                                    "benchmarks/gpu_check.sh does)")
     for item in items:
         if "cuda" in item.keywords:

@@ -124,7 +124,8 @@ class FakeCuda(FakeTensorMode):
             return out
         if self.capturing:
             cpu = [t for t in tensors if not isinstance(t, FakeTensor)]
-            if cpu or (generator is not None and generator.device.type != "cuda"):
+            host_op = not (fake or to_cuda) and func.namespace == "aten"  # not the profiler's record_function
+            if cpu or (generator is not None and generator.device.type != "cuda") or host_op:
                 self.violation(f"{func} on a CPU tensor or with a CPU generator inside a captured CUDA graph: it ran "
                                f"once at capture and the graph replays its result as a constant")
         if generator is not None and (fake or to_cuda) and generator.device.type != "cuda":
