@@ -126,8 +126,9 @@ class FakeCuda(FakeTensorMode):
             cpu = [t for t in tensors if not isinstance(t, FakeTensor)]
             host_op = not (fake or to_cuda) and func.namespace == "aten"  # not the profiler's record_function
             if cpu or (generator is not None and generator.device.type != "cuda") or host_op:
-                self.violation(f"{func} on a CPU tensor or with a CPU generator inside a captured CUDA graph: it ran "
-                               f"once at capture and the graph replays its result as a constant")
+                self.violation(f"{func} runs on the host (a CPU tensor, a CPU generator or a host op) inside a "
+                               f"captured CUDA graph: it ran once, at capture, and the graph replays its result as a "
+                               f"constant")
         if generator is not None and (fake or to_cuda) and generator.device.type != "cuda":
             self.violation(f"{func}: a CPU torch.Generator draws for a CUDA op (real CUDA refuses it)")
         if not fake and not to_cuda:

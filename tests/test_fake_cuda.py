@@ -25,7 +25,7 @@ CASES = {  # name: (train_runs keyword arguments, packed runs)
     "graphs_amp_channels_last": ({"graphs": True, "amp": True, "channels_last": True}, 1),
     "packed3": ({}, 3),
 }
-ITERS = 4  # iterations 1-3 neither log nor checkpoint (log_every 1000): no host read is allowed there
+ITERS = 3  # iterations 1-2 of an epoch neither log nor checkpoint (log_every 1000): no host read is allowed there
 
 
 @pytest.fixture
@@ -60,9 +60,9 @@ def fake_train(tmp_path, data, name: str, resume: bool = False, stop_after: int 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_training_runs_on_fake_cuda_without_waiting_for_the_device(harness, tmp_path, tiny_data, name):
-    """Two epochs stopped after 6 iterations, then resumed: every iteration of both without a host read or a
+    """Two epochs stopped after 4 iterations, then resumed: every iteration of both without a host read or a
     pageable copy outside logging and checkpoints; checkpoint, exports and run.json written."""
-    runs = fake_train(tmp_path, tiny_data, name, stop_after=ITERS + 2)
+    runs = fake_train(tmp_path, tiny_data, name, stop_after=ITERS + 1)
     harness.phase = "setup"  # resuming loads a checkpoint onto the device again
     runs = fake_train(tmp_path, tiny_data, name, resume=True)
     for run in runs:
@@ -131,7 +131,7 @@ def test_a_cpu_rng_draw_inside_the_captured_graph_is_caught(harness, tmp_path, t
     real = cyclegan.l1
     noise = torch.Generator().manual_seed(0)
     monkeypatch.setattr(cyclegan, "l1", lambda a, b: real(a, b) * torch.rand((), generator=noise).to(a.device))
-    with pytest.raises(Violation, match="CPU tensor or with a CPU generator inside a captured CUDA graph"):
+    with pytest.raises(Violation, match="rand.generator runs on the host .* inside a captured CUDA graph"):
         fake_train(tmp_path, tiny_data, "graphs")
 
 
