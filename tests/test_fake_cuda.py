@@ -87,16 +87,16 @@ def test_the_baselines_run_on_fake_cuda(harness, tmp_path, tiny_data, aligned_da
 
 
 def test_a_per_iteration_pageable_copy_in_the_loader_is_caught(harness, tmp_path, tiny_data, monkeypatch):
-    """The loader as it was: each batch's order rows copied to the device from pageable memory (a stream sync
-    per copy, two per run per iteration)."""
+    """The loader as it was: the loop kept the epoch order on the host and each batch copied its rows to the
+    device from pageable memory (a stream sync per copy, two per run per iteration)."""
     def old_batch(self, pairs, generator):
-        pairs = pairs.cpu()  # the loop once handed the CPU order; the loader copied its rows up every batch
         x = loaders.random_crop_flip(self.x[pairs[:, 0].to(self.x.device)], self.crop, self.flip, generator)
         y = loaders.random_crop_flip(self.y[pairs[:, 1].to(self.y.device)], self.crop, self.flip, generator)
         return loaders.to_model_range(x), loaders.to_model_range(y)
 
+    monkeypatch.setattr(train_module, "to_device", lambda order, device: order)  # the order stays on the host
     monkeypatch.setattr(loaders.UnalignedData, "batch", lambda self, *a: (harness.iterating(), old_batch(self, *a))[1])
-    with pytest.raises(Violation, match="inside a training iteration"):
+    with pytest.raises(Violation, match="_to_copy.*host-to-device copy from pageable memory.*inside a training iteration"):
         fake_train(tmp_path, tiny_data, "eager")
 
 
