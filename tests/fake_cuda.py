@@ -7,12 +7,15 @@ machine (torch._subclasses.fake_tensor.FakeTensorMode). It checks what a real GP
   pageable copy     a host-to-device copy from memory that is not pinned, or without non_blocking: the host waits
                     for the copy. Allowed while setting up and inside the windows, never once the iterations run.
   mixed devices     a CPU tensor (not 0-d) meeting a CUDA one in one op, or a CPU generator drawing for a CUDA op.
-  capture           inside torch.cuda.graph: any op on a CPU tensor or with a CPU generator (it runs once, at
-                    capture, and the graph replays a constant), any host read or copy between host and device.
+  capture           inside torch.cuda.graph: any op on a CPU tensor, with a CPU generator, or on the host alone
+                    (it runs once, at capture, and the graph replays a constant), any host read or copy.
 
-Everything that needs a driver is stubbed (streams, graphs, events, synchronize, the CUDA RNG state); tensors
-copied back to the host inside a window are zeros (-1 for integers, so LossWatch reads "never non-finite"), and
-torch.save / torch.load write and read such host copies, so checkpoints, resume and exports run end to end.
+Everything that needs a driver is stubbed: streams, graphs, events, synchronize, the CUDA RNG state, fused Adam
+(no meta kernel), and backward (the autograd engine needs a CUDA context, pytorch/pytorch#92627: here each
+parameter gets a gradient of its shape, so backward kernels are not checked). A fake tensor copied back to the host
+reads as zeros (-1 for integers, so LossWatch reads "never non-finite"), except an integer tensor that was copied up
+(a checkpoint's generator state), which reads back as it was; torch.save / torch.load write and read those host
+copies, so checkpoints, resume and exports run end to end. Module.to keeps each parameter object, as on real CUDA.
 Read this file with tests/test_fake_cuda.py, which runs repro.train.train_runs under it.
 """
 
