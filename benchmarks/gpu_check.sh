@@ -1,88 +1,103 @@
 #!/usr/bin/env bash
-# One GPU check, about 8 minutes on one H100/H200, everything written under OUTDIR:
+# The GPU check: what one short loan of a GPU machine should tell us, in under 6 minutes, so a rerun fits in 15.
 #
-#     benchmarks/gpu_check.sh OUTDIR
+#     benchmarks/gpu_wheels.sh                 # here, once (needs the package index): .whl/, see that script
+#     benchmarks/gpu_check.sh OUTDIR           # there, with the image's own python3 (torch is never installed)
 #
-#   env.txt            nvidia-smi, python, torch, CUDA as torch sees them
-#   pytest_cuda.txt    the CUDA tests (pytest -m cuda)
-#   bench_fp32.txt/.json, bench_bf16.txt/.json
-#                      benchmarks/train_step.py at the paper config (128, resnet_6blocks), bf16 off and on
-#   bench_compile.txt  the compiled + captured step (compilation takes a while; its own time limit)
-#   train_*.txt        short paper-config training runs (300 iterations per run) on random images made
-#                      here: eager, --graphs (fp32, bf16), packed 5 and 25 seeds; run.json of each (train_seconds)
-#   summary.txt        each step's exit status and seconds (no step starts after GPU_CHECK_BUDGET=450 s)
+# OUTDIR receives three files (what comes back from such a machine is a few files, not folders of runs):
+#   summary.md      one screen: it/s of one paper-config run eager, captured (--graphs), captured bf16; packed 5
+#                   and 25 runs (aggregate and per run); peak memory per run; the sync-debug result; the CUDA
+#                   tests; the compiled step; each step's exit status and seconds
+#   summary.json    every figure, per case (benchmarks/gpu_probe.py's JSON), the environment, the steps
+#   logs.tar.gz     every step's log, the probes' JSON, each run's run.json and losses.jsonl
+# Run folders, random images and logs live in a scratch folder outside OUTDIR (GPU_CHECK_SCRATCH, default a new
+# /tmp/gpu-check.*). Each step has a time limit, keeps going after a failure and is recorded; the compiled step
+# runs last, with what is left of GPU_CHECK_BUDGET (default 330 s) up to GPU_CHECK_COMPILE_LIMIT (default 240 s:
+# a cold compile of this step took 238 s on a CPU). Exit status 0 only if every step passed.
 #
-# Installs nothing beyond `make install`: it uses .venv if present, else runs `make install` (needs the package
-# index), else a system python that already has torch, tabulate and pytest, with this checkout on PYTHONPATH.
-# GPU_CHECK_PYTHON=PATH uses that interpreter instead. GPU_CHECK_DEVICE=cpu runs the same steps tiny on the CPU
-# (smoke sizes, a few iterations): the dry run that tests this script where no GPU is lent.
+# Python: GPU_CHECK_PYTHON (default python3) with this checkout first on PYTHONPATH, and .whl/*.whl (if any)
+# installed with pip --no-index --no-deps --target into the scratch folder. The CUDA tests run from
+# tests/test_cuda.py alone, so a package the image lacks cannot stop their collection.
+# GPU_CHECK_DEVICE=cpu: the dry run (tests/test_gpu_check.py): the same steps on the CPU at tiny sizes, the
+# captured cases run uncaptured there (no CUDA graphs on a CPU) and no sync-debug (a CUDA feature).
 set -u
 OUT=${1:?usage: benchmarks/gpu_check.sh OUTDIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+PY=${GPU_CHECK_PYTHON:-python3}
+BUDGET=${GPU_CHECK_BUDGET:-330}
+COMPILE_LIMIT=${GPU_CHECK_COMPILE_LIMIT:-240}
+export PYTHONUNBUFFERED=1  # a step killed at its limit still leaves its log
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+SCRATCH=${GPU_CHECK_SCRATCH:-$(mktemp -d /tmp/gpu-check.XXXXXX)}
+mkdir -p "$SCRATCH/logs" "$SCRATCH/results" && SCRATCH=$(cd "$SCRATCH" && pwd)
+case "$SCRATCH/" in "$OUT"/*) echo "GPU_CHECK_SCRATCH must be outside OUTDIR"; exit 2;; esac
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-: > "$OUT/summary.txt"
-
-has_deps() { "$1" -c "import torch, tabulate, pytest, repro" >/dev/null 2>&1; }
-PY=""
-if [ -n "${GPU_CHECK_PYTHON:-}" ]; then PY=$GPU_CHECK_PYTHON  # an environment you already have
-elif [ -x .venv/bin/python ] && has_deps .venv/bin/python; then PY=.venv/bin/python
-elif make install >"$OUT/install.txt" 2>&1 && has_deps .venv/bin/python; then PY=.venv/bin/python
-else
-    for candidate in python3 python; do
-        if command -v "$candidate" >/dev/null && has_deps "$candidate"; then PY=$candidate; break; fi
-    done
-fi
-if [ -z "$PY" ]; then
-    echo "no python with torch, tabulate and pytest: .venv is missing, make install failed (see $OUT/install.txt)" \
-         "and no system python has them" | tee -a "$OUT/summary.txt"
-    exit 1
-fi
-echo "python: $PY" | tee -a "$OUT/summary.txt"
-
+STEPS=$SCRATCH/results/steps.tsv
+: > "$STEPS"
 failed=0
-BUDGET=${GPU_CHECK_BUDGET:-450}  # seconds: no step starts after this, none runs far past it (8 minutes in all)
-step() {  # step NAME SECONDS COMMAND...: runs COMMAND with a time limit, output to OUT/NAME.txt
+
+step() {  # step NAME LIMIT COMMAND...: COMMAND under a time limit, output to logs/NAME.log, recorded in steps.tsv
     local name=$1 limit=$2; shift 2
-    local start=$SECONDS
-    if [ $SECONDS -ge $BUDGET ]; then
-        echo "$name: skipped (the ${BUDGET}s budget is spent)" | tee -a "$OUT/summary.txt"; failed=1; return
+    local left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 15 ]; then
+        printf '%s\tskipped\t0\t0\n' "$name" >> "$STEPS"; echo "== $name: skipped (budget spent)"; failed=1; return
     fi
-    [ $((SECONDS + limit)) -le $BUDGET ] || limit=$((BUDGET - SECONDS + 30))
+    [ "$limit" -le "$((left - 5))" ] || limit=$((left - 5))
     echo "== $name (limit ${limit}s)"
-    timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.txt" 2>&1
+    local start=$SECONDS
+    timeout --kill-after=5 "$limit" "$@" > "$SCRATCH/logs/$name.log" 2>&1
     local rc=$?
     [ $rc -eq 0 ] || failed=1
-    echo "$name: exit $rc in $((SECONDS - start)) s$([ $rc -eq 124 ] && echo ' (time limit)')" | tee -a "$OUT/summary.txt"
-    tail -n 25 "$OUT/$name.txt"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" "$limit" >> "$STEPS"
+    tail -n 4 "$SCRATCH/logs/$name.log"
+    echo "== $name: exit $rc in $((SECONDS - start)) s$([ $rc -eq 124 ] && echo ' (time limit)')"
 }
 
-step env 30 bash -c "nvidia-smi || true; $PY -c 'import torch, sys; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())'"
-
-if [ "$DEVICE" = cuda ]; then
-    SIZE=paper; ITERS=40; ROUNDS=3; TRAIN_ITERS=300; CONFIG=cityscapes/cyclegan; IMG=256; N=40
-else  # the dry run: same steps, tiny
-    SIZE=smoke; ITERS=2; ROUNDS=1; TRAIN_ITERS=4; CONFIG=smoke/cyclegan; IMG=64; N=6
-fi
-CUDA_CASES=port-old,paper-old,paper,paper-graphs,packed5,packed25
-CPU_CASES=port-old,paper-old,paper
-CASES=$([ "$DEVICE" = cuda ] && echo $CUDA_CASES || echo $CPU_CASES)
-
-step pytest_cuda 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
-step bench_fp32 110 "$PY" benchmarks/train_step.py --device "$DEVICE" --sizes $SIZE --cases $CASES \
-    --iters $ITERS --rounds $ROUNDS --json "$OUT/bench_fp32.json"
-step bench_bf16 110 "$PY" benchmarks/train_step.py --device "$DEVICE" --sizes $SIZE --cases $CASES --amp \
-    --iters $ITERS --rounds $ROUNDS --json "$OUT/bench_bf16.json"
-if [ "$DEVICE" = cuda ]; then
-    step bench_compile 120 "$PY" benchmarks/train_step.py --device cuda --sizes paper --amp \
-        --cases paper,paper-graphs,paper-graphs-compile --iters $ITERS --rounds 2 --json "$OUT/bench_compile.json"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    step wheels 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$SCRATCH/site" .whl/*.whl
+    export PYTHONPATH="$PYTHONPATH:$SCRATCH/site"
+else
+    printf 'wheels\tnone\t0\t0\n' >> "$STEPS"; echo "== wheels: no .whl/ (benchmarks/gpu_wheels.sh makes it)"
 fi
 
-# random images in the prepared Cityscapes layout (trainA/testA photos, trainB/testB label maps)
-DATA="$OUT/random-data"
+step env 30 "$PY" - "$SCRATCH/results/env.json" <<'EOF'
+import importlib.util, json, platform, shutil, subprocess, sys
+import torch
+def missing(module):
+    try:
+        return importlib.util.find_spec(module) is None
+    except ImportError:
+        return True
+env = {"python": sys.version.split()[0], "executable": sys.executable, "platform": platform.platform(),
+       "torch": torch.__version__, "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
+       "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+       "missing_packages": [m for m in ("torchvision", "numpy", "PIL", "tqdm", "tabulate", "jinja2", "scipy",
+                                        "matplotlib", "skimage", "requests", "cityscapesscripts", "pytorch_fid",
+                                        "submitit", "pytest") if missing(m)]}
+if shutil.which("nvidia-smi"):
+    env["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                        "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+json.dump(env, open(sys.argv[1], "w"), indent=1)
+print(json.dumps(env, indent=1))
+EOF
+
+step cuda_tests 120 "$PY" -m pytest -q -rs -p no:cacheprovider -k "not compiled" tests/test_cuda.py
+
+if [ "$DEVICE" = cuda ]; then
+    IMG=256; N=40; CONFIG=(--config cityscapes/cyclegan)
+    CASES=("eager||100|10|5" "graphs|--graphs|200|10|5" "graphs_bf16|--graphs --amp|200|10|5"
+           "packed5|--seeds 5|30|5|3" "packed25|--seeds 25|10|3|2")
+    COMPILED=(--graphs --amp --compile); COMPILED_ITERS=100; COMPILED_WARM=10
+else  # the dry run: tiny sizes, the captured cases uncaptured
+    IMG=32; N=6; CONFIG=(--config smoke/cyclegan --set load_size=20 --set crop_size=16 --set ngf=4 --set ndf=4)
+    CASES=("eager||2|1|0" "graphs||2|1|0" "graphs_bf16||2|1|0" "packed5|--seeds 2|2|1|0" "packed25|--seeds 3|2|1|0")
+    COMPILED=(--compile); COMPILED_ITERS=2; COMPILED_WARM=1
+fi
+
+DATA=$SCRATCH/data  # random images in the prepared layout (trainA/testA photos, trainB/testB label maps)
 step data 60 "$PY" - "$DATA" $IMG $N <<'EOF'
 import sys
 from pathlib import Path
@@ -92,27 +107,29 @@ root, size, n = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 for folder in ("trainA", "trainB", "testA", "testB"):
     (root / folder).mkdir(parents=True, exist_ok=True)
-    for i in range(n if folder.startswith("train") else 4):
+    for i in range(n if folder.startswith("train") else 2):
         Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / folder / f"f_{i:04d}.png")
 print(f"{root}: {n} random {size}x{size} images per training side")
 EOF
 
-train() {  # train NAME EXTRA_FLAGS...: one short run of the config, its run.json kept
-    local name=$1; shift
-    step "train_$name" 100 "$PY" -m repro.cli train $CONFIG --data "$DATA" --out "$OUT/runs/$name" --device "$DEVICE" \
-        --epochs 1 --iters-per-epoch $TRAIN_ITERS --quiet "$@"
-    [ -f "$OUT/runs/$name/run.json" ] && cp "$OUT/runs/$name/run.json" "$OUT/train_$name.run.json"
+probe() {  # probe NAME LIMIT ITERS WARM SYNC FLAGS...
+    local name=$1 limit=$2 iters=$3 warm=$4 sync=$5; shift 5
+    step "$name" "$limit" "$PY" benchmarks/gpu_probe.py "$name" --data "$DATA" --work "$SCRATCH/runs" \
+        --json "$SCRATCH/results/$name.json" --device "$DEVICE" "${CONFIG[@]}" \
+        --iters "$iters" --warm "$warm" --sync-iters "$sync" "$@"
 }
-train eager
-[ "$DEVICE" = cuda ] && train graphs --graphs
-[ "$DEVICE" = cuda ] && train graphs_bf16 --graphs --amp
-if "$PY" -m repro.cli train --help | grep -q -- "--seeds"; then  # K seeds as one pack, OUT/runs/NAME/seed-S
-    train packed5 --seeds 0 1 2 3 4
-    [ "$DEVICE" = cuda ] && train packed25 --seeds $(seq 0 24)
-    for f in "$OUT"/runs/packed*/seed-0/run.json; do [ -f "$f" ] && cp "$f" "$OUT/train_$(basename "$(dirname "$(dirname "$f")")").seed-0.run.json"; done
-else
-    echo "packed training: this repro train has no --seeds yet (not run)" | tee -a "$OUT/summary.txt"
-fi
+for case in "${CASES[@]}"; do
+    IFS='|' read -r name flags iters warm sync <<< "$case"
+    # shellcheck disable=SC2086  # flags split into words on purpose
+    probe "$name" 75 "$iters" "$warm" "$sync" $flags
+done
 
-echo "== done: $OUT (summary.txt)"; cat "$OUT/summary.txt"
+# last: the compiled (and, on CUDA, captured bf16) step, with what is left of the budget
+left=$((BUDGET - SECONDS - 5))
+probe compiled "$((left < COMPILE_LIMIT ? left : COMPILE_LIMIT))" "$COMPILED_ITERS" "$COMPILED_WARM" 0 "${COMPILED[@]}"
+"$PY" benchmarks/gpu_summary.py "$SCRATCH" "$OUT" || failed=1
+(cd "$SCRATCH" && find logs results runs -name '*.log' -o -name '*.json' -o -name '*.tsv' -o -name 'losses.jsonl' \
+    | tar czf "$OUT/logs.tar.gz" -T -)
+echo "== done in ${SECONDS}s: $OUT (summary.md, summary.json, logs.tar.gz); scratch $SCRATCH"
+cat "$OUT/summary.md" 2>/dev/null
 exit $failed

@@ -1,4 +1,5 @@
-"""The one place a --device argument becomes a torch.device, and the torch thread count for CPU training."""
+"""The one place a --device argument becomes a torch.device, host-to-device copies that do not wait, and the torch
+thread count for CPU training."""
 
 import os
 from collections.abc import Iterator
@@ -16,6 +17,15 @@ def pick_device(name: str = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ReproError(f"--device {name}: no CUDA device is visible to torch here; use --device cpu or auto.")
     return torch.device(name)
+
+
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """`tensor` on `device` without waiting for it: on CUDA through pinned memory, non_blocking, so the copy is
+    queued on the stream like a kernel (a copy from pageable memory makes the host wait for the device)."""
+    device = torch.device(device)
+    if device.type != "cuda" or tensor.device.type != "cpu":  # a resumed run's order is on the device already
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 # Torch threads for training on the CPU. Measured with benchmarks/cpu_threads.py on this project's 2-core

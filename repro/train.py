@@ -16,7 +16,7 @@ from repro.checkpoint import (disk_full_fix, export, load_checkpoint, prepare_ru
                               truncate_log, write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
-from repro.device import cpu_threads, pick_device, training_threads
+from repro.device import cpu_threads, pick_device, to_device, training_threads
 from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
 from repro.methods.packing import check_pack
@@ -197,9 +197,10 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                 for k, rng in enumerate(rngs):
                     if orders[k] is None:  # the epoch's data order, drawn once and kept in every checkpoint
                         orders[k] = torch.cat([dataset.epoch_order(rng) for _ in range(draws)])
+                on_device = [to_device(order, device) for order in orders]  # once per epoch: no copy per iteration
                 for i in range(positions[0]["iteration"], iters):
                     rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
-                    batches = [dataset.batch(order[rows], rng) for order, rng in zip(orders, rngs)]
+                    batches = [dataset.batch(order[rows], rng) for order, rng in zip(on_device, rngs)]
                     if packed:
                         x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
                         terms = parts.step(x, y, rngs)  # device tensors: nothing here waits for the device
@@ -210,12 +211,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                     positions = [{"epoch": epoch, "iteration": i + 1, "step": step, "order": order} for order in orders]
                     if step % cfg.log_every == 0 or i + 1 == iters:
                         watch.check(iters, ckpts, saved_step, amp)
-                        values = {k: v.tolist() for k, v in terms.items()}
-                        for k, (c, log) in enumerate(zip(cfgs, logs)):
-                            own = {n: v[k] if packed else v for n, v in values.items() if not packed or logged(n, c)}
-                            log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
-                            log.flush()
-                        first = {n: v[0] if packed else v for n, v in values.items()}
+                        first = write_logs(logs, cfgs, terms, step, epoch, lr, packed)
                         bar.set_postfix({n: f"{v:.3f}" for n, v in first.items()}, refresh=False)
                     bar.update(1)
                     due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
@@ -247,6 +243,18 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         write_run_info(run, c, data, device, amp=amp, seconds=seconds / len(runs), epochs_done=positions[0]["epoch"] - 1,
                        packed=pack, cuda_graphs=graphs, compiled=compile, cpu_threads=threads)
     return ckpts
+
+
+def write_logs(logs, cfgs: list[Config], terms: dict[str, torch.Tensor], step: int, epoch: int, lr: float,
+               packed: bool) -> dict[str, float]:
+    """One losses.jsonl line per run (the host reads the terms here, and only here and at checkpoints);
+    returns the first run's terms for the progress bar."""
+    values = {k: v.tolist() for k, v in terms.items()}
+    for k, (c, log) in enumerate(zip(cfgs, logs)):
+        own = {n: v[k] if packed else v for n, v in values.items() if not packed or logged(n, c)}
+        log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
+        log.flush()
+    return {n: v[0] if packed else v for n, v in values.items()}
 
 
 def logged(term: str, cfg: Config) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from repro.config import make_config
@@ -50,6 +51,25 @@ def tiny_config(**overrides):
     return make_config("paper", **(values | overrides))
 
 
+def fake_batches(n_batches: int, batch: int, seed: int = 0, size: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, 3, size, size, generator=g) for _ in range(n_batches)]
+
+
+def assert_same_training(eager, other, data, seed: int, before_step=lambda i: None) -> None:
+    """Both parts step through the same (x, y) pairs with same-seed generators: every step's losses, then
+    every net's weights, equal to float tolerance. before_step(i) runs before step i (an lr change)."""
+    g1, g2 = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    for i, (x, y) in enumerate(zip(data[::2], data[1::2])):
+        before_step(i)
+        a, b = eager.step(x, y, g1), other.step(x, y, g2)
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    for n in ("G", "F", "D_X", "D_Y"):  # repro.methods.cyclegan.NET_NAMES
+        for p, q in zip(eager.nets[n].parameters(), other.nets[n].parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+
+
 def tiny_city_and_segmenter(root: Path) -> tuple[Path, Path]:
     """A 6-frame synthetic city and an untrained narrow segmenter: a reproduction's plumbing, in seconds."""
     from repro.data.synth_city import generate
@@ -63,12 +83,12 @@ def tiny_city_and_segmenter(root: Path) -> tuple[Path, Path]:
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` need a CUDA device: skipped (saying so) where torch sees none, e.g. CPU CI.
-    Run them on a GPU machine with `pytest -m cuda` (benchmarks/gpu_check.sh does)."""
+    They live in tests/test_cuda.py; run it on a GPU machine (benchmarks/gpu_check.sh does, docs/gpu_check.md)."""
     import torch
 
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA device (run `pytest -m cuda` on a GPU machine; "
+    skip = pytest.mark.skip(reason="needs a CUDA device (run tests/test_cuda.py on a GPU machine; "
                                    "benchmarks/gpu_check.sh does)")
     for item in items:
         if "cuda" in item.keywords:

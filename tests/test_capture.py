@@ -1,7 +1,7 @@
 """The captured step (repro.capture): device-side history pools equal ImagePool bit for bit, the staged step
-equals the eager step bit for bit on the CPU, compiled nets give the eager losses, CUDA graphs on CUDA."""
+equals the eager step bit for bit on the CPU, compiled nets give the eager losses. The CUDA tests of the
+captured step are in tests/test_cuda.py."""
 
-import json
 import time
 
 import pytest
@@ -13,28 +13,9 @@ from repro.capture import DevicePool, StagedStep, build, query_order
 from repro.methods import cyclegan
 from repro.pool import ImagePool
 from repro.train import train
-from tests.conftest import tiny_config
+from tests.conftest import assert_same_training, fake_batches, tiny_config
 
 
-
-
-def fake_batches(n_batches: int, batch: int, seed: int = 0, size: int = 4):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, 3, size, size, generator=g) for _ in range(n_batches)]
-
-
-def assert_same_training(eager, other, data, seed: int, before_step=lambda i: None) -> None:
-    """Both parts step through the same (x, y) pairs with same-seed generators: every step's losses, then
-    every net's weights, equal to float tolerance. before_step(i) runs before step i (an lr change)."""
-    g1, g2 = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
-    for i, (x, y) in enumerate(zip(data[::2], data[1::2])):
-        before_step(i)
-        a, b = eager.step(x, y, g1), other.step(x, y, g2)
-        for k in a:
-            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
-    for n in cyclegan.NET_NAMES:
-        for p, q in zip(eager.nets[n].parameters(), other.nets[n].parameters()):
-            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("size,batch", [(5, 1), (5, 3), (2, 4), (0, 2)])
@@ -144,52 +125,3 @@ def test_compiled_nets_give_the_eager_losses_on_the_cpu():
     assert_same_training(eager, compiled, fake_batches(6, 1, seed=4, size=16), seed=0)
     assert set(compiled.nets["G"].state_dict()) == set(eager.nets["G"].state_dict())  # no _orig_mod. prefix
     print(f"compiled step test: {time.time() - start:.0f} s")
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("order", ["sequential", "joint"])
-def test_cuda_graph_step_equals_the_eager_cuda_step(order):
-    """The captured step on CUDA against the eager (fused Adam) step: 12 iterations through the pool's fill
-    and swap phases and an lr change; losses and weights to float tolerance (same kernels, replayed)."""
-    torch.backends.cudnn.deterministic = True
-    cfg = tiny_config(update_order=order, pool_size=3)
-    eager, graphed = cyclegan.build(cfg, "cuda"), build(cfg, "cuda", graphs=True)
-
-    def lower_lr(i):
-        if i == 6:
-            for parts in (eager, graphed):
-                for opt in parts.opts.values():
-                    opt.param_groups[0]["lr"] = cfg.lr / 3
-
-    data = [t.cuda() for t in fake_batches(24, 1, seed=2, size=16)]
-    assert_same_training(eager, graphed, data, seed=1, before_step=lower_lr)
-    for n in ("D_X", "D_Y"):
-        for p, q in zip(eager.pools[n].images, graphed.pools[n].images):
-            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
-    assert graphed.opts["G"].param_groups[0]["capturable"] is False  # checkpoints look like an eager run's
-
-
-@pytest.mark.cuda
-def test_train_with_graphs_resumes_and_records_it(tmp_path, tiny_data):
-    """`repro train --graphs` on CUDA: a run stopped and resumed with graphs ends where an uninterrupted
-    graphed run ends (float tolerance), and run.json says graphs were used."""
-    cfg = tiny_config()
-    whole = tmp_path / "whole"
-    train(cfg, tiny_data, whole, device="cuda", graphs=True, progress=False)
-    assert json.loads((whole / "run.json").read_text())["cuda_graphs"] is True
-    split = tmp_path / "split"
-    train(cfg, tiny_data, split, device="cuda", graphs=True, progress=False, stop_after=3)
-    train(cfg, tiny_data, split, device="cuda", graphs=True, progress=False, resume=True)
-    a = torch.load(whole / "checkpoint.pt", weights_only=False)["nets"]["G"]
-    b = torch.load(split / "checkpoint.pt", weights_only=False)["nets"]["G"]
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.cuda
-def test_compiled_and_graphed_step_runs_on_cuda():
-    cfg = tiny_config()
-    parts = build(cfg, "cuda", graphs=True, compile=True)
-    x, y = torch.randn(2, 1, 3, 16, 16, device="cuda")
-    terms = parts.step(x, y, torch.Generator().manual_seed(0))
-    assert all(torch.isfinite(v) for v in terms.values())

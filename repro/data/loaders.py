@@ -148,9 +148,10 @@ class UnalignedData:
         return unaligned_order(len(self.x), len(self.y), self.pairing, generator, self.port_a)
 
     def batch(self, pairs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Crops and flips X and Y independently (the paper's augmentation), scaled to [-1, 1]."""
-        x = random_crop_flip(self.x[pairs[:, 0].to(self.x.device)], self.crop, self.flip, generator)
-        y = random_crop_flip(self.y[pairs[:, 1].to(self.y.device)], self.crop, self.flip, generator)
+        """Crops and flips X and Y independently (the paper's augmentation), scaled to [-1, 1]. `pairs` are rows
+        of the epoch order on the images' device (the loop moves each epoch's order there once: to_device)."""
+        x = random_crop_flip(self.x.index_select(0, pairs[:, 0]), self.crop, self.flip, generator)
+        y = random_crop_flip(self.y.index_select(0, pairs[:, 1]), self.crop, self.flip, generator)
         return to_model_range(x), to_model_range(y)
 
 
@@ -218,6 +219,8 @@ class AlignedData:
         return torch.stack([order, order], 1)
 
     def batch(self, pairs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = pairs[:, 0].to(self.x.device)
-        both = random_crop_flip(torch.cat([self.x[rows], self.y[rows]], 1), self.crop, self.flip, generator)
+        """One crop and flip for the pair; `pairs` on the images' device, as for UnalignedData.batch."""
+        rows = pairs[:, 0]
+        both = random_crop_flip(torch.cat([self.x.index_select(0, rows), self.y.index_select(0, rows)], 1),
+                                self.crop, self.flip, generator)
         return to_model_range(both[:, :3]), to_model_range(both[:, 3:])

@@ -24,6 +24,7 @@ from torch import nn
 from repro.methods.latent import Decoder, Encoder, encoder_blocks
 from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.device import to_device
 from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
@@ -96,7 +97,8 @@ def build(cfg: Config, device) -> Parts:
     def step(x, y, rng):
         log = {}
         for side, data in (("X", x), ("Y", y)):
-            z = torch.randn(len(data), cfg.latent_dim, generator=rng).to(data.device)
+            z = torch.randn(len(data), cfg.latent_dim, generator=rng)
+            z = to_device(z, data.device)  # drawn on the host (the run's generator), queued up without a wait
             judge = lambda code, images, d=nets[f"D_{side}"]: d(images, code)
             log |= bigan_step((f"G_{side}", f"E_{side}", f"D_{side}"), judge, nets, opts,
                               z, nets[f"G_{side}"](z), nets[f"E_{side}"](data), data, cfg)

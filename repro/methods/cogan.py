@@ -20,6 +20,7 @@ from repro import ReproError
 from repro.methods.latent import decoder_blocks, encoder_blocks
 from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.device import to_device
 from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
 from repro.losses import discriminator_loss, gan_loss
 
@@ -78,7 +79,8 @@ def build(cfg: Config, device) -> Parts:
 
     def step(x, y, rng):
         """D step, then G step on the same fakes (the DCGAN / CoGAN order)."""
-        z = torch.randn(len(x), cfg.latent_dim, generator=rng).to(x.device)
+        z = torch.randn(len(x), cfg.latent_dim, generator=rng)
+        z = to_device(z, x.device)  # drawn on the host (the run's generator), queued up without a wait
         fakes = dict(zip(SIDES, G(z)))
         reals = {"x": x, "y": y}
         d_terms = {f"D_{s.upper()}": discriminator_loss(D(reals[s], s), D(fakes[s].detach(), s), cfg.gan_loss) for s in SIDES}
