@@ -9,8 +9,8 @@ import torch
 
 from tests.test_baselines_pix2pix import one_torch_thread  # noqa: F401 (autouse fixture)
 from repro import ReproError
-from repro.capture import DevicePool, StagedStep, build, query_order
-from repro.methods import cyclegan
+from repro.capture import DevicePool, StagedStep, build, build_packed, query_order
+from repro.methods import METHODS, cyclegan
 from repro.pool import ImagePool
 from repro.train import train
 from tests.conftest import tiny_config
@@ -193,3 +193,66 @@ def test_compiled_and_graphed_step_runs_on_cuda():
     x, y = torch.randn(2, 1, 3, 16, 16, device="cuda")
     terms = parts.step(x, y, torch.Generator().manual_seed(0))
     assert all(torch.isfinite(v) for v in terms.values())
+
+
+def packed_configs(order):
+    """A pack of three runs: CycleGAN, one without the adversarial term (first, so the pack's first config
+    draws nothing), one without the backward cycle; other seeds."""
+    rows = ({"lambda_gan": 0.0}, {}, {"lambda_backward": 0.0})
+    return [tiny_config(seed=5 + k, update_order=order, pool_size=3, lambda_identity=0.5 if order == "joint" else 0.0,
+                        **row) for k, row in enumerate(rows)]
+
+
+@pytest.mark.parametrize("order", ["sequential", "joint"])
+def test_packed_staged_step_equals_the_packed_eager_step_bit_for_bit_on_the_cpu(order):
+    """What the packed CUDA graph replays (the vmapped pack on device pools, each run's draws staged from its
+    own generator) against the packed eager step: same losses, weights, Adam state, pools and generators
+    over 8 iterations (pools of 3: filled, then swapping)."""
+    cfgs = packed_configs(order)
+    eager, staged = METHODS["cyclegan"].build_packed(cfgs, "cpu"), build_packed(cfgs, "cpu")
+    assert isinstance(staged.step, StagedStep) and isinstance(staged.runs[1][2]["D_X"], DevicePool)
+    g_eager = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    g_staged = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    data = fake_batches(16, 3, seed=2, size=16)
+    for x, y in zip(data[::2], data[1::2]):
+        x, y = x.view(3, 1, 3, 16, 16), y.view(3, 1, 3, 16, 16)
+        a, b = eager.step(x, y, g_eager), staged.step(x, y, g_staged)
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    for n in cyclegan.NET_NAMES:
+        assert all(torch.equal(p, q) for p, q in zip(eager.nets[n].state_dict().values(),
+                                                     staged.nets[n].state_dict().values()))
+        sa, sb = eager.opts[n].state_dict()["state"], staged.opts[n].state_dict()["state"]
+        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    for (_, _, pools_a), (_, _, pools_b) in zip(eager.runs, staged.runs):
+        for n in ("D_X", "D_Y"):
+            assert len(pools_a[n].images) == len(pools_b[n].images)
+            assert all(torch.equal(p, q) for p, q in zip(pools_a[n].images, pools_b[n].images))
+    for a, b in zip(g_eager, g_staged):
+        assert torch.equal(a.get_state(), b.get_state())
+    assert len(staged.runs[0][2]["D_X"].images) == 0  # the run without the adversarial term drew nothing
+    assert not torch.equal(g_staged[1].get_state(), torch.Generator().manual_seed(cfgs[1].seed).get_state())
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("order", ["sequential", "joint"])
+def test_packed_cuda_graph_step_equals_the_packed_eager_cuda_step(order):
+    """The pack captured as one CUDA graph against the packed eager CUDA step: 12 iterations through the
+    pools' fill and swap phases and an lr change; losses and weights to float tolerance."""
+    torch.backends.cudnn.deterministic = True
+    cfgs = packed_configs(order)
+    eager, graphed = METHODS["cyclegan"].build_packed(cfgs, "cuda"), build_packed(cfgs, "cuda", graphs=True)
+    g1 = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    g2 = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    data = [t.cuda().view(3, 1, 3, 16, 16) for t in fake_batches(24, 3, seed=2, size=16)]
+    for i, (x, y) in enumerate(zip(data[::2], data[1::2])):
+        if i == 6:
+            for parts in (eager, graphed):
+                for opt in parts.opts.values():
+                    opt.param_groups[0]["lr"] = cfgs[0].lr / 3
+        a, b = eager.step(x, y, g1), graphed.step(x, y, g2)
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    for n in cyclegan.NET_NAMES:
+        for p, q in zip(eager.nets[n].parameters(), graphed.nets[n].parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    assert graphed.step.graph is not None and graphed.opts["G"].param_groups[0]["capturable"] is False
