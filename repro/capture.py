@@ -291,17 +291,18 @@ def check_supported(cfg: Config, device, graphs: bool) -> None:
 
 
 def build(cfg: Config, device, amp: bool = False, channels_last: bool = False, graphs: bool = False,
-          compile: bool = False) -> Parts:
-    """The method's parts with the captured step (`graphs`, CUDA) and/or compiled nets (`compile`, any device)."""
+          compile: bool = False, staged: bool = False) -> Parts:
+    """The method's parts with the captured step (`graphs`, CUDA) and/or compiled nets (`compile`, any device);
+    `staged` without `graphs`: the staged step uncaptured (what `graphs="auto"` trains with on the CPU)."""
     check_supported(cfg, device, graphs)
     device = torch.device(device)
     parts = cyclegan.build(cfg, device, amp=amp, channels_last=channels_last)
     if compile:
         for net in parts.nets.values():
             net.compile()  # in place: state_dict keys, checkpoints and exports unchanged
-    if graphs:
+    if graphs or staged:
         parts.pools = {n: DevicePool(p.size, device) for n, p in parts.pools.items()}
-        parts.step = StagedStep(cfg, device, parts, amp, channels_last, graphs=True)
+        parts.step = StagedStep(cfg, device, parts, amp, channels_last, graphs=graphs)
     return parts
 
 
