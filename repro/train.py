@@ -179,14 +179,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     clock = Clock()
     device = pick_device(device)
     switch = {True: "on", False: "off"}.get(graphs, graphs)
-    if switch not in ("on", "off", "auto"):
-        raise ReproError(f"graphs={graphs!r}: give True, False or 'auto'")
-    if switch == "auto":
-        from repro.capture import SUPPORTED
-        staged = cfgs[0].method in SUPPORTED
-        graphs = staged and device.type == "cuda"
-    else:
-        staged = graphs
+    staged, graphs = resolve_graphs(cfgs[0], device, graphs)
     if (amp or channels_last) and not method.cuda_speedups:
         raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfgs[0].method!r}")
     if packed and (method.build_packed is None or amp or channels_last or any(c.fid_every for c in cfgs)):
@@ -213,21 +206,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     else:
         dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing,
                                              port_a=port_a(cfg) if cfg.pairing == "port" else "y")
-    if packed:
-        if staged:
-            from repro.capture import build_packed
-            parts: Parts = build_packed(cfgs, device, graphs=graphs)
-        else:
-            parts = method.build_packed(cfgs, device)
-        views = parts.runs
-    else:
-        speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
-        if staged or compile:
-            from repro.capture import build as build_captured
-            parts = build_captured(cfg, device, **speedups, graphs=graphs, compile=compile, staged=staged)
-        else:
-            parts = method.build(cfg, device, **speedups)
-        views = [(parts.nets, parts.opts, parts.pools)]
+    parts = build_parts(cfgs, device, staged, graphs, amp, channels_last, compile)
+    views = parts.runs if packed else [(parts.nets, parts.opts, parts.pools)]
     rngs = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     positions = [{"epoch": 1, "iteration": 0, "step": 0, "order": None} for _ in cfgs]
     if resume:
@@ -328,6 +308,35 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                        packed=pack, cuda_graphs=graphs, graphs=switch, staged_step=staged, compiled=compile,
                        cpu_threads=threads, timing=timing)
     return ckpts
+
+
+def resolve_graphs(cfg: Config, device: torch.device, graphs: bool | str) -> tuple[bool, bool]:
+    """(staged, captured) for train_runs' `graphs`: True and False as given, "auto" the staged step for the
+    methods repro.capture supports, captured on CUDA."""
+    if graphs not in (True, False, "auto"):
+        raise ReproError(f"graphs={graphs!r}: give True, False or 'auto'")
+    if graphs != "auto":
+        return graphs, graphs
+    from repro.capture import SUPPORTED
+    staged = cfg.method in SUPPORTED
+    return staged, staged and torch.device(device).type == "cuda"
+
+
+def build_parts(cfgs: list[Config], device: torch.device, staged: bool, graphs: bool, amp: bool = False,
+                channels_last: bool = False, compile: bool = False) -> Parts:
+    """The method's parts for one run or a pack of runs: the eager step, or repro.capture's staged step
+    (captured when `graphs`) and compiled nets. The one place training and the estimate get their step."""
+    method = METHODS[cfgs[0].method]
+    if len(cfgs) > 1:
+        if staged:
+            from repro.capture import build_packed
+            return build_packed(cfgs, device, graphs=graphs)
+        return method.build_packed(cfgs, device)
+    speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
+    if staged or compile:
+        from repro.capture import build as build_captured
+        return build_captured(cfgs[0], device, **speedups, graphs=graphs, compile=compile, staged=staged)
+    return method.build(cfgs[0], device, **speedups)
 
 
 def logged(term: str, cfg: Config) -> bool:
