@@ -73,11 +73,19 @@ def makespan(durations: list[float], slots: int, busy: list[float] = ()) -> floa
 
 @dataclass
 class Estimate:
-    seconds: float
-    lines: list[str]   # one per kind of step timed, then the total
+    seconds: float      # the training's
+    lines: list[str]    # one per kind of step timed, then the total
+    durations: list[float]  # each job's training seconds
+    runs: list[int]         # each job's runs
+    slots: int
 
     def text(self) -> str:
         return "\n  ".join(self.lines)
+
+    def with_evaluation(self, per_run: float) -> float:
+        """When the last job ends if each also translates and scores each of its runs (`per_run` seconds), as
+        a job does after training (and a reproduction without --launcher does run by run)."""
+        return makespan([d + k * per_run for d, k in zip(self.durations, self.runs)], self.slots)
 
 
 def plan(jobs: list[Job], seconds_per_iteration: Callable[[tuple[Config, ...]], float], slots: int = 1,
@@ -100,7 +108,7 @@ def plan(jobs: list[Job], seconds_per_iteration: Callable[[tuple[Config, ...]], 
     lines.append(f"{runs} run(s) in {len(jobs)} job(s), {slots if slots < len(jobs) else len(jobs)} at a time"
                  + (f", x{contention:.2g} for cores shared" if contention > 1 else "")
                  + f": {format_duration(seconds)} of training")
-    return Estimate(seconds, lines)
+    return Estimate(seconds, lines, durations, [len(j.cfgs) for j in jobs], slots)
 
 
 def format_duration(seconds: float) -> str:

@@ -62,7 +62,6 @@ class Setup:
     device: str
     settings: dict = field(default_factory=dict)  # `--set FIELD=VALUE` for every row's config
     graphs: str = "auto"  # `--graphs`: "auto" (CycleGAN's step captured as a CUDA graph on CUDA) or "off"
-    estimate_seconds: float | None = None  # the up-front estimate of the training, printed again at the end
 
 
 def rows_for(target: str) -> list[Row]:
@@ -81,7 +80,7 @@ def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = No
 
 def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
              iters_per_epoch: int | None = None, pack: int = 1, settings: dict | None = None, graphs: str = "auto",
-             jobs: int = 1, threads: int | None = None) -> tuple[float, str]:
+             jobs: int = 1, threads: int | None = None, plan_out: list | None = None) -> tuple[float, str]:
     """(seconds, explanation) of the training ahead (repro.estimate): every implemented row at seeds 0..seeds-1
     with the --set settings and --iters-per-epoch, packed as --pack packs, each kind of step timed now as
     training will run it (on `device`, `threads` torch threads on the CPU), `jobs` jobs at once."""
@@ -95,8 +94,51 @@ def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: 
     cores = os.cpu_count() or 1
     contention = max(1.0, min(jobs, len(todo)) * (threads or 1) / cores) if device == "cpu" else 1.0
     result = plan(todo, lambda c: time_step(c, device, graphs, threads), slots=jobs, contention=contention)
+    if plan_out is not None:  # the jobs' layout, for the evaluation added once it can be timed
+        plan_out.append(result)
     return result.seconds, (f"measured now on {device}, {graphs_words(graphs, device)} (translation and scoring "
                             f"come on top):\n  " + result.text())
+
+
+def evaluation_seconds(setup: Setup, cfg: Config, sample: int = 3) -> float:
+    """One run's translation and scoring in both directions (what run_row does after training), timed now on
+    `sample` val frames and scaled to the val set; the segmenter's load counted once. The translation is timed
+    with an untrained CycleGAN generator of cfg's sizes (the baselines' generators are of the same order)."""
+    import tempfile
+
+    from repro.data.loaders import list_images
+    from repro.eval import labels2photo, palette, photo2labels
+    from repro.eval.fcn import load_segmenter
+    from repro.eval.groundtruth import frame_id, ground_truth_files, load_train_ids
+    from repro.methods.cyclegan import generator
+    from repro.translate import translate_folder
+
+    truth = ground_truth_files(setup.cityscapes, "val")
+    palette.lookup_table()  # built once per process, before anything is timed
+    device = torch.device(setup.device)
+    seconds = 0.0
+    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=[]):
+        net = generator(cfg).to(device)
+        start = time.perf_counter()
+        model, _ = load_segmenter(setup.segmenter, device)
+        load = time.perf_counter() - start
+        for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
+            sample_in, sample_out = Path(tmp) / f"{direction}-in", Path(tmp) / direction
+            sample_in.mkdir()
+            files = [f for f in list_images(setup.data / inputs) if frame_id(f.name) in truth][:sample]
+            for f in files:
+                (sample_in / f.name).symlink_to(f.resolve())
+            start = time.perf_counter()
+            written = translate_folder(net, sample_in, sample_out, cfg.crop_size, cfg.resize_filter, device,
+                                       progress=False)
+            frames = [(frame_id(p.name), p, truth[frame_id(p.name)]) for p in written]
+            if direction == "labels2photo":
+                labels2photo.score_frames(frames, model, device, workers=0)
+            else:
+                for _, image, label in frames:
+                    photo2labels.frame_confusion(photo2labels.load_rgb(image), load_train_ids(label))
+            seconds += (time.perf_counter() - start) / max(1, len(files)) * len(truth)
+    return seconds + load
 
 
 def graphs_words(graphs: str, device: str) -> str:
@@ -115,8 +157,9 @@ def planned_parallelism(args) -> tuple[int, int | None]:
     return opts.jobs or 10 ** 6, opts.threads
 
 
-def paper_setup(args, rows: list[Row]) -> Setup:
-    """Checks everything a paper-scale run needs; raises one ReproError listing every fix."""
+def paper_setup(args, rows: list[Row], plan_out: list | None = None) -> Setup:
+    """Checks everything a paper-scale run needs; raises one ReproError listing every fix. `plan_out` receives
+    the training estimate's job layout (repro.estimate.Estimate)."""
     device = str(pick_device(args.device))
     problems = []
     cityscapes, data, segmenter = args.cityscapes, args.data, args.segmenter
@@ -140,7 +183,7 @@ def paper_setup(args, rows: list[Row]) -> Setup:
             "    then: repro segmenter calibrate --segmenter segmenters/fcn8s-cityscapes.pt --cityscapes RAW\n"
             "    and pass --segmenter segmenters/fcn8s-cityscapes.pt")
     seeds = args.seeds or DEFAULT_SEEDS["paper"]
-    seconds, text = estimate_for(args, rows, "paper", seeds, device, 2975)
+    seconds, text = estimate_for(args, rows, "paper", seeds, device, 2975, plan_out)
     # SLURM jobs get their GPUs on the nodes (--slurm-gpus-per-job, 1 by default at this scale), not here
     jobs_have_gpus = getattr(args, "launcher", None) == "slurm" and args.slurm_gpus_per_job != 0
     if device == "cpu" and not args.allow_cpu and seconds > 0 and not jobs_have_gpus:  # pretrained only: cheap
@@ -151,12 +194,11 @@ def paper_setup(args, rows: list[Row]) -> Setup:
         raise ReproError("cannot start the paper-scale reproduction:\n  - " + "\n  - ".join(problems) +
                          f"\n  Estimated duration on {device}: {format_duration(seconds)}, {text}")
     print(f"estimated training time: {format_duration(seconds)}, {text}", flush=True)
-    setup = Setup("paper", Path(args.out), Path(data), Path(cityscapes), Path(segmenter), device)
-    setup.estimate_seconds = seconds
-    return setup
+    return Setup("paper", Path(args.out), Path(data), Path(cityscapes), Path(segmenter), device)
 
 
-def estimate_for(args, rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int) -> tuple[float, str]:
+def estimate_for(args, rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
+                 plan_out: list | None = None) -> tuple[float, str]:
     """The estimate of the training this command will do (its --set, --iters-per-epoch, --pack, --graphs,
     --launcher jobs and threads)."""
     pack_arg = getattr(args, "pack", "off")
@@ -167,7 +209,8 @@ def estimate_for(args, rows: list[Row], scale: str, seeds: int, device: str, tra
         pack = 1 if pack_arg == "off" else 10 if pack_arg == "auto" else int(pack_arg)
     jobs, threads = planned_parallelism(args)
     return estimate(rows, scale, seeds, device, train_pairs, args.iters_per_epoch, pack,
-                    parse_settings(getattr(args, "set", None)), getattr(args, "graphs", "auto"), jobs, threads)
+                    parse_settings(getattr(args, "set", None)), getattr(args, "graphs", "auto"), jobs, threads,
+                    plan_out)
 
 
 def smoke_setup(args, progress: bool = True) -> Setup:
@@ -495,18 +538,24 @@ def run_reproduce(args: argparse.Namespace) -> int:
         raise ReproError(f"--pretrained adds a row to Tables 2 and 3; {args.target} has none of them.")
     rows = rows_for(args.target) if pretrained != "only" else []
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]
+    plans = []  # the training estimate's job layout
     if args.scale == "paper":
-        setup = paper_setup(args, rows)
+        setup = paper_setup(args, rows, plans)
         if not (setup.data / "manifest.json").is_file():
             from repro.data import cityscapes as prep
             prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
     else:
         device = str(pick_device(args.device))
-        seconds, text = estimate_for(args, rows, "smoke", seeds, device, SMOKE_CITY["n_train"])
+        seconds, text = estimate_for(args, rows, "smoke", seeds, device, SMOKE_CITY["n_train"], plans)
         print(f"estimated training time: {format_duration(seconds)}, {text}", flush=True)
         setup = smoke_setup(args, progress=not args.quiet)
-        setup.estimate_seconds = seconds
     setup.settings, setup.graphs = settings, args.graphs
+    work_started, expected = time.time(), None
+    if plans and plans[0].durations:  # now that the val set and the segmenter are there: their part, timed
+        per_run = evaluation_seconds(setup, row_config(rows[0], setup.scale, 0, args.iters_per_epoch, settings))
+        expected = plans[0].with_evaluation(per_run)
+        print(f"estimated from here: {format_duration(expected)} (training {format_duration(plans[0].seconds)}; "
+              f"translation and scoring {format_duration(per_run)} per run, measured now on 3 val frames)", flush=True)
     failed = None
     if args.launcher is None:
         reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
@@ -525,10 +574,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
     ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
     report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
-    if setup.estimate_seconds is not None:
-        print(f"estimated training time {format_duration(setup.estimate_seconds)}; measured wall time of this command "
-              f"{format_duration(time.time() - started)} (set-up, training, translation and scoring; "
-              f"docs/estimates.md)", flush=True)
+    if expected is not None:
+        print(f"estimated {format_duration(expected)}, measured {format_duration(time.time() - work_started)} "
+              f"(training, translation and scoring; the whole command with its set-up: "
+              f"{format_duration(time.time() - started)}; docs/estimates.md)", flush=True)
     if failed:
         raise failed
     return 0

@@ -245,3 +245,15 @@ def test_packed_reproduction_trains_the_ablations_as_one_pack(tiny, tmp_path, mo
     packs.clear()
     R.reproduce("table4", setup, seeds=2, iters_per_epoch=2, progress=False, pack="auto")
     assert packs == []
+
+
+def test_evaluation_is_timed_on_a_few_val_frames_and_scaled_to_the_val_set(tiny, tmp_path):
+    """The estimate's translation and scoring per run: both directions on 3 val frames (here the tiny city's 2),
+    scaled to the val set, the segmenter's load once; nothing written in the reproduction's folder."""
+    city, seg = tiny
+    setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
+    before = sorted(p.relative_to(setup.out) for p in setup.out.rglob("*"))
+    cfg = R.row_config(ROW["cyclegan"], "smoke", 0)
+    seconds = R.evaluation_seconds(setup, cfg)
+    assert 0 < seconds < 600
+    assert sorted(p.relative_to(setup.out) for p in setup.out.rglob("*")) == before
