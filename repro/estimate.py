@@ -17,7 +17,7 @@ import torch
 from repro.config import Config
 from repro.methods.packing import PACKABLE
 
-MIN_STEPS = 3          # timed iterations after the warm-up one, at least
+MIN_STEPS = 2          # timed iterations after the warm-up one, at least (a paper-scale CPU step: seconds)
 MIN_SECONDS = 1.0      # and at least this long (a tiny step is timed over more iterations)
 MAX_STEPS = 20
 
