@@ -391,8 +391,8 @@ def add_commands(commands) -> None:
     p.add_argument("--stop-after", type=positive_int, help="stop (with a checkpoint) after this many total iterations")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (changes numerics; recorded in run.json)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA speed)")
-    p.add_argument("--graphs", action="store_true", help="replay each iteration as one CUDA graph (CUDA, CycleGAN; "
-                   "same math, recorded in run.json)")
+    p.add_argument("--graphs", action="store_true", help="replay each iteration as one CUDA graph (CUDA, CycleGAN, "
+                   "a --seeds pack as one graph; same math, recorded in run.json)")
     p.add_argument("--compile", action="store_true", help="torch.compile the nets (CycleGAN; float-level differences "
                    "from eager, recorded in run.json)")
     p.add_argument("--fid-weights", type=Path, help="pytorch-fid Inception weights for the config's fid_every "
