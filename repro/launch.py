@@ -261,17 +261,18 @@ def planned_iterations(setup, group: list[tuple[str, int]], iters_per_epoch: int
     return total_iterations(cfg, max(count(setup.data / cfg.x_train), count(setup.data / cfg.y_train)))
 
 
-def progress_lines(running: list[tuple[str, str, int, dict | None]], queued: list[tuple[str, int, int]],
+def progress_lines(running: list[tuple[str, str, int, int, dict | None]], queued: list[tuple[str, int, int]],
                    slots: int) -> list[str]:
-    """One line per running job (id, label, runs, its progress.json or None) and the overall ETA line; `queued`:
-    (label, runs, iterations per run) of the jobs not started, laid out on `slots` at the running jobs' mean
-    rate per run (repro.estimate.makespan)."""
+    """One line per running job (id, label, runs, iterations per run, its progress.json or None) and the overall
+    ETA line: the running jobs' ETAs, then the queued jobs ((label, runs, iterations per run), and running jobs
+    that have not logged yet) at the running jobs' mean rate per run, laid out on `slots` (estimate.makespan)."""
     from repro.estimate import format_duration, makespan
 
-    lines, busy, rates = [], [], []
-    for job_id, label, runs, p in running:
+    lines, busy, rates, unknown = [], [], [], []
+    for job_id, label, runs, iterations, p in running:
         if p is None:
             lines.append(f"  job {job_id} {label}: starting")
+            unknown.append(runs * iterations)
             continue
         rate, eta = p.get("it_per_s"), p.get("eta_seconds")
         if p["step"] >= p["total"]:
@@ -283,9 +284,11 @@ def progress_lines(running: list[tuple[str, str, int, dict | None]], queued: lis
         if rate:
             busy.append(eta)
             rates.append(rate * runs)  # run-iterations per second
-    known = len(rates) == len([1 for *_, p in running if p is None or p["step"] < p["total"]])
-    if rates and known:
+        else:
+            unknown.append(runs * (p["total"] - p["step"]))
+    if rates:
         per_run_rate = sum(rates) / len(rates)
+        busy += [work / per_run_rate for work in unknown]
         eta = makespan([runs * iters / per_run_rate for _, runs, iters in queued], slots, busy)
         overall = f"overall ETA {format_duration(eta)}"
     else:
@@ -353,7 +356,8 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
                     collect(job, group, outcome, result_wait_s=0 if opts.launcher == "local" else 30)
             running = still
             if running and opts.progress_seconds and time.time() - shown >= opts.progress_seconds:
-                now = [(job.job_id, group_label(g), len(g), read_progress(setup, g)) for job, g in running]
+                now = [(job.job_id, group_label(g), len(g), planned_iterations(setup, g, iters_per_epoch),
+                        read_progress(setup, g)) for job, g in running]
                 later = [(group_label(g), len(g), planned_iterations(setup, g, iters_per_epoch)) for g in queue]
                 print("\n".join(progress_lines(now, later, limit)), flush=True)
                 shown = time.time()
