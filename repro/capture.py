@@ -14,6 +14,12 @@ Adam runs with capturable=True during the capture (its step counter lives on the
 before the capture (cuDNN autotuning, lazy state) are undone afterwards, in place, so the first replayed
 iteration starts from exactly the state an eager step would. Checkpoints and exports are those of an eager
 run (same keys, float lr, capturable off), so a run can resume with or without graphs.
+
+Packed runs (repro.methods.packing) are captured the same way: the whole vmapped step of K runs is one graph;
+each run's pools are DevicePools whose draws are staged from that run's own generator before the replay.
+
+`repro reproduce` and its jobs use `graphs="auto"` (train_runs): the staged step for every method in SUPPORTED,
+captured on CUDA and run uncaptured on the CPU, where it equals the eager step bit for bit (tests/test_capture.py).
 """
 
 from contextlib import nullcontext
@@ -24,6 +30,7 @@ from repro import ReproError
 from repro.config import Config
 from repro.methods import Parts
 from repro.methods import cyclegan
+from repro.methods.packing import PackedRuns
 from repro.pool import Choice, ImagePool
 
 SUPPORTED = ("cyclegan",)
@@ -128,9 +135,10 @@ class DevicePool(ImagePool):
         return torch.cat(out, 0)
 
 
-def query_order(cfg: Config) -> tuple[str, ...]:
-    """The order in which train_step queries the pools (its generator draws), per update order."""
-    if not cfg.lambda_gan:
+def query_order(cfg: Config, gan: bool | None = None) -> tuple[str, ...]:
+    """The order in which train_step queries the pools (its generator draws), per update order; `gan`: whether
+    the step has the adversarial term (default: cfg's lambda_gan; a pack: whether any of its runs has it)."""
+    if not (cfg.lambda_gan if gan is None else gan):
         return ()
     return ("D_X", "D_Y") if cfg.update_order == "sequential" else ("D_Y", "D_X")
 
@@ -150,12 +158,19 @@ class _OrderedPools(dict):
 class StagedStep:
     """CycleGAN's step with DevicePools staged before the body runs; `graphs=True` captures the body once
     (after warm-up, undone) and replays it. Without graphs it runs the body eagerly (the CPU test of the
-    staging: bit-identical to the eager step)."""
+    staging: bit-identical to the eager step). `packed`: the PackedRuns of K packed runs (x, y [K, B, ...],
+    one generator per run), whose adversarial runs each stage their own pools from their own generator."""
 
-    def __init__(self, cfg: Config, device, parts: Parts, amp: bool, channels_last: bool, graphs: bool):
+    def __init__(self, cfg: Config, device, parts: Parts, amp: bool, channels_last: bool, graphs: bool,
+                 packed: PackedRuns | None = None):
         self.cfg, self.device, self.parts = cfg, torch.device(device), parts
-        self.amp, self.channels_last, self.graphs = amp, channels_last, graphs
-        self.order = query_order(cfg)
+        self.amp, self.channels_last, self.graphs, self.packed = amp, channels_last, graphs, packed
+        if packed is None:
+            self.order = query_order(cfg)
+            self.staged = [(parts.pools, None)]  # (a run's pools, its generator's index; None: the only one)
+        else:  # every adversarial run queries its pools in the order one run does
+            self.order = query_order(cfg, packed.on["gan"])
+            self.staged = [(packed.pools[k], k) for k, on in enumerate(packed.adversarial_runs) if on]
         self.graph = None
         self.lr: dict[int, tuple[torch.Tensor, float]] = {}  # id(param group) -> (device lr, its float)
         self.dummy = torch.Generator()
@@ -166,12 +181,35 @@ class StagedStep:
         # no autocast weight cache inside a captured graph (its cast copies would be freed between replays)
         return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.graphs)
 
+    def stage(self, n: int, rng) -> None:
+        """The host's part of the pools, in the eager step's order of draws (per run: its own generator)."""
+        for pools, k in self.staged:
+            for name in self.order:
+                pools[name].stage(n, rng if k is None else rng[k])
+
+    def stage_nothing(self, n: int) -> None:
+        for pools, _ in self.staged:
+            for name in self.order:
+                pools[name].stage_nothing(n)
+
     def body(self, x, y) -> torch.Tensor:
         """The eager step (train_step) on staged pools; every loss term stacked into one float tensor."""
-        pools = _OrderedPools(self.parts.pools)
-        terms = cyclegan.train_step(self.parts.nets, self.parts.opts, pools, x, y, self.cfg, self.dummy, self.autocast)
-        if tuple(pools.seen) != self.order:
-            raise RuntimeError(f"train_step queried the pools in the order {pools.seen}, but the captured step "
+        if self.packed is None:
+            pools = _OrderedPools(self.parts.pools)
+            terms = cyclegan.train_step(self.parts.nets, self.parts.opts, pools, x, y, self.cfg, self.dummy,
+                                        self.autocast)
+            seen = [pools.seen]
+        else:
+            own = self.packed.pools
+            self.packed.pools = [_OrderedPools(p) for p in own]
+            try:
+                terms = cyclegan.train_step(self.parts.nets, self.parts.opts, None, x, y, self.cfg,
+                                            [self.dummy] * len(own), self.autocast, self.packed)
+            finally:
+                seen, self.packed.pools = [p.seen for p in self.packed.pools], own
+            seen = [seen[k] for k, on in enumerate(self.packed.adversarial_runs) if on]
+        if any(tuple(s) != self.order for s in seen):
+            raise RuntimeError(f"train_step queried the pools in the order {seen[0]}, but the captured step "
                                f"stages their draws in the order {self.order}: update repro.capture.query_order")
         self.names = list(terms)
         return torch.stack([t.float() for t in terms.values()])
@@ -179,10 +217,10 @@ class StagedStep:
     def __call__(self, x, y, rng) -> dict[str, torch.Tensor]:
         if self.channels_last:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        n = x.shape[1] if self.packed is not None else len(x)  # images per query: the batch (of each run)
         if self.graphs and self.graph is None:
-            self.capture(x, y)
-        for name in self.order:  # the host's part of the pools, in the eager step's order of draws
-            self.parts.pools[name].stage(len(x), rng)
+            self.capture(x, y, n)
+        self.stage(n, rng)
         if self.graph is None:
             out = self.body(x, y)
         else:
@@ -205,12 +243,13 @@ class StagedStep:
                 self.lr[id(g)] = (tensor, g["lr"])
 
     def state_tensors(self) -> list[torch.Tensor]:
-        nets, opts, pools = self.parts.nets, self.parts.opts, self.parts.pools
+        nets, opts = self.parts.nets, self.parts.opts
+        pools = [p for run_pools, _ in self.staged for p in run_pools.values()]
         tensors = [t for net in nets.values() for t in (*net.parameters(), *net.buffers())]
         tensors += [t for opt in opts.values() for s in opt.state.values() for t in s.values() if torch.is_tensor(t)]
-        return tensors + [p.buffer for p in pools.values() if isinstance(p, DevicePool) and p.buffer is not None]
+        return tensors + [p.buffer for p in pools if isinstance(p, DevicePool) and p.buffer is not None]
 
-    def capture(self, x, y) -> None:
+    def capture(self, x, y, n: int) -> None:
         if self.device.type != "cuda":
             raise ReproError("--graphs needs a CUDA device (CUDA graphs); on the CPU use --compile or neither")
         groups = self.groups()
@@ -228,12 +267,10 @@ class StagedStep:
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(WARMUP_STEPS):  # cuDNN autotuning, Adam's lazy state, the pool buffers, compilation
-                for name in self.order:
-                    self.parts.pools[name].stage_nothing(len(x))
+                self.stage_nothing(n)
                 self.body(self.static_x, self.static_y)
         torch.cuda.current_stream(self.device).wait_stream(side)
-        for name in self.order:
-            self.parts.pools[name].stage_nothing(len(x))
+        self.stage_nothing(n)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             self.static_out = self.body(self.static_x, self.static_y)
@@ -254,15 +291,31 @@ def check_supported(cfg: Config, device, graphs: bool) -> None:
 
 
 def build(cfg: Config, device, amp: bool = False, channels_last: bool = False, graphs: bool = False,
-          compile: bool = False) -> Parts:
-    """The method's parts with the captured step (`graphs`, CUDA) and/or compiled nets (`compile`, any device)."""
+          compile: bool = False, staged: bool = False) -> Parts:
+    """The method's parts with the captured step (`graphs`, CUDA) and/or compiled nets (`compile`, any device);
+    `staged` without `graphs`: the staged step uncaptured (what `graphs="auto"` trains with on the CPU)."""
     check_supported(cfg, device, graphs)
     device = torch.device(device)
     parts = cyclegan.build(cfg, device, amp=amp, channels_last=channels_last)
     if compile:
         for net in parts.nets.values():
             net.compile()  # in place: state_dict keys, checkpoints and exports unchanged
-    if graphs:
+    if graphs or staged:
         parts.pools = {n: DevicePool(p.size, device) for n, p in parts.pools.items()}
-        parts.step = StagedStep(cfg, device, parts, amp, channels_last, graphs=True)
+        parts.step = StagedStep(cfg, device, parts, amp, channels_last, graphs=graphs)
+    return parts
+
+
+def build_packed(cfgs: list[Config], device, graphs: bool = False) -> Parts:
+    """K packed runs (cyclegan.build_packed) with the staged step: one CUDA graph for the whole pack (`graphs`,
+    CUDA), uncaptured otherwise (the CPU: bit-identical to the packed eager step)."""
+    check_supported(cfgs[0], device, graphs)
+    device = torch.device(device)
+    parts = cyclegan.build_packed(cfgs, device)
+    pools = [view[2] for view in parts.runs]
+    for run_pools in pools:  # in place: the runs' checkpoint views hold these very dicts
+        for name, pool in run_pools.items():
+            run_pools[name] = DevicePool(pool.size, device)
+    parts.step = StagedStep(cfgs[0], device, parts, False, False, graphs, packed=cyclegan.packed_runs(
+        parts.nets, cfgs, pools, device))
     return parts

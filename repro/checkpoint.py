@@ -5,8 +5,9 @@ generators exported in the official port's format, run.json, and the logs a resu
     RUN/checkpoint.pt   nets, optimisers, history pools, every RNG state, the epoch's data order
     RUN/losses.jsonl    loss terms every log_every iterations (fid.jsonl: FID/KID every fid_every epochs)
     RUN/G_x2y.pth ...   nets alone, as the official port's state_dicts
-    RUN/run.json        finished, the epochs that ran, device, precision, training seconds
+    RUN/run.json        finished, the epochs that ran, device, precision, training seconds (docs/estimates.md)
     RUN/data.json       the dataset it trains on: --data and each training folder's image count and listing hash
+    RUN/progress.json   the step reached, it/s and ETA, rewritten at log points (what the launcher shows)
 """
 
 import json
@@ -20,7 +21,7 @@ from repro import ReproError
 from repro.config import Config, config_to_toml, load_config, read_toml
 from repro.io import DiskFull, atomic_path, read_json_or_empty, write_json, write_text
 
-FRESH_RUN_FILES = ("losses.jsonl", "fid.jsonl", "run.json")  # what a run killed before its first checkpoint leaves
+FRESH_RUN_FILES = ("losses.jsonl", "fid.jsonl", "run.json", "progress.json")  # what a run killed before its first checkpoint leaves
 
 
 def run_config(run: Path) -> Config:
@@ -186,12 +187,14 @@ def record_data(run: Path, data: Path, cfg: Config, resume: bool) -> None:
                          f"images ({counts(manifest)}; {path} records names and sizes). Resume with --data "
                          f"{saved.get('data')}, or train on the new data in a new --out folder.")
     write_json(path, manifest)
+TIMING_SUMS = ("setup_seconds", "warmup_seconds", "io_seconds", "step_seconds", "steps", "warmup_iterations")
 
 
 def write_run_info(run: Path, cfg: Config, data: Path, device: torch.device, amp: bool, seconds: float,
-                   epochs_done: int, **extra) -> None:
+                   epochs_done: int, timing: dict | None = None, **extra) -> None:
     """Marks the run finished in run.json with the epochs that ran, adding this session's training time to earlier
-    sessions'."""
+    sessions': train_seconds (the loop's wall time, a pack's divided by its runs) and `timing`'s parts
+    (repro.train.Clock: setup, warm-up, I/O and steady-state step seconds, a pack's undivided)."""
     if epochs_done != cfg.epochs or epochs_done < 1:
         raise ReproError(f"{run}: only {epochs_done} of {cfg.epochs} epochs ran; the run is not finished")
     info_path = run / "run.json"
@@ -200,6 +203,10 @@ def write_run_info(run: Path, cfg: Config, data: Path, device: torch.device, amp
              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
              "bf16_autocast": amp, "torch": torch.__version__, "epochs": cfg.epochs, "epochs_done": epochs_done, **extra}
     info["train_seconds"] += seconds
+    if timing:
+        for key in TIMING_SUMS:
+            info[key] = round(info.get(key, 0) + timing[key], 3)
+        info["seconds_per_iteration"] = round(info["step_seconds"] / info["steps"], 6) if info["steps"] else None
     write_json(info_path, info)
 
 

@@ -15,9 +15,15 @@ torch threads). The work since the last checkpoint is redone.
 A rerun with the same arguments submits only the runs without a finished result.json whose job is not still
 queued or running (it waits for those); with --no-wait it submits and returns, and a later rerun collects.
 A failed job is reported by row and seed with the tail of its log; the other jobs go on.
+
+While it waits, the command prints every --progress-seconds (default 30) one line per running job (its
+iteration, it/s and ETA, from the RUN/progress.json its training rewrites at log points) and an overall ETA
+(repro.estimate.makespan over the running jobs' ETAs and the queued jobs' iterations at the running jobs'
+mean rate per run; translation and scoring come on top).
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +97,7 @@ class Options:
     pack: str = "off"                   # --pack: runs that can share a vectorised step go as one job
     poll_seconds: float = 1.0           # how often result files are looked for
     squeue_seconds: float = 15.0        # how often SLURM is asked which jobs it still holds
+    progress_seconds: float = 30.0      # how often the jobs' progress is printed (0: never)
 
 
 @dataclass
@@ -224,6 +231,73 @@ def earlier_job(folder: Path, launcher: str, states: dict[str, str] | None):
     return job if is_active(job, "slurm", states) else None
 
 
+# ------------------------------------------------------------------------------ live progress
+
+
+def group_label(group: list[tuple[str, int]]) -> str:
+    key, seed = group[0]
+    return f"{key} seed {seed}" + (f" (+{len(group) - 1} packed)" if len(group) > 1 else "")
+
+
+def read_progress(setup, group: list[tuple[str, int]]) -> dict | None:
+    """The RUN/progress.json of the group's first run (a pack's runs step together), None before its first."""
+    key, seed = group[0]
+    try:
+        return json.loads((setup.out / key / f"seed-{seed}" / "run" / "progress.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def planned_iterations(setup, group: list[tuple[str, int]], iters_per_epoch: int | None) -> int:
+    """A queued job's iterations per run, as repro.train will count them (an epoch without iters_per_epoch:
+    the larger training folder, in batches)."""
+    from repro.estimate import total_iterations
+    from repro.reproduce import row_config
+    from repro.rows import ROWS
+
+    key, seed = group[0]
+    cfg = row_config({r.key: r for r in ROWS}[key], setup.scale, seed, iters_per_epoch, setup.settings)
+    count = lambda folder: sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+    return total_iterations(cfg, max(count(setup.data / cfg.x_train), count(setup.data / cfg.y_train)))
+
+
+def progress_lines(running: list[tuple[str, str, int, int, dict | None]], queued: list[tuple[str, int, int]],
+                   slots: int) -> list[str]:
+    """One line per running job (id, label, runs, iterations per run, its progress.json or None) and the overall
+    ETA line: the running jobs' ETAs, then the queued jobs ((label, runs, iterations per run), and running jobs
+    that have not logged yet) at the running jobs' mean rate per run, laid out on `slots` (estimate.makespan)."""
+    from repro.estimate import format_duration, makespan
+
+    lines, busy, rates, unknown = [], [], [], []
+    for job_id, label, runs, iterations, p in running:
+        if p is None:
+            lines.append(f"  job {job_id} {label}: starting")
+            unknown.append(runs * iterations)
+            continue
+        rate, eta = p.get("it_per_s"), p.get("eta_seconds")
+        if p["step"] >= p["total"]:
+            lines.append(f"  job {job_id} {label}: trained {p['step']:,}/{p['total']:,} it, translating and scoring")
+            busy.append(0.0)
+            continue
+        lines.append(f"  job {job_id} {label}: {p['step']:,}/{p['total']:,} it, "
+                     + (f"{rate:.2f} it/s, ETA {format_duration(eta)}" if rate else "rate not known yet"))
+        if rate:
+            busy.append(eta)
+            rates.append(rate * runs)  # run-iterations per second
+        else:
+            unknown.append(runs * (p["total"] - p["step"]))
+    if rates:
+        per_run_rate = sum(rates) / len(rates)
+        busy += [work / per_run_rate for work in unknown]
+        eta = makespan([runs * iters / per_run_rate for _, runs, iters in queued], slots, busy)
+        overall = f"overall ETA {format_duration(eta)}"
+    else:
+        overall = "overall ETA not known yet"
+    lines.append(f"progress: {len(running)} job(s) running, {len(queued)} queued; {overall} "
+                 f"(training; translation and scoring come on top)")
+    return lines
+
+
 def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | None, opts: Options) -> Outcome:
     """Runs each group of (row key, seed) runs as one job and waits for them (unless opts.wait is False).
     Groups are given only for runs still to do; a group whose earlier job is still active is waited for."""
@@ -248,6 +322,7 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
             queue.append(group)
     limit = opts.jobs if opts.jobs and opts.wait else len(queue) + len(running)
     asked = 0.0  # when squeue was last asked
+    shown = time.time()  # when progress was last printed
     try:
         while queue or running:
             while queue and len(running) < limit:
@@ -280,6 +355,12 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
                 else:  # local: the controller has exited, so the result file is there or never will be
                     collect(job, group, outcome, result_wait_s=0 if opts.launcher == "local" else 30)
             running = still
+            if running and opts.progress_seconds and time.time() - shown >= opts.progress_seconds:
+                now = [(job.job_id, group_label(g), len(g), planned_iterations(setup, g, iters_per_epoch),
+                        read_progress(setup, g)) for job, g in running]
+                later = [(group_label(g), len(g), planned_iterations(setup, g, iters_per_epoch)) for g in queue]
+                print("\n".join(progress_lines(now, later, limit)), flush=True)
+                shown = time.time()
             if running:
                 time.sleep(opts.poll_seconds)
     finally:  # interrupted while waiting: local jobs are this command's children, stop them; SLURM's go on
@@ -313,6 +394,8 @@ def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
                    help="time limit per job in hours; a job reaching it is requeued and resumes")
     g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other sbatch option, e.g. account=abc or qos=long (repeatable)")
+    g.add_argument("--progress-seconds", type=float, default=30.0,
+                   help="print each running job's iteration, it/s and ETA and an overall ETA this often (0: never)")
 
 
 def check_arguments(args: argparse.Namespace) -> Options | None:
@@ -322,7 +405,8 @@ def check_arguments(args: argparse.Namespace) -> Options | None:
             ("--jobs", args.jobs, None), ("--no-wait", args.no_wait, False), ("--threads-per-job", args.threads_per_job, None),
             ("--slurm-partition", args.slurm_partition, None), ("--slurm-gpus-per-job", args.slurm_gpus_per_job, None),
             ("--slurm-cpus-per-job", args.slurm_cpus_per_job, 4), ("--slurm-time", args.slurm_time, 24.0),
-            ("--slurm-option", args.slurm_option, [])) if value != default]
+            ("--slurm-option", args.slurm_option, []),
+            ("--progress-seconds", getattr(args, "progress_seconds", 30.0), 30.0)) if value != default]
         if given:
             raise ReproError(f"{', '.join(given)} apply to jobs: add --launcher slurm or --launcher local")
         return None
@@ -350,7 +434,8 @@ def options_from(args: argparse.Namespace) -> Options:
     else:
         jobs, threads = args.jobs, args.threads_per_job or args.slurm_cpus_per_job
     return Options(args.launcher, jobs, not args.no_wait, threads, args.device, args.slurm_partition, gpus,
-                   args.slurm_cpus_per_job, args.slurm_time, extra, pack=getattr(args, "pack", "off"))
+                   args.slurm_cpus_per_job, args.slurm_time, extra, pack=getattr(args, "pack", "off"),
+                   progress_seconds=getattr(args, "progress_seconds", 30.0))
 
 
 def launch_reproduction(args: argparse.Namespace, setup, runs) -> Outcome:

@@ -36,7 +36,7 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,6 +47,7 @@ from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
 from repro.io import DiskFull
+from repro.estimate import format_duration
 from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, Row, config_name, is_implemented
 
 TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
@@ -70,6 +71,7 @@ class Setup:
     segmenter: Path
     device: str
     settings: dict = field(default_factory=dict)  # `--set FIELD=VALUE` for every row's config
+    graphs: str = "auto"  # `--graphs`: "auto" (CycleGAN's step captured as a CUDA graph on CUDA) or "off"
 
 
 def rows_for(target: str) -> list[Row]:
@@ -86,72 +88,88 @@ def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = No
 # ------------------------------------------------------------------------------ prerequisites
 
 
-def seconds_per_iteration(cfg: Config, device: str, steps: int = 2, runs: int = 1) -> float:
-    """Seconds per training iteration of one run: `steps` CycleGAN iterations of cfg's sizes on random images,
-    timed after one warm-up, as training will run them: `runs` > 1 packed into one step (the time divided by
-    the runs), else one run, replayed as a CUDA graph on CUDA (repro.capture)."""
-    device_ = torch.device(device)
-    if runs > 1:
-        step = METHODS["cyclegan"].build_packed([replace(cfg, seed=k) for k in range(runs)], device_).step
-        rng = [torch.Generator().manual_seed(k) for k in range(runs)]
-        shape = (runs, cfg.batch_size, 3, cfg.crop_size, cfg.crop_size)
-    else:
-        if device_.type == "cuda":
-            from repro.capture import build as build_captured
-            step = build_captured(cfg, device_, graphs=True).step
-        else:
-            step = METHODS["cyclegan"].build(cfg, device_).step
-        rng = torch.Generator().manual_seed(0)
-        shape = (cfg.batch_size, 3, cfg.crop_size, cfg.crop_size)
-    x = torch.rand(shape, device=device) * 2 - 1
-    y = torch.rand_like(x) * 2 - 1
-    step(x, y, rng)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(x, y, rng)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps / runs
-
-
-def total_iterations(cfg: Config, train_pairs: int) -> int:
-    return cfg.epochs * (cfg.iters_per_epoch or train_pairs // cfg.batch_size)  # as repro.train counts them
-
-
 def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
-             iters_per_epoch: int | None = None, pack: int = 1) -> tuple[float, str]:
-    """(seconds, explanation): time per iteration measured here (packed as `--pack` will pack, captured on
-    CUDA) x iterations x rows x seeds."""
-    todo = [r for r in rows if is_implemented(r, scale)]
-    if not todo:
+             iters_per_epoch: int | None = None, pack: int = 1, settings: dict | None = None, graphs: str = "auto",
+             jobs: int = 1, threads: int | None = None, plan_out: list | None = None) -> tuple[float, str]:
+    """(seconds, explanation) of the training ahead (repro.estimate): every implemented row at seeds 0..seeds-1
+    with the --set settings and --iters-per-epoch, packed as --pack packs, each kind of step timed now as
+    training will run it (on `device`, `threads` torch threads on the CPU), `jobs` jobs at once."""
+    from repro.estimate import plan, time_step, training_jobs
+
+    cfgs = [row_config(r, scale, seed, iters_per_epoch, settings) for r in rows if is_implemented(r, scale)
+            for seed in range(seeds)]
+    if not cfgs:
         return 0.0, "no implemented rows"
-    # Timed with the scale's CycleGAN config: the baselines' steps are of the same order (an estimate).
-    cfg = load_config(f"{SCALES[scale]}/cyclegan", iters_per_epoch=iters_per_epoch)
-    per_iter = seconds_per_iteration(cfg, device, runs=pack)
-    iters = sum(total_iterations(row_config(r, scale, 0, iters_per_epoch), train_pairs) for r in todo)
-    seconds = per_iter * iters * seeds
-    how = f"{pack} runs packed" if pack > 1 else "captured as a CUDA graph" if device.startswith("cuda") else "one run"
-    text = (f"{per_iter * 1000:.0f} ms per training iteration on {device} (measured now, {cfg.crop_size}x{cfg.crop_size}, "
-            f"{how}) "
-            f"x {iters:,} iterations over {len(todo)} row(s) x {seeds} seed(s) = {format_duration(seconds)} of training "
-            f"(translation and scoring come on top)")
-    return seconds, text
+    todo = training_jobs(cfgs, train_pairs, pack, lambda c: METHODS[c.method].build_packed is not None)
+    cores = os.cpu_count() or 1
+    contention = max(1.0, min(jobs, len(todo)) * (threads or 1) / cores) if device == "cpu" else 1.0
+    result = plan(todo, lambda c: time_step(c, device, graphs, threads), slots=jobs, contention=contention)
+    if plan_out is not None:  # the jobs' layout, for the evaluation added once it can be timed
+        plan_out.append(result)
+    return result.seconds, (f"measured now on {device}, {graphs_words(graphs, device)} (translation and scoring "
+                            f"come on top):\n  " + result.text())
 
 
-def format_duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 3 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+def evaluation_seconds(setup: Setup, cfg: Config, sample: int = 3) -> float:
+    """One run's translation and scoring in both directions (what run_row does after training), timed now on
+    `sample` val frames and scaled to the val set; the segmenter's load counted once. The translation is timed
+    with an untrained CycleGAN generator of cfg's sizes (the baselines' generators are of the same order)."""
+    import tempfile
+
+    from repro.data.loaders import list_images
+    from repro.eval import labels2photo, palette, photo2labels
+    from repro.eval.fcn import load_segmenter
+    from repro.eval.groundtruth import frame_id, ground_truth_files, load_train_ids
+    from repro.methods.cyclegan import generator
+    from repro.translate import translate_folder
+
+    truth = ground_truth_files(setup.cityscapes, "val")
+    palette.lookup_table()  # built once per process, before anything is timed
+    device = torch.device(setup.device)
+    seconds = 0.0
+    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=[]):
+        net = generator(cfg).to(device)
+        start = time.perf_counter()
+        model, _ = load_segmenter(setup.segmenter, device)
+        load = time.perf_counter() - start
+        for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
+            sample_in, sample_out = Path(tmp) / f"{direction}-in", Path(tmp) / direction
+            sample_in.mkdir()
+            files = [f for f in list_images(setup.data / inputs) if frame_id(f.name) in truth][:sample]
+            for f in files:
+                (sample_in / f.name).symlink_to(f.resolve())
+            start = time.perf_counter()
+            written = translate_folder(net, sample_in, sample_out, cfg.crop_size, cfg.resize_filter, device,
+                                       progress=False)
+            frames = [(frame_id(p.name), p, truth[frame_id(p.name)]) for p in written]
+            if direction == "labels2photo":
+                labels2photo.score_frames(frames, model, device, workers=0)
+            else:
+                for _, image, label in frames:
+                    photo2labels.frame_confusion(photo2labels.load_rgb(image), load_train_ids(label))
+            seconds += (time.perf_counter() - start) / max(1, len(files)) * len(truth)
+    return seconds + load
 
 
-def paper_setup(args, rows: list[Row]) -> Setup:
-    """Checks everything a paper-scale run needs; raises one ReproError listing every fix."""
+def graphs_words(graphs: str, device: str) -> str:
+    if graphs == "off":
+        return "eager steps (--graphs off)"
+    return "CycleGAN steps captured as CUDA graphs" if device.startswith("cuda") else "uncaptured steps (CPU)"
+
+
+def planned_parallelism(args) -> tuple[int, int | None]:
+    """(jobs at once, torch threads per run) as the command will train: --launcher's --jobs and threads per
+    job, else one run at a time at repro.device's thread count."""
+    if getattr(args, "launcher", None) is None:
+        return 1, None
+    from repro.launch import options_from
+    opts = options_from(args)
+    return opts.jobs or 10 ** 6, opts.threads
+
+
+def paper_setup(args, rows: list[Row], plan_out: list | None = None) -> Setup:
+    """Checks everything a paper-scale run needs; raises one ReproError listing every fix. `plan_out` receives
+    the training estimate's job layout (repro.estimate.Estimate)."""
     device = str(pick_device(args.device))
     problems = []
     cityscapes, data, segmenter = args.cityscapes, args.data, args.segmenter
@@ -175,8 +193,7 @@ def paper_setup(args, rows: list[Row]) -> Setup:
             "    then: repro segmenter calibrate --segmenter segmenters/fcn8s-cityscapes.pt --cityscapes RAW\n"
             "    and pass --segmenter segmenters/fcn8s-cityscapes.pt")
     seeds = args.seeds or DEFAULT_SEEDS["paper"]
-    pack = 1 if getattr(args, "pack", "off") == "off" else min(25, len(rows) * seeds) if args.pack == "auto" else int(args.pack)
-    seconds, text = estimate(rows, "paper", seeds, device, 2975, args.iters_per_epoch, pack)
+    seconds, text = estimate_for(args, rows, "paper", seeds, device, 2975, plan_out)
     # SLURM jobs get their GPUs on the nodes (--slurm-gpus-per-job, 1 by default at this scale), not here
     jobs_have_gpus = getattr(args, "launcher", None) == "slurm" and args.slurm_gpus_per_job != 0
     if device == "cpu" and not args.allow_cpu and seconds > 0 and not jobs_have_gpus:  # pretrained only: cheap
@@ -185,9 +202,25 @@ def paper_setup(args, rows: list[Row]) -> Setup:
             "    Run it on a machine with a CUDA GPU (one to three days per model there), or pass --allow-cpu.")
     if problems:
         raise ReproError("cannot start the paper-scale reproduction:\n  - " + "\n  - ".join(problems) +
-                         f"\n  Estimated duration on {device}: {format_duration(seconds)} ({text}).")
-    print(f"estimated duration: {text}", flush=True)
+                         f"\n  Estimated duration on {device}: {format_duration(seconds)}, {text}")
+    print(f"estimated training time: {format_duration(seconds)}, {text}", flush=True)
     return Setup("paper", Path(args.out), Path(data), Path(cityscapes), Path(segmenter), device)
+
+
+def estimate_for(args, rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
+                 plan_out: list | None = None) -> tuple[float, str]:
+    """The estimate of the training this command will do (its --set, --iters-per-epoch, --pack, --graphs,
+    --launcher jobs and threads)."""
+    pack_arg = getattr(args, "pack", "off")
+    if pack_arg == "auto" and device.startswith("cuda"):  # from the GPU's free memory, as pack_groups will
+        pack = pack_size("auto", load_config(f"{SCALES[scale]}/cyclegan", **parse_settings(getattr(args, "set", None))),
+                         device)
+    else:
+        pack = 1 if pack_arg == "off" else 10 if pack_arg == "auto" else int(pack_arg)
+    jobs, threads = planned_parallelism(args)
+    return estimate(rows, scale, seeds, device, train_pairs, args.iters_per_epoch, pack,
+                    parse_settings(getattr(args, "set", None)), getattr(args, "graphs", "auto"), jobs, threads,
+                    plan_out)
 
 
 def smoke_setup(args, progress: bool = True) -> Setup:
@@ -316,7 +349,7 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     if not is_finished(run):
         resume = (run / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {row.label} seed {seed} in {run}", flush=True)
-        train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
+        train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress, graphs=setup.graphs)
     scores = {}
     for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
         fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
@@ -424,9 +457,11 @@ def pack_size(pack: str, cfg: Config, device: str) -> int:
         return int(pack)
     if not device.startswith("cuda"):
         return 10
+    from repro.estimate import time_step
+
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    seconds_per_iteration(cfg, device, steps=1)
+    time_step((cfg,), device, min_steps=1, min_seconds=0)
     per_run = max(torch.cuda.max_memory_allocated(device) - before, 1)
     torch.cuda.empty_cache()  # the measuring step's blocks go back: the packs (or a launcher's jobs) need them
     free, _ = torch.cuda.mem_get_info(torch.device(device))
@@ -468,7 +503,8 @@ def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
         resume = (folders[0] / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {len(group)} runs as one pack: "
               f"{', '.join(str(f) for f in folders)}", flush=True)
-        train.train_runs(cfgs, setup.data, folders, device=setup.device, resume=resume, progress=progress)
+        train.train_runs(cfgs, setup.data, folders, device=setup.device, resume=resume, progress=progress,
+                         graphs=setup.graphs)
 
 
 def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
@@ -520,6 +556,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     if args.target in FID_TARGETS:
         from repro import reproduce_fid
         return reproduce_fid.run(args)
+    started = time.time()
     settings = parse_settings(args.set)  # checked before any work
     from repro.launch import check_arguments
     check_arguments(args)  # --launcher and its options, likewise
@@ -529,17 +566,24 @@ def run_reproduce(args: argparse.Namespace) -> int:
         raise ReproError(f"--pretrained adds a row to Tables 2 and 3; {args.target} has none of them.")
     rows = rows_for(args.target) if pretrained != "only" and not args.bounds_only else []
     seeds = args.seeds or DEFAULT_SEEDS[args.scale]
+    plans = []  # the training estimate's job layout
     if args.scale == "paper":
-        setup = paper_setup(args, rows)
+        setup = paper_setup(args, rows, plans)
         if not (setup.data / "manifest.json").is_file():
             from repro.data import cityscapes as prep
             prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
     else:
         device = str(pick_device(args.device))
-        _, text = estimate(rows, "smoke", seeds, device, SMOKE_CITY["n_train"], args.iters_per_epoch)
-        print(f"estimated duration: {text}", flush=True)
+        seconds, text = estimate_for(args, rows, "smoke", seeds, device, SMOKE_CITY["n_train"], plans)
+        print(f"estimated training time: {format_duration(seconds)}, {text}", flush=True)
         setup = smoke_setup(args, progress=not args.quiet)
-    setup.settings = settings
+    setup.settings, setup.graphs = settings, args.graphs
+    work_started, expected = time.time(), None
+    if plans and plans[0].durations:  # now that the val set and the segmenter are there: their part, timed
+        per_run = evaluation_seconds(setup, row_config(rows[0], setup.scale, 0, args.iters_per_epoch, settings))
+        expected = plans[0].with_evaluation(per_run)
+        print(f"estimated from here: {format_duration(expected)} (training {format_duration(plans[0].seconds)}; "
+              f"translation and scoring {format_duration(per_run)} per run, measured now on 3 val frames)", flush=True)
     failed = None
     if args.bounds_only:  # nothing to train: the plan (for the report) and the floor and ceiling rows
         planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
@@ -567,6 +611,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
     ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
     report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
+    if expected is not None:
+        print(f"estimated {format_duration(expected)}, measured {format_duration(time.time() - work_started)} "
+              f"(training, translation and scoring; the whole command with its set-up: "
+              f"{format_duration(time.time() - started)}; docs/estimates.md)", flush=True)
     if failed:
         raise failed
     return 0
@@ -623,6 +671,10 @@ def add_commands(commands) -> None:
                         "the CPU; measured on this machine's device, so with --launcher slurm give N). Each run keeps "
                         "its own folder, generator, pools, log and checkpoint; results equal runs trained alone to "
                         "float tolerance. With --launcher, each pack is one job")
+    p.add_argument("--graphs", choices=("auto", "off"), default="auto",
+                   help="auto: CycleGAN and its ablations train with the step captured as one CUDA graph on CUDA "
+                        "(packs too; uncaptured on the CPU, where it equals the eager step bit for bit); off: the "
+                        "eager step. Recorded in each run.json (graphs, cuda_graphs)")
     add_quiet(p)
     from repro.launch import add_launcher_arguments
     add_launcher_arguments(p)

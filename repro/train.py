@@ -4,6 +4,7 @@ checkpoint, export. One loop for every method (repro.methods); the run folder's 
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -64,6 +65,72 @@ class LossWatch:
             f"{' or disable amp' if amp else ''} and resume with --resume.")
 
 
+WARMUP_ITERATIONS = 1  # a session's first iteration: lazy state, cuDNN autotuning, the CUDA graph's capture
+PROGRESS_SECONDS = 5.0  # RUN/progress.json is rewritten at log points at most this often
+
+
+class Clock:
+    """Where a training session's wall time goes, for run.json (docs/estimates.md):
+
+      setup_seconds   from the call to the first iteration: the dataset read and decoded, nets built, a resume
+      warmup_seconds  the first WARMUP_ITERATIONS iterations of the session (lazy state, cuDNN autotuning, the
+                      CUDA graph's capture)
+      io_seconds      checkpoints, generator exports and FID after the loss check that precedes them
+      step_seconds    everything else in the loop: the steady-state iterations (`steps` of them) with their
+                      log lines; on CUDA the device's work is counted where the host waits for it (log points)
+
+    Times are host wall clock (time.perf_counter); a pack's are the pack's, shared by its K runs."""
+
+    def __init__(self):
+        self.called = time.perf_counter()
+        self.started = self.warm = None
+        self.io_seconds = self.warm_io = 0.0
+        self.iterations = 0
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def iteration_done(self) -> None:
+        self.iterations += 1
+        if self.iterations == WARMUP_ITERATIONS:
+            self.warm, self.warm_io = time.perf_counter(), self.io_seconds
+
+    def io(self, fn, *args):
+        """fn(*args), its time counted as I/O."""
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.io_seconds += time.perf_counter() - start
+
+    def seconds(self) -> float:
+        """The loop's wall time so far (what train_seconds has always counted)."""
+        return time.perf_counter() - self.started
+
+    def summary(self) -> dict:
+        now = time.perf_counter()
+        warm = self.warm if self.warm is not None else now
+        warm_io = self.warm_io if self.warm is not None else self.io_seconds
+        steps = max(0, self.iterations - WARMUP_ITERATIONS)
+        step_seconds = now - warm - (self.io_seconds - warm_io)
+        return {"setup_seconds": round(self.started - self.called, 3),
+                "warmup_seconds": round(warm - self.started - warm_io, 3), "warmup_iterations": self.iterations - steps,
+                "io_seconds": round(self.io_seconds, 3), "step_seconds": round(step_seconds, 3), "steps": steps,
+                "seconds_per_iteration": round(step_seconds / steps, 6) if steps else None}
+
+
+def write_progress(runs: list[Path], step: int, total: int, first_step: int, seconds: float) -> None:
+    """RUN/progress.json for each run (what the launcher shows live): the step reached of `total`, and the rate
+    of this session (iterations since `first_step` over the loop's `seconds`, I/O included)."""
+    rate = (step - first_step) / seconds if seconds > 0 and step > first_step else None
+    info = {"step": step, "total": total, "it_per_s": round(rate, 4) if rate else None,
+            "eta_seconds": round((total - step) / rate, 1) if rate else None, "updated": time.time()}
+    for run in runs:
+        tmp = run / "progress.json.partial"
+        tmp.write_text(json.dumps(info) + "\n")
+        os.replace(tmp, run / "progress.json")
+
+
 class FIDLog:
     """FID/KID of G's translations of a fixed val subset against the real val photos, every `fid_every`
     epochs, appended to RUN/fid.jsonl. Built before training starts, so missing Inception weights stop
@@ -88,7 +155,7 @@ class FIDLog:
 
 def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool = False,
           stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
-          progress: bool = True, fid_weights: Path | None = None, graphs: bool = False,
+          progress: bool = True, fid_weights: Path | None = None, graphs: bool | str = False,
           compile: bool = False) -> Path:
     """Trains (or resumes) the config's method in folder `run`; returns the checkpoint path.
 
@@ -102,12 +169,17 @@ def train(cfg: Config, data: Path, run: Path, device: str = "auto", resume: bool
 
 def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "auto", resume: bool = False,
                stop_after: int | None = None, amp: bool = False, channels_last: bool = False,
-               progress: bool = True, fid_weights: Path | None = None, graphs: bool = False,
+               progress: bool = True, fid_weights: Path | None = None, graphs: bool | str = False,
                compile: bool = False) -> list[Path]:
     """One run, or K runs packed into one vectorised step (repro.methods.packing: the seeds of a row and rows
     that differ only in loss weights). Each run keeps its own folder, config.toml, generator (data order,
-    crops, flips, pool), pools, log, checkpoint and exports, exactly as if trained alone."""
+    crops, flips, pool), pools, log, checkpoint and exports, exactly as if trained alone.
+
+    `graphs`: True captures the step as one CUDA graph (CUDA only), False runs the eager step, "auto" (what
+    `repro reproduce` and its jobs use) runs repro.capture's staged step for the methods it supports, captured
+    on CUDA and uncaptured elsewhere (bit-identical to the eager step on the CPU), and the eager step otherwise."""
     method, packed = METHODS[cfgs[0].method], len(cfgs) > 1
+    clock = Clock()
     device = pick_device(device)
     if amp and device.type != "cuda":
         raise ReproError(f"--amp (bf16 autocast) needs a CUDA device, not {device}: drop --amp to train in float32 "
@@ -115,6 +187,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     if len({Path(r).resolve() for r in runs}) < len(runs):
         raise ReproError(f"runs packed together need a folder each, but {', '.join(map(str, runs))} name one folder "
                          f"twice; give each seed once")
+    switch = {True: "on", False: "off"}.get(graphs, graphs)
+    staged, graphs = resolve_graphs(cfgs[0], device, graphs)
     if (amp or channels_last) and not method.cuda_speedups:
         raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfgs[0].method!r}")
     if packed and (method.build_packed is None or amp or channels_last or any(c.fid_every for c in cfgs)):
@@ -122,11 +196,11 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                          f"--channels-last and fid_every (method {cfgs[0].method!r}); train these runs one by one")
     if packed:
         check_pack(cfgs)
-    if graphs or compile:
+    if staged or compile:
         from repro.capture import check_supported
-        if packed:
-            raise ReproError("--graphs and --compile are implemented for one run at a time, not for packed runs; "
-                             "train the pack without them")
+        if packed and compile:
+            raise ReproError("--compile is implemented for one run at a time, not for packed runs; "
+                             "train the pack without it")
         check_supported(cfgs[0], device, graphs)  # before any run folder is touched
     threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
     runs, data = [Path(r) for r in runs], Path(data)
@@ -142,17 +216,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     else:
         dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing, progress=progress,
                                              port_a=port_a(cfg) if cfg.pairing == "port" else "y")
-    if packed:
-        parts: Parts = method.build_packed(cfgs, device)
-        views = parts.runs
-    else:
-        speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
-        if graphs or compile:
-            from repro.capture import build as build_captured
-            parts = build_captured(cfg, device, **speedups, graphs=graphs, compile=compile)
-        else:
-            parts = method.build(cfg, device, **speedups)
-        views = [(parts.nets, parts.opts, parts.pools)]
+    parts = build_parts(cfgs, device, staged, graphs, amp, channels_last, compile)
+    views = parts.runs if packed else [(parts.nets, parts.opts, parts.pools)]
     rngs = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     positions = [{"epoch": 1, "iteration": 0, "step": 0, "order": None} for _ in cfgs]
     if resume:
@@ -173,18 +238,19 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                          f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
 
     last_save = time.monotonic()
+    total, first_step, progress_written = cfg.epochs * iters, positions[0]["step"], 0.0
 
     def save():
         nonlocal saved_step, last_save
         watch.check(iters, ckpts, saved_step, amp)  # never overwrite a good checkpoint with a bad state
         for c, ckpt, view, rng, position in zip(cfgs, ckpts, views, rngs, positions):
-            save_checkpoint(ckpt, c, *view, rng, position)
+            clock.io(save_checkpoint, ckpt, c, *view, rng, position)
         saved_step, last_save = positions[0]["step"], time.monotonic()
 
     bar = tqdm(total=cfg.epochs * iters, initial=positions[0]["step"], disable=not progress, unit="it",
                desc=f"train {cfg.name}" + (f" (+{len(cfgs) - 1} packed)" if packed else ""), dynamic_ncols=True)
     logs = [open(run / "losses.jsonl", "a") for run in runs]
-    started = time.time()
+    clock.start()
     with training_threads(device):  # repro.device: one torch thread for CPU training, restored afterwards
         try:
             for epoch in range(positions[0]["epoch"], cfg.epochs + 1):
@@ -207,12 +273,16 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                     else:
                         terms = parts.step(*batches[0], rngs[0])
                     step = (epoch - 1) * iters + i + 1
+                    clock.iteration_done()
                     watch.add(step, terms)
                     positions = [{"epoch": epoch, "iteration": i + 1, "step": step, "order": order} for order in orders]
                     if step % cfg.log_every == 0 or i + 1 == iters:
                         watch.check(iters, ckpts, saved_step, amp)
                         first = write_logs(logs, cfgs, terms, step, epoch, lr, packed)
                         bar.set_postfix({n: f"{v:.3f}" for n, v in first.items()}, refresh=False)
+                        if time.monotonic() - progress_written >= PROGRESS_SECONDS or step == total:
+                            write_progress(runs, step, total, first_step, clock.seconds())
+                            progress_written = time.monotonic()
                     bar.update(1)
                     due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
                     overdue = cfg.checkpoint_minutes and time.monotonic() - last_save >= 60 * cfg.checkpoint_minutes
@@ -224,10 +294,10 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                 positions = [{"epoch": epoch + 1, "iteration": 0, "step": epoch * iters, "order": None} for _ in cfgs]
                 if fid is not None and epoch % cfg.fid_every == 0:
                     watch.check(iters, ckpts, saved_step, amp)
-                    fid.log(runs[0] / "fid.jsonl", parts.labels2photo(), epoch, positions[0]["step"])
+                    clock.io(fid.log, runs[0] / "fid.jsonl", parts.labels2photo(), epoch, positions[0]["step"])
                 save()
                 for run, view in zip(runs, views):
-                    export(run, view[0], parts.exports)
+                    clock.io(export, run, view[0], parts.exports)
         except OSError as err:  # the log lines (losses.jsonl, fid.jsonl); checkpoints and exports raise DiskFull themselves
             if not is_disk_full(err):
                 raise
@@ -237,11 +307,12 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
             for log in logs:
                 log.close()
             bar.close()
-    seconds = time.time() - started
+    seconds, timing = clock.seconds(), clock.summary()
     for k, (c, run) in enumerate(zip(cfgs, runs)):
         pack = {"runs": len(runs), "index": k, "folders": [str(r) for r in runs]} if packed else None
         write_run_info(run, c, data, device, amp=amp, seconds=seconds / len(runs), epochs_done=positions[0]["epoch"] - 1,
-                       packed=pack, cuda_graphs=graphs, compiled=compile, cpu_threads=threads)
+                       packed=pack, cuda_graphs=graphs, graphs=switch, staged_step=staged, compiled=compile,
+                       cpu_threads=threads, timing=timing)
     return ckpts
 
 
@@ -255,6 +326,35 @@ def write_logs(logs, cfgs: list[Config], terms: dict[str, torch.Tensor], step: i
         log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
         log.flush()
     return {n: v[0] if packed else v for n, v in values.items()}
+
+
+def resolve_graphs(cfg: Config, device: torch.device, graphs: bool | str) -> tuple[bool, bool]:
+    """(staged, captured) for train_runs' `graphs`: True and False as given, "auto" the staged step for the
+    methods repro.capture supports, captured on CUDA."""
+    if graphs not in (True, False, "auto"):
+        raise ReproError(f"graphs={graphs!r}: give True, False or 'auto'")
+    if graphs != "auto":
+        return graphs, graphs
+    from repro.capture import SUPPORTED
+    staged = cfg.method in SUPPORTED
+    return staged, staged and torch.device(device).type == "cuda"
+
+
+def build_parts(cfgs: list[Config], device: torch.device, staged: bool, graphs: bool, amp: bool = False,
+                channels_last: bool = False, compile: bool = False) -> Parts:
+    """The method's parts for one run or a pack of runs: the eager step, or repro.capture's staged step
+    (captured when `graphs`) and compiled nets. The one place training and the estimate get their step."""
+    method = METHODS[cfgs[0].method]
+    if len(cfgs) > 1:
+        if staged:
+            from repro.capture import build_packed
+            return build_packed(cfgs, device, graphs=graphs)
+        return method.build_packed(cfgs, device)
+    speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
+    if staged or compile:
+        from repro.capture import build as build_captured
+        return build_captured(cfgs[0], device, **speedups, graphs=graphs, compile=compile, staged=staged)
+    return method.build(cfgs[0], device, **speedups)
 
 
 def logged(term: str, cfg: Config) -> bool:
@@ -313,8 +413,8 @@ def add_commands(commands) -> None:
     p.add_argument("--stop-after", type=positive_int, help="stop (with a checkpoint) after this many total iterations")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (changes numerics; recorded in run.json)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA speed)")
-    p.add_argument("--graphs", action="store_true", help="replay each iteration as one CUDA graph (CUDA, CycleGAN; "
-                   "same math, recorded in run.json)")
+    p.add_argument("--graphs", action="store_true", help="replay each iteration as one CUDA graph (CUDA, CycleGAN, "
+                   "a --seeds pack as one graph; same math, recorded in run.json)")
     p.add_argument("--compile", action="store_true", help="torch.compile the nets (CycleGAN; float-level differences "
                    "from eager, recorded in run.json)")
     p.add_argument("--fid-weights", type=Path, help="pytorch-fid Inception weights for the config's fid_every "

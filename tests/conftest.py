@@ -115,3 +115,11 @@ def small_disk(tmp_path):
     yield make
     for folder in mounts:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def packed_configs(order):
+    """A pack of three runs: CycleGAN, one without the adversarial term (first, so the pack's first config
+    draws nothing), one without the backward cycle; other seeds."""
+    rows = ({"lambda_gan": 0.0}, {}, {"lambda_backward": 0.0})
+    return [tiny_config(seed=5 + k, update_order=order, pool_size=3, lambda_identity=0.5 if order == "joint" else 0.0,
+                        **row) for k, row in enumerate(rows)]

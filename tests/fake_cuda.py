@@ -126,8 +126,14 @@ class FakeCuda(FakeTensorMode):
             self.pinned[id(out)] = weakref.ref(out)
             return out
         if self.capturing:
-            cpu = [t for t in tensors if not isinstance(t, FakeTensor)]
-            host_op = not (fake or to_cuda) and func.namespace == "aten"  # not the profiler's record_function
+            # A CPU tensor feeding the graph is replayed as captured: a host computation (a CPU input without a
+            # CUDA one) or a CPU operand with elements is refused. A 0-dim CPU operand of a CUDA op (vmap's lifted
+            # Python scalars, `0.5 * x`) is passed by value as real CUDA does: fine for a constant.
+            cpu = [t for t in tensors if not isinstance(t, FakeTensor) and (t.dim() > 0 or not fake)]
+            # A host op without tensor inputs makes a constant (vmap lifts `0.5 * x`'s scalar with one), which a
+            # graph may replay; a random one (the global CPU generator) would replay one draw forever.
+            host_op = (not (fake or to_cuda) and func.namespace == "aten"  # not the profiler's record_function
+                       and torch.Tag.nondeterministic_seeded in func.tags)
             if cpu or (generator is not None and generator.device.type != "cuda") or host_op:
                 self.violation(f"{func} runs on the host (a CPU tensor, a CPU generator or a host op) inside a "
                                f"captured CUDA graph: it ran once, at capture, and the graph replays its result as a "

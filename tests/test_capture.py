@@ -9,11 +9,11 @@ import torch
 
 from tests.test_baselines_pix2pix import one_torch_thread  # noqa: F401 (autouse fixture)
 from repro import ReproError
-from repro.capture import DevicePool, StagedStep, build, query_order
-from repro.methods import cyclegan
+from repro.capture import DevicePool, StagedStep, build, build_packed, query_order
+from repro.methods import METHODS, cyclegan
 from repro.pool import ImagePool
 from repro.train import train
-from tests.conftest import assert_same_training, fake_batches, tiny_config
+from tests.conftest import assert_same_training, fake_batches, packed_configs, tiny_config
 
 
 
@@ -125,3 +125,33 @@ def test_compiled_nets_give_the_eager_losses_on_the_cpu():
     assert_same_training(eager, compiled, fake_batches(6, 1, seed=4, size=16), seed=0)
     assert set(compiled.nets["G"].state_dict()) == set(eager.nets["G"].state_dict())  # no _orig_mod. prefix
     print(f"compiled step test: {time.time() - start:.0f} s")
+
+
+@pytest.mark.parametrize("order", ["sequential", "joint"])
+def test_packed_staged_step_equals_the_packed_eager_step_bit_for_bit_on_the_cpu(order):
+    """What the packed CUDA graph replays (the vmapped pack on device pools, each run's draws staged from its
+    own generator) against the packed eager step: same losses, weights, Adam state, pools and generators
+    over 8 iterations (pools of 3: filled, then swapping)."""
+    cfgs = packed_configs(order)
+    eager, staged = METHODS["cyclegan"].build_packed(cfgs, "cpu"), build_packed(cfgs, "cpu")
+    assert isinstance(staged.step, StagedStep) and isinstance(staged.runs[1][2]["D_X"], DevicePool)
+    g_eager = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    g_staged = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    data = fake_batches(16, 3, seed=2, size=16)
+    for x, y in zip(data[::2], data[1::2]):
+        x, y = x.view(3, 1, 3, 16, 16), y.view(3, 1, 3, 16, 16)
+        a, b = eager.step(x, y, g_eager), staged.step(x, y, g_staged)
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    for n in cyclegan.NET_NAMES:
+        assert all(torch.equal(p, q) for p, q in zip(eager.nets[n].state_dict().values(),
+                                                     staged.nets[n].state_dict().values()))
+        sa, sb = eager.opts[n].state_dict()["state"], staged.opts[n].state_dict()["state"]
+        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    for (_, _, pools_a), (_, _, pools_b) in zip(eager.runs, staged.runs):
+        for n in ("D_X", "D_Y"):
+            assert len(pools_a[n].images) == len(pools_b[n].images)
+            assert all(torch.equal(p, q) for p, q in zip(pools_a[n].images, pools_b[n].images))
+    for a, b in zip(g_eager, g_staged):
+        assert torch.equal(a.get_state(), b.get_state())
+    assert len(staged.runs[0][2]["D_X"].images) == 0  # the run without the adversarial term drew nothing
+    assert not torch.equal(g_staged[1].get_state(), torch.Generator().manual_seed(cfgs[1].seed).get_state())

@@ -24,6 +24,9 @@ CASES = {  # name: (train_runs keyword arguments, packed runs)
     "channels_last": ({"channels_last": True}, 1),
     "graphs_amp_channels_last": ({"graphs": True, "amp": True, "channels_last": True}, 1),
     "packed3": ({}, 3),
+    "packed3_graphs": ({"graphs": True}, 3),
+    "auto": ({"graphs": "auto"}, 1),  # what `repro reproduce` and its jobs train with
+    "packed3_auto": ({"graphs": "auto"}, 3),
 }
 ITERS = 3  # iterations 1-2 of an epoch neither log nor checkpoint (log_every 1000): no host read is allowed there
 
@@ -68,7 +71,7 @@ def test_training_runs_on_fake_cuda_without_waiting_for_the_device(harness, tmp_
     for run in runs:
         info = json.loads((run / "run.json").read_text())
         assert info["device"].startswith("cuda") and info["epochs_done"] == 2
-        assert info["cuda_graphs"] is CASES[name][0].get("graphs", False)
+        assert info["cuda_graphs"] is (CASES[name][0].get("graphs", False) in (True, "auto"))
         assert (run / "G_x2y.pth").is_file() and (run / "F_y2x.pth").is_file()
         state = torch.load(run / "checkpoint.pt", weights_only=False)
         assert state["position"]["step"] == 2 * ITERS and set(state["nets"]) == {"G", "F", "D_X", "D_Y"}

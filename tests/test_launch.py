@@ -17,10 +17,12 @@ import torch
 
 from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
+from repro import estimate as E
 from repro import launch as L
 from repro import reproduce as R
 from repro.cli import build_parser, main
 from repro.config import config_to_toml
+from repro.estimate import format_duration
 from repro.rows import ROWS
 
 ROW = {r.key: r for r in ROWS}
@@ -125,7 +127,7 @@ def test_executors_carry_the_options(tmp_path, monkeypatch):
 
 def test_paper_scale_on_slurm_does_not_need_a_gpu_here(tmp_path, monkeypatch):
     """The jobs get the GPUs (--slurm-gpus-per-job), not the login node that submits them."""
-    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2, runs=1: 0.5)
+    monkeypatch.setattr(E, "time_step", lambda cfgs, *a, **k: 0.5)
     city = tmp_path / "cs"
     (city / "gtFine" / "val").mkdir(parents=True)
     seg = tmp_path / "seg.pt"
@@ -303,3 +305,40 @@ def test_launcher_groups_packs_first_then_single_runs(tiny, tmp_path, monkeypatc
     runs = [(ROW["pix2pix"], 0), (ROW["cyclegan"], 0), (ROW["cyclegan"], 1), (ROW["gan_alone"], 0)]
     L.launch_reproduction(args, setup, runs)
     assert seen["groups"] == [[("cyclegan", 0), ("cyclegan", 1)], [("pix2pix", 0)], [("gan_alone", 0)]]
+
+
+PROGRESS_LINE = re.compile(r"  job (\S+) (.+?): (?:(\d[\d,]*)/(\d[\d,]*) it, (?:([\d.]+) it/s, ETA (.+)|rate not known yet)"
+                           r"|starting|trained .*)$")
+OVERALL_LINE = re.compile(r"progress: (\d+) job\(s\) running, (\d+) queued; overall ETA (.+?) \(training;")
+
+
+def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
+    """Per running job its iteration, it/s and ETA (from its RUN/progress.json, as training writes it), and an
+    overall ETA: the running jobs' ETAs and the queued jobs' iterations at the mean rate per run, on the slots."""
+    from repro.train import write_progress
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        run.mkdir()
+    write_progress(runs[:1], step=300, total=1000, first_step=100, seconds=100.0)  # 2 it/s: 350 s left
+    write_progress(runs[1:], step=50, total=450, first_step=0, seconds=100.0)      # 0.5 it/s of a pack of 2: 800 s
+    read = lambda run: json.loads((run / "progress.json").read_text())
+    running = [("11", "cyclegan seed 0", 1, 1000, read(runs[0])),
+               ("12", "gan_alone seed 0 (+1 packed)", 2, 450, read(runs[1]))]
+    lines = L.progress_lines(running + [("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=3)
+    jobs = [PROGRESS_LINE.fullmatch(line) for line in lines[:-1]]
+    assert all(jobs), lines
+    assert [m.group(1) for m in jobs] == ["11", "12", "13"]
+    assert jobs[0].group(3, 4, 5, 6) == ("300", "1,000", "2.00", "6 min")  # 350 s
+    assert jobs[1].group(5) == "0.50" and jobs[2].group(0).endswith("starting")
+    overall = OVERALL_LINE.match(lines[-1])
+    # mean rate per run (2 + 2 x 0.5) / 2 = 1.5 run-it/s: job 13 (not logged yet) 400 s, bigan 267 s after the
+    # first slot frees (350 s): 617 s; the pack ends last, at 800 s
+    assert overall and overall.group(1, 2, 3) == ("3", "1", "13 min")
+    lines = L.progress_lines(running, [("bigan seed 0", 1, 400), ("simgan seed 0", 1, 400)], slots=3)
+    # each queued job 267 s: the 3rd slot's two end at 533 s; the pack ends last, at 800 s
+    assert OVERALL_LINE.match(lines[-1]).group(3) == "13 min"
+    lines = L.progress_lines(running, [("bigan seed 0", 1, 3000)], slots=2)
+    assert OVERALL_LINE.match(lines[-1]).group(3) == format_duration(350 + 3000 / 1.5)
+    lines = L.progress_lines([("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=2)
+    assert OVERALL_LINE.match(lines[-1]).group(3) == "not known yet"  # no job has a rate yet

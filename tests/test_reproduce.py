@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
+from repro import estimate as E
 from repro import reproduce as R
 from repro import train as training
 from repro.checkpoint import is_finished
@@ -27,8 +28,15 @@ def test_targets_cover_their_tables_rows_once():
     assert [r.key for r in R.rows_for("all")] == [r.key for r in ROWS]
 
 
+def fixed_step_time(monkeypatch, seconds=0.5):
+    """Every step timed by the estimate takes `seconds` per iteration; returns the list of what was timed."""
+    timed = []
+    monkeypatch.setattr(E, "time_step", lambda cfgs, *a, **k: timed.append(cfgs) or seconds)
+    return timed
+
+
 def test_paper_scale_stops_before_any_work_with_the_fixes_and_an_estimate(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2, runs=1: 0.5)
+    fixed_step_time(monkeypatch)
     out = tmp_path / "out"
     code = main(["reproduce", "table4", "--scale", "paper", "--out", str(out), "--device", "cpu"])
     err = capsys.readouterr().err
@@ -37,30 +45,70 @@ def test_paper_scale_stops_before_any_work_with_the_fixes_and_an_estimate(tmp_pa
                 "--data datasets/cityscapes", "--allow-cpu"):
         assert fix in err
     # 0.5 s x 200 epochs x 2975 iterations x 5 rows x 5 seeds = 7,437,500 s
-    assert "500 ms per training iteration" in err and "2,975,000 iterations" in err and "86.1 days" in err
+    assert "500 ms per iteration x 595,000 iterations" in err and "25 run(s) in 25 job(s), 1 at a time" in err
+    assert "86.1 days" in err
 
 
 def test_estimate_times_a_real_step_for_every_target():
-    seconds, text = R.estimate(R.rows_for("all"), "smoke", 2, "cpu", 200)  # baselines first, timed by CycleGAN's step
-    per_iter = float(text.split(" ms per training iteration")[0]) / 1000
-    iters = int(text.split(" x ")[1].split(" iterations")[0].replace(",", ""))
-    # the text rounds the step time to whole ms (a few % at ~20-70 ms)
-    assert 0 < per_iter < 10 and seconds == pytest.approx(per_iter * iters * 2, rel=0.03)
-    assert iters == sum(R.total_iterations(R.row_config(r, "smoke", 0), 200) for r in ROWS)
+    """Every kind of step once (the seeds of a row share it), each a real step timed after a warm-up."""
+    seconds, text = R.estimate(R.rows_for("all"), "smoke", 2, "cpu", 200)
+    lines = text.splitlines()[1:]
+    assert len(lines) == len(ROWS) + 1 and "20 run(s) in 20 job(s), 1 at a time" in lines[-1]
+    total = 0.0
+    for row, line in zip(ROWS, lines):
+        cfg = R.row_config(row, "smoke", 0)
+        per_iter = float(line.split(": ")[1].split(" ms per")[0].replace(",", "")) / 1000
+        iters = int(line.split(" x ")[1].split(" iterations")[0].replace(",", ""))
+        assert line.strip().startswith(f"{cfg.name} ({cfg.method}, one run)") and 0 < per_iter < 10
+        assert iters == E.total_iterations(cfg, 200)
+        total += per_iter * iters * 2
+    assert seconds == pytest.approx(total, rel=0.05)  # the text rounds each step time to whole ms
     cogan = R.row_config(ROW["cogan"], "smoke", 0)  # batch 8: iters_per_epoch counts iterations, as training does
-    assert R.total_iterations(cogan, 200) == cogan.epochs * cogan.iters_per_epoch
+    assert E.total_iterations(cogan, 200) == cogan.epochs * cogan.iters_per_epoch
 
 
 def test_estimate_times_the_step_training_will_run():
-    """With --pack the estimate times a packed step (per run), as the pack will train."""
+    """With --pack the estimate times the packed step training will run (the staged step, graphs auto)."""
     _, text = R.estimate([ROW["cyclegan"]], "smoke", 3, "cpu", 200, iters_per_epoch=2, pack=3)
-    assert "3 runs packed" in text and float(text.split(" ms per")[0]) > 0
+    assert "a pack of 3 runs" in text and "3 run(s) in 1 job(s)" in text
     _, text = R.estimate([ROW["cyclegan"]], "smoke", 1, "cpu", 200, iters_per_epoch=2)
     assert "one run" in text
 
 
+def test_estimate_applies_epoch_overrides_packs_and_jobs(monkeypatch):
+    """The planning with a fake step timer: --set epoch counts and --iters-per-epoch set every run's
+    iterations; --pack groups the CycleGAN family (runs of other methods alone); jobs run side by side."""
+    timed = fixed_step_time(monkeypatch, 2.0)
+    rows = [ROW[k] for k in ("cyclegan", "cycle_alone", "gan_alone", "cogan")]
+    settings = {"epochs_constant": 1, "epochs_decay": 1}
+    seconds, text = R.estimate(rows, "paper", 2, "cpu", 2975, iters_per_epoch=5, settings=settings)
+    assert seconds == 8 * 2.0 * 10  # 8 runs alone, one at a time, 2 epochs x 5 iterations each
+    assert all(len(c) == 1 and c[0].epochs == 2 and c[0].iters_per_epoch == 5 for c in timed)
+    assert len(timed) == 4  # one timing per kind of step: the seeds share it
+    timed.clear()
+    seconds, text = R.estimate(rows, "paper", 2, "cpu", 2975, settings=settings, pack=4)
+    # cyclegan, cycle_alone, gan_alone x 2 seeds = 6 CycleGAN runs: packs of 4 and 2; cogan's 2 runs alone
+    assert sorted(len(c) for c in timed) == [1, 2, 4] and "8 run(s) in 4 job(s)" in text
+    cogan = E.total_iterations(R.row_config(ROW["cogan"], "paper", 0, settings=settings), 2975)
+    pack = 2 * 2975
+    assert seconds == 2.0 * (pack + pack + cogan + cogan)  # one job after the other
+    monkeypatch.setattr(R.os, "cpu_count", lambda: 8)
+    seconds, _ = R.estimate(rows, "paper", 2, "cpu", 2975, settings=settings, pack=4, jobs=2, threads=1)
+    assert seconds == 2.0 * (pack + cogan)  # the packs side by side, then the two cogan runs
+    seconds, text = R.estimate(rows, "paper", 2, "cpu", 2975, settings=settings, pack=4, jobs=2, threads=8)
+    assert seconds == 2 * 2.0 * (pack + cogan) and "x2 for cores shared" in text  # 16 threads, 8 cores
+
+
+def test_makespan_lays_jobs_on_free_slots():
+    assert E.makespan([3, 1, 1, 1], slots=2) == 3
+    assert E.makespan([2, 2, 2], slots=2) == 4
+    assert E.makespan([1, 1], slots=1, busy=[5]) == 7
+    assert E.makespan([4], slots=2, busy=[1, 3]) == 5
+    assert E.makespan([], slots=3) == 0
+
+
 def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "seconds_per_iteration", lambda cfg, device, steps=2, runs=1: 0.5)
+    fixed_step_time(monkeypatch)
     city = tmp_path / "cs"
     (city / "gtFine" / "val").mkdir(parents=True)
     seg = tmp_path / "seg.pt"
@@ -232,3 +280,15 @@ def test_packed_reproduction_trains_the_ablations_as_one_pack(tiny, tmp_path, mo
     packs.clear()
     R.reproduce("table4", setup, seeds=2, iters_per_epoch=2, progress=False, pack="auto")
     assert packs == []
+
+
+def test_evaluation_is_timed_on_a_few_val_frames_and_scaled_to_the_val_set(tiny, tmp_path):
+    """The estimate's translation and scoring per run: both directions on 3 val frames (here the tiny city's 2),
+    scaled to the val set, the segmenter's load once; nothing written in the reproduction's folder."""
+    city, seg = tiny
+    setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
+    before = sorted(p.relative_to(setup.out) for p in setup.out.rglob("*"))
+    cfg = R.row_config(ROW["cyclegan"], "smoke", 0)
+    seconds = R.evaluation_seconds(setup, cfg)
+    assert 0 < seconds < 600
+    assert sorted(p.relative_to(setup.out) for p in setup.out.rglob("*")) == before

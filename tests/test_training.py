@@ -194,3 +194,19 @@ def test_fid_is_logged_every_n_epochs_and_missing_weights_stop_before_training(t
     with pytest.raises(ReproError, match="no such file"):
         train(cfg, tiny_data, tmp_path / "run2", device="cpu", progress=False, fid_weights=tmp_path / "missing.pth")
     assert not (tmp_path / "run2/checkpoint.pt").exists()
+
+
+def test_run_json_separates_steady_state_steps_from_setup_warmup_and_io(tiny_data, tmp_path):
+    """run.json: train_seconds (the loop) = warm-up + I/O + step seconds; step_seconds covers the iterations
+    after the first (steps), and progress.json ends at the last step."""
+    cfg = tiny_config(iters_per_epoch=3, log_every=1)
+    train(cfg, tiny_data, tmp_path / "run", device="cpu", progress=False)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["steps"] == 2 * 3 - 1 and info["warmup_iterations"] == 1
+    assert info["step_seconds"] > 0 and info["io_seconds"] > 0 and info["setup_seconds"] > 0
+    parts = info["warmup_seconds"] + info["io_seconds"] + info["step_seconds"]
+    assert info["train_seconds"] == pytest.approx(parts, abs=0.01)
+    assert info["seconds_per_iteration"] == pytest.approx(info["step_seconds"] / info["steps"], rel=1e-3)
+    assert info["graphs"] == "off" and info["staged_step"] is False and info["cuda_graphs"] is False
+    progress = json.loads((tmp_path / "run" / "progress.json").read_text())
+    assert progress["step"] == progress["total"] == 6 and progress["eta_seconds"] == 0

@@ -152,6 +152,12 @@ def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
 
 
 
+def packed_runs(nets: dict[str, Stacked], cfgs: list[Config], pools: list[dict], device) -> PackedRuns:
+    """How train_step runs these packed runs: a term is computed when any run of the pack uses it."""
+    on = {k: any(active_terms(cfg)[k] for cfg in cfgs) for k in ("gan", "forward", "backward", "identity")}
+    return PackedRuns(nets, cfgs, on, pools, device)
+
+
 def build_packed(cfgs: list[Config], device: torch.device) -> Parts:
     """K runs as one vectorised step (repro.methods.packing): the seeds of a row and the rows that differ only
     in loss weights (CycleGAN and its ablations). `step(x, y, rngs)` takes x, y [K, B, 3, H, W] and K
@@ -161,8 +167,7 @@ def build_packed(cfgs: list[Config], device: torch.device) -> Parts:
     nets = {n: Stacked([s[n] for s in solo]).to(device) for n in NET_NAMES}
     opts = adam(nets, cfgs[0])
     pools = [{"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)} for cfg in cfgs]
-    on = {k: any(active_terms(cfg)[k] for cfg in cfgs) for k in ("gan", "forward", "backward", "identity")}
-    runs = PackedRuns(nets, cfgs, on, pools, device)
+    runs = packed_runs(nets, cfgs, pools, device)
     autocast = contextlib.nullcontext
 
     def step(x, y, rngs):
