@@ -76,7 +76,7 @@ env = {"python": sys.version.split()[0], "executable": sys.executable, "platform
        "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
        "missing_packages": [m for m in ("torchvision", "numpy", "PIL", "tqdm", "tabulate", "jinja2", "scipy",
                                         "matplotlib", "skimage", "requests", "cityscapesscripts", "pytorch_fid",
-                                        "submitit", "pytest") if missing(m)]}
+                                        "submitit", "cleanfid", "pandas", "pytest") if missing(m)]}
 if shutil.which("nvidia-smi"):
     env["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
                                         "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.sh's dry run (GPU_CHECK_DEVICE=cpu) with cityscapesscripts, pytorch_fid and submitit
+"""benchmarks/gpu_check.sh's dry run (GPU_CHECK_DEVICE=cpu) with cityscapesscripts, pytorch_fid, submitit and cleanfid
 unimportable, as on the GPU image: every step runs and passes, the CUDA tests are collected (and skipped here),
 and OUTDIR holds the three small files that come back from a GPU machine."""
 
@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKED = ("cityscapesscripts", "pytorch_fid", "submitit")
+BLOCKED = ("cityscapesscripts", "pytorch_fid", "submitit", "cleanfid")  # what the GPU image lacks
 BLOCKER = f'''import sys
 BLOCKED = {BLOCKED!r}
 class Blocker:  # the GPU image lacks these (tests/test_gpu_check.py)
