@@ -130,6 +130,10 @@ def _step(line: str) -> int | None:
 
 def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
     """No silent overwrite, nothing to resume, or a changed config: each refused before any work."""
+    for folder in (run, *run.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ReproError(f"the run folder {run} cannot be made: {folder} is a file, not a folder; choose another "
+                             f"--out folder (or move the file away)")
     ckpt = run / "checkpoint.pt"
     if ckpt.exists() and not resume:
         raise ReproError(f"{run} already holds a run; pass --resume to continue it, or choose a new --out folder")

@@ -467,6 +467,47 @@ def test_translate_refuses_degenerate_numbers(tmp_path, capsys, argv, flag):
     assert flag in err and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("where", ["same", "inside", "around"])
+def test_translate_never_writes_into_or_around_its_inputs(tmp_path, capsys, where):
+    torch.save(build_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "G.pth")
+    inputs = noise_images(tmp_path / "photos" / "in", 2)
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    out = {"same": inputs, "inside": inputs / "out", "around": tmp_path / "photos"}[where]
+    assert main(["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks", "--ngf", "2",
+                 "--input", str(inputs), "--out", str(out), "--device", "cpu", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    words = {"same": "is the input folder", "inside": "is inside the input folder",
+             "around": "is a folder holding the input folder"}[where]
+    assert words in err and "Choose an --out folder apart from --input" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # nothing written, nothing overwritten
+
+
+@pytest.mark.parametrize("size, words", [(3, "a ResNet generator halves twice"), (30, "multiple of 4, at least 8")])
+def test_translate_size_the_generator_cannot_take_is_refused(tmp_path, capsys, size, words):
+    torch.save(build_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "G.pth")
+    inputs = noise_images(tmp_path / "in", 1)
+    assert main(["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks", "--ngf", "2",
+                 "--input", str(inputs), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet",
+                 "--size", str(size)]) == 1
+    err = capsys.readouterr().err
+    assert f"--size {size} does not fit the generator" in err and words in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_translate_size_of_a_run_follows_its_config(tiny_data, tmp_path, capsys):
+    from repro.train import train
+    from tests.conftest import tiny_config
+
+    train(tiny_config(epochs_constant=1, epochs_decay=0, iters_per_epoch=1), tiny_data, tmp_path / "run",
+          device="cpu", progress=False)
+    inputs = noise_images(tmp_path / "in", 1)
+    argv = ["translate", str(tmp_path / "run"), "--input", str(inputs), "--device", "cpu", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "bad"), "--size", "30"]) == 1
+    assert "--size 30 does not fit the generator: generator resnet_6blocks" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "good"), "--size", "24"]) == 0
+    assert len(list((tmp_path / "good").glob("*.png"))) == 1
+
+
 def batchnorm_unet(tmp_path: Path) -> Path:
     """A pix2pix-style U-Net (batch norm, dropout) with non-trivial running statistics, saved as the port saves."""
     torch.manual_seed(0)
