@@ -7,6 +7,10 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -158,6 +162,44 @@ def test_cityscapes_preparation_disk_full_removes_everything(small_disk, city, w
     assert str(out) in message and "images written" in message and "needed" in message and "free" in message
     assert "choose an --out on another disk" in message
     assert not out.exists() and list(disk.iterdir()) == []
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_cityscapes_pool_workers_exit_when_the_command_is_killed(city, tmp_path):
+    """SIGKILL of the preparing command (no clean-up runs in it): its pool workers, busy on a frame, exit too."""
+    script = f"""
+import os, sys, time
+import repro.data.cityscapes as cs
+def slow(job):
+    print("worker", os.getpid(), flush=True)
+    time.sleep(120)
+    return []
+cs.prepare_frame = slow
+cs.prepare({str(city)!r}, {str(city)!r}, {str(tmp_path / "out")!r}, workers=2, progress=False)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(parent.stdout.readline().split()[1]) for _ in range(2)]
+        assert all(running(pid) for pid in workers)
+        parent.kill()
+        parent.wait()
+        deadline = time.time() + 15
+        while any(running(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(running(pid) for pid in workers)
+    finally:
+        parent.kill()
+        for pid in workers if "workers" in locals() else []:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------------------ 4. ground-truth ids
