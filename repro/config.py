@@ -200,6 +200,8 @@ def size_problem(cfg: Config, size: int) -> str | None:
             halvings(size)
         except ReproError:
             return f"the DCGAN nets of {cfg.method} need a power of two, at least 8 (e.g. 32 or 128)"
+        if size != cfg.crop_size:
+            return f"the DCGAN nets of {cfg.method} are built for crop_size x crop_size ({cfg.crop_size}) only"
         return None
     num_downs = cfg.unet_num_downs if cfg.method == "pix2pix" else 0
     problem = generator_size_problem(cfg.generator, size, num_downs)

@@ -5,6 +5,8 @@ config; a full disk keeps the last good checkpoint; runs from before `pairing` k
 import itertools
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import torch
 
 import repro.train
 from repro import ReproError
-from repro.checkpoint import is_finished, run_config, write_run_info
+from repro.checkpoint import is_finished, prepare_run_folder, run_config, write_run_info
 from repro.cli import main
 from repro.config import config_to_toml, load_config, parse_settings
 from repro.io import DiskFull
@@ -239,6 +241,24 @@ def test_fresh_restart_after_a_kill_before_the_first_checkpoint_starts_fresh_log
     steps = [json.loads(line)["step"] for line in (stale / "losses.jsonl").read_text().splitlines()]
     assert len(steps) == len(set(steps))
     assert not (stale / "fid.jsonl").exists()
+
+
+def test_a_fresh_run_removes_the_partials_of_dead_writers_and_keeps_a_live_ones(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        stale = run / f".checkpoint.pt.partial-{int(dead.stdout)}"
+        live = run / f".checkpoint.pt.partial-{sleeper.pid}"
+        other = run / ".notes.partial-x"
+        for path in (stale, live, other):
+            path.write_bytes(b"16 MB of a checkpoint")
+        prepare_run_folder(tiny_config(), run, resume=False)
+        assert not stale.exists() and live.exists() and other.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_every_config_records_a_time_based_checkpoint():

@@ -293,3 +293,19 @@ train_runs(cfgs, Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]], device="cpu
         sleeper.kill()
         sleeper.wait()
     assert_same_runs(whole, parts)
+
+
+def test_a_full_disk_during_a_pack_checkpoint_keeps_every_run_at_the_last_good_step(tiny_data, tmp_path, small_disk):
+    from repro.io import DiskFull
+
+    cfgs = [tiny_config(seed=s) for s in (1, 2)]  # 2 epochs x 4 iterations
+    sizes = [tmp_path / f"sizes{k}" for k in range(2)]
+    train_runs(cfgs, tiny_data, sizes, device="cpu", progress=False, stop_after=4)  # one epoch: its files
+    first_epoch = sum(p.stat().st_size for run in sizes for p in run.iterdir())
+    ckpt = (sizes[0] / "checkpoint.pt").stat().st_size
+    disk = small_disk(first_epoch + ckpt + ckpt // 2 + 16 * 1024)  # run0's new state fits beside the old, run1's not
+    runs = [disk / f"run{k}" for k in range(2)]
+    with pytest.raises(DiskFull, match="last good checkpoint was kept"):
+        train_runs(cfgs, tiny_data, runs, device="cpu", progress=False)
+    assert [checkpoint_step(run / "checkpoint.pt") for run in runs] == [4, 4]
+    assert not [p.name for run in runs for p in run.iterdir() if "next" in p.name or ".partial" in p.name]
