@@ -98,6 +98,8 @@ def settle_pack_checkpoint(run: Path) -> None:
     """Finishes a pack checkpoint that a kill interrupted among its renames (every member's new state had landed),
     or drops one interrupted before that, so that all members stand at the same step again."""
     run = Path(run)
+    if not run.is_dir():
+        return
     record = read_json_or_empty(run / PACK_RECORD)
     if not (run / PENDING).is_file() or not isinstance(record.get("members"), list):
         (run / PACK_RECORD).unlink(missing_ok=True)

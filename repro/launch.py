@@ -232,10 +232,12 @@ class EarlierLocalJob(submitit.local.local.LocalJob):
 
 def local_controller_alive(pid: int, folder: Path) -> bool:
     """Whether `pid` is still submitit's local controller of the job in `folder` (not a pid reused since)."""
+    if not Path("/proc").is_dir():  # no /proc (macOS): only the pid's existence is known
+        return process_alive(pid)
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:  # no such process (or no /proc: then only the pid's existence is known)
-        return Path("/proc").is_dir() is False and process_alive(pid)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # empty for a zombie
+    except OSError:
+        return False
     return b"submitit.local._local" in argv and os.fsencode(str(Path(folder).resolve())) in argv
 
 
