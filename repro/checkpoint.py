@@ -6,6 +6,7 @@ generators exported in the official port's format, run.json, and the logs a resu
     RUN/losses.jsonl    loss terms every log_every iterations (fid.jsonl: FID/KID every fid_every epochs)
     RUN/G_x2y.pth ...   nets alone, as the official port's state_dicts
     RUN/run.json        finished, the epochs that ran, device, precision, training seconds
+    RUN/checkpoint.next.pt, .json   only while a pack saves (or after a kill in it): the new state, not yet renamed
 """
 
 import json
