@@ -216,14 +216,15 @@ def uninterrupted_pack(tiny_data, tmp_path_factory):
 
 
 def kill_points(seen: list[Path]) -> list[int]:
-    """1-based indices of the renames to kill at: each of the third checkpoint's (step 4, mid-epoch: both runs'
-    record and new state, then the commit renames), the last export (after the last checkpoint) and the last
-    run.json."""
+    """1-based indices of the renames to kill at: the first checkpoint's second commit rename (one run with a
+    checkpoint, one without), each of the third checkpoint's (step 4, mid-epoch: both runs' record and new state,
+    then the commit renames), the last export (after the last checkpoint) and the last run.json."""
     saves = [i for i, p in enumerate(seen, 1) if p.name == "checkpoint.next.json"]
     third = saves[4]  # two records per checkpoint
     step4 = [i for i in range(third, len(seen) + 1) if seen[i - 1].name.startswith("checkpoint.")][:6]
     assert [seen[i - 1].name for i in step4] == ["checkpoint.next.json", "checkpoint.next.pt"] * 2 + ["checkpoint.pt"] * 2
-    return step4 + [max(i for i, p in enumerate(seen, 1) if p.name == "G_x2y.pth"), len(seen)]
+    first = [i for i, p in enumerate(seen, 1) if p.name == "checkpoint.pt"][1]
+    return [first] + step4 + [max(i for i, p in enumerate(seen, 1) if p.name == "G_x2y.pth"), len(seen)]
 
 
 def test_a_pack_killed_at_any_rename_resumes_bit_identical(uninterrupted_pack, tiny_data, tmp_path, monkeypatch):
@@ -245,7 +246,7 @@ def test_a_pack_killed_among_its_commit_renames_finishes_the_commit(uninterrupte
     cfgs, _, seen = uninterrupted_pack
     parts = [tmp_path / f"run{k}" for k in range(2)]
     with monkeypatch.context() as mp:
-        renames(mp, kill_at=kill_points(seen)[5])  # run0 renamed to step 4, run1 not yet
+        renames(mp, kill_at=kill_points(seen)[6])  # run0 renamed to step 4, run1 not yet
         with pytest.raises(Killed):
             train_runs(cfgs, tiny_data, parts, device="cpu", progress=False)
     assert [checkpoint_step(p / "checkpoint.pt") for p in parts] == [4, 3]
@@ -260,7 +261,7 @@ def test_a_killed_writer_leaves_a_partial_that_resume_removes_and_a_live_ones_st
     temporary file stays behind, the set of new states is incomplete, and resume drops it and starts again from step
     3, bit-identical to the uninterrupted pack; a partial of a live process is left alone."""
     cfgs, whole, seen = uninterrupted_pack
-    n = kill_points(seen)[3]  # run1's checkpoint.next.pt at step 4
+    n = kill_points(seen)[4]  # run1's checkpoint.next.pt at step 4
     parts = [tmp_path / f"run{k}" for k in range(2)]
     script = f"""
 import os, pickle, sys
