@@ -185,7 +185,7 @@ def validate(cfg: Config, source: str) -> Config:
     problem = size_problem(cfg, cfg.crop_size)
     if problem:
         raise ReproError(f"{source}: crop_size = {cfg.crop_size} does not fit the nets: {problem}. Change crop_size "
-                         f"(and load_size) in the config.")
+                         f"(and load_size), or the nets named, in the config.")
     return cfg
 
 
