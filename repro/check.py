@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -135,10 +136,25 @@ def comparability_line(results_dir: Path) -> str:
     return "segmenter: " + (describe(calibrations[0]) if calibrations else "no calibration recorded in the results")
 
 
+def refuse_to_overwrite(path: Path, force: bool) -> None:
+    """--measure never writes into the package's shipped expected/ folder (every later check of that setting would
+    read the new file), and replaces an existing ranges file only with --force."""
+    package, shipped = Path(str(files("repro"))).resolve(), Path(str(files("repro") / "expected")).resolve()
+    target = Path(path).resolve()
+    if target.parent == shipped or package in target.parents:
+        raise ReproError(f"--ranges {path} is inside the repro package ({shipped}): --measure never writes its shipped "
+                         f"ranges. Write the measurement to a file of your own (e.g. --ranges my_ranges.toml) and "
+                         f"check with it.")
+    if target.exists() and not force:
+        raise ReproError(f"--ranges {path} already exists: --measure would replace its ranges. Choose a new file, or "
+                         f"pass --force to replace it.")
+
+
 def run_check(args: argparse.Namespace) -> int:
     if args.measure:
         if args.ranges is None:
             raise ReproError("--measure writes the ranges file named by --ranges FILE: give one.")
+        refuse_to_overwrite(args.ranges, args.force)
         text = measured_ranges(args.results, args.command or f"repro reproduce ... --out {args.results}")
         write_text(args.ranges, text)
         print(text)
@@ -186,4 +202,5 @@ def add_commands(commands) -> None:
     p.add_argument("--measure", action="store_true",
                    help="instead of checking, WRITE --ranges from the seeds in RESULTS (mean +- max(3 std, 0.02))")
     p.add_argument("--command", help="with --measure: the command that made RESULTS, recorded in the file")
+    p.add_argument("--force", action="store_true", help="with --measure: replace an existing --ranges file")
     p.set_defaults(func=run_check)

@@ -8,9 +8,11 @@ generators exported in the official port's format, run.json, and the logs a resu
     RUN/run.json        finished, the epochs that ran, device, precision, training seconds (docs/estimates.md)
     RUN/data.json       the dataset it trains on: --data and each training folder's image count and listing hash
     RUN/progress.json   the step reached, it/s and ETA, rewritten at log points (what the launcher shows)
+    RUN/checkpoint.next.pt, .json   only while a pack saves (or after a kill in it): the new state, not yet renamed
 """
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from torch import nn
 
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config, read_toml
-from repro.io import DiskFull, atomic_path, read_json_or_empty, write_json, write_text
+from repro.io import DiskFull, atomic_path, read_json_or_empty, remove_stale_partials, write_json, write_text
 
 FRESH_RUN_FILES = ("losses.jsonl", "fid.jsonl", "run.json", "progress.json")  # what a run killed before its first checkpoint leaves
 
@@ -72,6 +74,71 @@ def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Gener
     except DiskFull as err:
         err.fix = disk_full_fix(path)
         raise
+
+
+# A pack's checkpoint is one unit (repro.methods.packing): every run first writes its new state beside its checkpoint,
+# and only when all of them have landed are they renamed over the checkpoints. A record written before each run's
+# new state names the step and the pack's members, so that any one member can tell whether the set is complete.
+PENDING, PACK_RECORD = "checkpoint.next.pt", "checkpoint.next.json"
+
+
+def save_pack_checkpoints(runs: list[Path], cfgs: list[Config], views: list, rngs: list[torch.Generator],
+                          positions: list[dict]) -> None:
+    """Every run's checkpoint at the same step, or none: a kill at any point leaves either every checkpoint.pt as it
+    was or a complete set of new states that settle_pack_checkpoint renames into place. A failed write (a full disk)
+    removes the new states written so far."""
+    step = positions[0]["step"]
+    try:
+        for run, cfg, view, rng, position in zip(runs, cfgs, views, rngs, positions):
+            members = [os.path.relpath(r.resolve(), run.resolve()) for r in runs]  # the pack may move as one tree
+            write_json(run / PACK_RECORD, {"step": step, "members": members})
+            save_checkpoint(run / PENDING, cfg, *view, rng, position)
+    except Exception:
+        for run in runs:
+            (run / PENDING).unlink(missing_ok=True)
+            (run / PACK_RECORD).unlink(missing_ok=True)
+        raise
+    for run in runs:  # the commit: every new state is complete
+        os.replace(run / PENDING, run / "checkpoint.pt")
+    for run in runs:
+        (run / PACK_RECORD).unlink(missing_ok=True)
+
+
+def settle_pack_checkpoint(run: Path) -> None:
+    """Finishes a pack checkpoint that a kill interrupted among its renames (every member's new state had landed),
+    or drops one interrupted before that, so that all members stand at the same step again."""
+    run = Path(run)
+    if not run.is_dir():
+        return
+    record = read_json_or_empty(run / PACK_RECORD)
+    if not (run / PENDING).is_file() or not isinstance(record.get("members"), list):
+        (run / PACK_RECORD).unlink(missing_ok=True)
+        (run / PENDING).unlink(missing_ok=True)
+        return
+    step, members = record.get("step"), [(run / m).resolve() for m in record["members"]]
+
+    def landed(member: Path) -> bool:  # its new state is complete beside its checkpoint, or already renamed
+        if (member / PENDING).is_file():
+            return read_json_or_empty(member / PACK_RECORD).get("step") == step
+        return checkpoint_step(member / "checkpoint.pt") == step
+
+    complete = all(landed(m) for m in members)
+    for member in members:
+        if (member / PENDING).is_file() and read_json_or_empty(member / PACK_RECORD).get("step") == step:
+            if complete:
+                os.replace(member / PENDING, member / "checkpoint.pt")
+            else:
+                (member / PENDING).unlink()
+        if read_json_or_empty(member / PACK_RECORD).get("step") == step:
+            (member / PACK_RECORD).unlink(missing_ok=True)
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint stopped at (None: no readable checkpoint)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)["position"]["step"]
+    except Exception:
+        return None
 
 
 def load_checkpoint(path: Path, nets, opts, pools, rng: torch.Generator, device) -> dict:
@@ -139,6 +206,11 @@ def _step(line: str) -> int | None:
 
 def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
     """No silent overwrite, nothing to resume, or a changed config: each refused before any work."""
+    for folder in (run, *run.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ReproError(f"the run folder {run} cannot be made: {folder} is a file, not a folder; choose another "
+                             f"--out folder (or move the file away)")
+    remove_stale_partials(run)  # what killed writers left (.checkpoint.pt.partial-PID): never a live process's
     ckpt = run / "checkpoint.pt"
     if ckpt.exists() and not resume:
         raise ReproError(f"{run} already holds a run; pass --resume to continue it, or choose a new --out folder")

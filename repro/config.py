@@ -179,6 +179,14 @@ def validate(cfg: Config, source: str) -> Config:
     if cfg.pairing == "port":
         port_a(cfg, source)
     check_folders(cfg, source)
+    if cfg.unet_num_downs and cfg.unet_num_downs < 5:
+        raise ReproError(f"{source}: unet_num_downs = {cfg.unet_num_downs} is out of range: it must be 0 (the "
+                         f"generator's own) or 5 or more (the U-Net's outermost, three widening and innermost levels "
+                         f"halve the image 5 times at least).")
+    problem = size_problem(cfg, cfg.crop_size)
+    if problem:
+        raise ReproError(f"{source}: crop_size = {cfg.crop_size} does not fit the nets: {problem}. Change crop_size "
+                         f"(and load_size), or the nets named, in the config.")
     return cfg
 
 
@@ -199,6 +207,31 @@ def check_folders(cfg: Config, source: str = "the config") -> None:
         if Path(getattr(cfg, x)) == Path(getattr(cfg, y)):
             raise ReproError(f"{source}: {x} and {y} both name {getattr(cfg, x)!r}: the two domains would be the same "
                              f"images; name the label-map folder in {x} and the photo folder in {y}.")
+
+
+
+def size_problem(cfg: Config, size: int) -> str | None:
+    """Why the config's nets cannot take size x size images (None when they can): training crops and
+    translation inputs both go through it."""
+    from repro.methods.latent import halvings
+    from repro.networks import generator_size_problem, patch_map_size
+
+    if cfg.method in ("cogan", "bigan") and (cfg.method == "cogan" or cfg.bigan_code == "latent"):
+        try:
+            halvings(size)
+        except ReproError:
+            return f"the DCGAN nets of {cfg.method} need a power of two, at least 8 (e.g. 32 or 128)"
+        if size != cfg.crop_size:
+            return f"the DCGAN nets of {cfg.method} are built for crop_size x crop_size ({cfg.crop_size}) only"
+        return None
+    num_downs = cfg.unet_num_downs if cfg.method == "pix2pix" else 0
+    problem = generator_size_problem(cfg.generator, size, num_downs)
+    if problem:
+        return f"generator {cfg.generator if not num_downs else f'U-Net (unet_num_downs = {num_downs})'}: {problem}"
+    if patch_map_size(size, cfg.d_layers, cfg.d_padding) < 1:
+        return (f"the PatchGAN discriminator (d_layers = {cfg.d_layers}, d_padding = {cfg.d_padding}) would shrink "
+                f"{size}x{size} below one patch; lower d_layers or raise the size")
+    return None
 
 
 def port_a(cfg: Config, source: str = "the config") -> str:
@@ -227,9 +260,12 @@ def resolve_config_path(name_or_path: str) -> Path:
     raise ReproError(f"no config file {name_or_path!r}: give a path to a TOML file or one of the shipped configs: {', '.join(names)}")
 
 
-def read_toml(path: Path) -> dict:
-    """A TOML file's keys; `base = "other.toml"` (relative to the file) is read first and overlaid,
-    so an ablation or a smaller scale is a few lines on top of the full config."""
+def read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A TOML file's keys; `base = "other.toml"` (a file relative to this one, or a shipped config's name such as
+    "smoke/cyclegan") is read first and overlaid, so an ablation or a smaller scale is a few lines on top of the
+    full config."""
+    path = Path(path)
+    chain += (path.resolve(),)
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
@@ -237,10 +273,20 @@ def read_toml(path: Path) -> dict:
     base = data.pop("base", None)
     if base is None:
         return data
-    base_path = path.parent / base
+    if not isinstance(base, str):
+        raise ReproError(f"{path}: base = {_toml(base)} should be a string: a TOML file relative to {path.name}, or a "
+                         f"shipped config's name (e.g. \"smoke/cyclegan\")")
+    base_path, shipped = path.parent / base, CONFIG_DIR / f"{base.removesuffix('.toml')}.toml"
     if not base_path.is_file():
-        raise ReproError(f"{path}: base = {base!r} does not exist (looked for {base_path})")
-    return read_toml(base_path) | data
+        if not shipped.is_file():
+            raise ReproError(f"{path}: base = {base!r} does not exist (looked for {base_path}, and for a shipped "
+                             f"config of that name)")
+        base_path = shipped
+    if base_path.resolve() in chain:
+        names = " -> ".join(str(p) for p in chain + (base_path.resolve(),))
+        raise ReproError(f"{path}: base = {base!r} makes a loop ({names}); a config's chain of bases must end in a "
+                         f"file without `base`")
+    return read_toml(base_path, chain) | data
 
 
 def load_config(name_or_path: str, **overrides) -> Config:

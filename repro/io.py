@@ -92,6 +92,29 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial-{os.getpid()}")
 
 
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Removes the temporary files of `atomic_path` in `folder` whose writer is dead (a kill leaves them, ~ the
+    file's size each); a live process's, and any whose pid cannot be read, stay. Returns those removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.partial-*") if Path(folder).is_dir() else ():
+        pid = tmp.name.rpartition(".partial-")[2]
+        if pid.isdigit() and int(pid) > 0 and int(pid) != os.getpid() and not process_alive(int(pid)) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, needed: int | None = None) -> Iterator[Path]:
     """Yields a temporary path to write; on success it replaces `path`, on any error it is removed, so the

@@ -13,7 +13,8 @@ torch threads). The work since the last checkpoint is redone.
     OUT/ROW/seed-K/slurm/ (or local/)   the job's submitit folder: JOBID_0_log.out/.err, pickles, job.json
 
 A rerun with the same arguments submits only the runs without a finished result.json whose job is not still
-queued or running (it waits for those); with --no-wait it submits and returns, and a later rerun collects.
+queued or running (it waits for those: SLURM's by squeue, local ones by their controller's pid, which a killed
+command leaves running); with --no-wait it submits and returns, and a later rerun collects.
 A failed job is reported by row and seed with the tail of its log; the other jobs go on.
 
 While it waits, the command prints every --progress-seconds (default 30) one line per running job (its
@@ -25,6 +26,7 @@ mean rate per run; translation and scoring come on top).
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,9 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import submitit
+import submitit.local.local
 
 from repro import ReproError
-from repro.io import read_json_or_empty, write_json
+from repro.io import process_alive, read_json_or_empty, write_json
 
 LOCAL_TIMEOUT_MIN = 30 * 24 * 60  # LocalExecutor's default (2 min) would signal every run as timed out
 MAX_TIMEOUTS = 50                 # requeues after the time limit (each resumes; preemptions are not counted)
@@ -222,9 +225,36 @@ def collect(job, group, outcome: Outcome, result_wait_s: float = 30.0) -> None:
     print(f"FAILED: {names} (job {job.job_id}); the other jobs go on", file=sys.stderr, flush=True)
 
 
+class EarlierLocalJob(submitit.local.local.LocalJob):
+    """A local job an earlier command started (its controller's pid is the job id) and that outlived it: a killed
+    command's jobs run on. Not this process's child, so it is watched through its pid."""
+
+    def done(self, force_check: bool = False) -> bool:
+        return not local_controller_alive(int(self.job_id), self.paths.folder)
+
+    def cancel(self, check: bool = True) -> None:
+        if not self.done():
+            os.kill(int(self.job_id), signal.SIGINT)  # as LocalJob.cancel: the controller stops its task
+
+
+def local_controller_alive(pid: int, folder: Path) -> bool:
+    """Whether `pid` is still submitit's local controller of the job in `folder` (not a pid reused since)."""
+    if not Path("/proc").is_dir():  # no /proc (macOS): only the pid's existence is known
+        return process_alive(pid)
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # empty for a zombie
+    except OSError:
+        return False
+    return b"submitit.local._local" in argv and os.fsencode(str(Path(folder).resolve())) in argv
+
+
 def earlier_job(folder: Path, launcher: str, states: dict[str, str] | None):
-    """The job an earlier command submitted for this group, if SLURM still holds it (queued or running)."""
+    """The job an earlier command submitted for this group, if it still runs: SLURM still holds it (queued or
+    running), or its local controller process is alive."""
     info = read_json_or_empty(folder / "job.json")
+    if launcher == "local" and info.get("launcher") == "local" and str(info.get("job_id", "")).isdigit():
+        job = EarlierLocalJob(folder=folder.resolve(), job_id=str(info["job_id"]))
+        return job if is_active(job, "local") else None
     if launcher != "slurm" or info.get("launcher") != "slurm" or not info.get("job_id"):
         return None
     job = submitit.SlurmJob(folder=folder, job_id=str(info["job_id"]))
@@ -438,16 +468,32 @@ def options_from(args: argparse.Namespace) -> Options:
                    progress_seconds=getattr(args, "progress_seconds", 30.0))
 
 
+def running_groups(setup, todo, launcher: str) -> list[list[tuple[str, int]]]:
+    """The runs of earlier jobs that still run (a killed command's local jobs run on), as their job.json groups
+    them, so that they are waited for as they are and not regrouped, resubmitted or touched."""
+    states = slurm_states() if launcher == "slurm" and todo else None
+    groups = []
+    for row, seed in todo:
+        folder = job_folder(setup, [(row.key, seed)], launcher)
+        if earlier_job(folder, launcher, states) is not None:
+            runs = read_json_or_empty(folder / "job.json").get("runs") or [[row.key, seed]]
+            groups.append([(str(k), int(s)) for k, s in runs])
+    return groups
+
+
 def launch_reproduction(args: argparse.Namespace, setup, runs) -> Outcome:
     """Submits the runs still to do as jobs and (unless --no-wait) waits for them."""
     from repro.reproduce import finished_result, pack_groups
 
     opts = options_from(args)
     todo = [(row, seed) for row, seed in runs if finished_result(row, seed, setup, args.iters_per_epoch) is None]
-    packs = pack_groups(todo, setup, args.iters_per_epoch, opts.pack) if opts.pack != "off" else []
+    running = running_groups(setup, todo, opts.launcher)  # left to their jobs: nothing here reads or writes their runs
+    busy = {run for group in running for run in group}
+    free = [(row, seed) for row, seed in todo if (row.key, seed) not in busy]
+    packs = pack_groups(free, setup, args.iters_per_epoch, opts.pack) if opts.pack != "off" else []
     packed = {(row.key, seed) for group in packs for row, seed in group}
-    groups = [[(row.key, seed) for row, seed in group] for group in packs]  # first: the longest jobs
-    groups += [[(row.key, seed)] for row, seed in todo if (row.key, seed) not in packed]
+    groups = running + [[(row.key, seed) for row, seed in group] for group in packs]  # first: the longest jobs
+    groups += [[(row.key, seed)] for row, seed in free if (row.key, seed) not in packed]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to do as {len(groups)} "
           f"{opts.launcher} job(s)" + (f", {len(packs)} of them packs of {'/'.join(str(len(g)) for g in packs)} runs"
                                        if packs else ""), flush=True)

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from repro import ReproError, train
-from repro.checkpoint import is_finished, run_config
+from repro.checkpoint import is_finished, run_config, settle_pack_checkpoint
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
@@ -481,6 +481,7 @@ def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
         run = setup.out / row.key / f"seed-{seed}" / "run"
         if METHODS[cfg.method].build_packed is None or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
             continue
+        settle_pack_checkpoint(run)  # a pack's checkpoint a kill interrupted: finished or dropped
         ckpt = run / "checkpoint.pt"
         start = torch.load(ckpt, map_location="cpu", weights_only=False)["position"]["step"] if ckpt.is_file() else None
         key = (start, tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE))

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.checkpoint import (disk_full_fix, export, load_checkpoint, prepare_run_folder, record_data, save_checkpoint,
-                              truncate_log, write_run_info)
+                              save_pack_checkpoints, settle_pack_checkpoint, truncate_log, write_run_info)
 from repro.config import Config, load_config, parse_settings, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device, to_device, training_threads
@@ -205,6 +205,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
     runs, data = [Path(r) for r in runs], Path(data)
     ckpts = [run / "checkpoint.pt" for run in runs]
+    for run in runs:  # a pack's checkpoint a kill interrupted: finished or dropped, so all runs stand at one step
+        settle_pack_checkpoint(run)
     for c, run in zip(cfgs, runs):
         prepare_run_folder(c, run, resume)
     for c, run in zip(cfgs, runs):
@@ -228,6 +230,9 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         for run, position in zip(runs, positions):
             truncate_log(run / "losses.jsonl", position["step"])
             truncate_log(run / "fid.jsonl", position["step"])
+        if positions[0]["iteration"] == 0 and positions[0]["epoch"] > 1:  # a kill may have come between the epoch's
+            for run, view in zip(runs, views):                            # checkpoint and its exports
+                export(run, view[0], parts.exports)
     fid = FIDLog(cfg, data, device, fid_weights, progress) if cfg.fid_every and parts.labels2photo else None
     watch, saved_step = LossWatch(), positions[0]["step"]
     # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
@@ -243,8 +248,10 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     def save():
         nonlocal saved_step, last_save
         watch.check(iters, ckpts, saved_step, amp)  # never overwrite a good checkpoint with a bad state
-        for c, ckpt, view, rng, position in zip(cfgs, ckpts, views, rngs, positions):
-            clock.io(save_checkpoint, ckpt, c, *view, rng, position)
+        if packed:
+            clock.io(save_pack_checkpoints, runs, cfgs, views, rngs, positions)
+        else:
+            clock.io(save_checkpoint, ckpts[0], cfg, *views[0], rngs[0], positions[0])
         saved_step, last_save = positions[0]["step"], time.monotonic()
 
     bar = tqdm(total=cfg.epochs * iters, initial=positions[0]["step"], disable=not progress, unit="it",

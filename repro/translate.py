@@ -17,7 +17,9 @@ from repro import ReproError, translations
 from repro.checkpoint import run_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.data.frames import frame_id
-from repro.networks import GENERATORS, NORMS, TestTimeGenerator, build_generator, load_official_state_dict
+from repro.config import size_problem
+from repro.networks import (GENERATORS, NORMS, TestTimeGenerator, build_generator, generator_size_problem,
+                            load_official_state_dict)
 from repro.device import pick_device
 from repro.io import DiskFull, atomic_path, load_torch_file
 from repro.methods import METHODS, as_direction
@@ -79,8 +81,13 @@ def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, r
                      source: str = "") -> list[Path]:
     """Every image of `inputs` through `net` into `out` as PNGs, then OUT/translation.json recording `direction`
     (labels2photo / photo2labels / x2y / y2x, or None when not known) and `source` for the evaluators."""
+    out, target, source_dir = Path(out), Path(out).resolve(), Path(inputs).resolve()
+    if target == source_dir or source_dir in target.parents or target in source_dir.parents:
+        where = "the input folder" if target == source_dir else "inside the input folder" if source_dir in target.parents \
+            else "a folder holding the input folder"
+        raise ReproError(f"--out {out} is {where} {inputs}: the translations would overwrite or mix with the inputs. "
+                         f"Choose an --out folder apart from --input.")
     files = list_images(inputs)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = [output_name(f.name) for f in files]
     if len(set(names)) != len(names):
@@ -119,12 +126,17 @@ def run_translate(args) -> None:
         size = args.size or 256
         resize_filter = "bicubic"
         direction, source = (as_direction(args.direction) if args.direction else None), str(args.checkpoint)
+        problem = generator_size_problem(args.arch, size)
     else:
         if args.run is None:
             raise ReproError("give a run folder (RUN) or --checkpoint FILE.pth with --arch")
         direction, source = as_direction(args.direction or "labels2photo"), str(args.run)
         net, crop, resize_filter = generator_from_run(args.run, direction, device)
         size = args.size or crop
+        problem = size_problem(run_config(args.run), size)
+    if problem:
+        raise ReproError(f"--size {size} does not fit the generator: {problem}. Give another --size "
+                         f"(or leave it out: the run's crop size, 256 with --checkpoint).")
     written = translate_folder(net, args.input, args.out, size, resize_filter, device, args.batch_size,
                                progress=not args.quiet, direction=direction, source=source)
     print(f"wrote {len(written)} PNGs ({size}x{size}) to {args.out}")

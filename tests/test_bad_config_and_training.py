@@ -4,6 +4,9 @@ config; a full disk keeps the last good checkpoint; runs from before `pairing` k
 
 import itertools
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 
 import repro.train
 from repro import ReproError
-from repro.checkpoint import is_finished, run_config, write_run_info
+from repro.checkpoint import is_finished, prepare_run_folder, run_config, write_run_info
 from repro.cli import main
 from repro.config import config_to_toml, load_config, parse_settings
 from repro.io import DiskFull
@@ -99,6 +102,91 @@ def test_train_cli_set_out_of_range_is_one_clean_error(tiny_data, tmp_path, caps
     assert not (tmp_path / "run").exists()
 
 
+# ------------------------------------------------------------------------------ issue 22: config-level tracebacks
+
+def test_a_base_chain_that_loops_names_the_chain(tmp_path):
+    (tmp_path / "self.toml").write_text('base = "self.toml"\nngf = 8\n')
+    with pytest.raises(ReproError, match=r"base = 'self.toml' makes a loop \(.*self.toml -> .*self.toml\)"):
+        load_config(str(tmp_path / "self.toml"))
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    with pytest.raises(ReproError) as err:
+        load_config(str(tmp_path / "a.toml"))
+    assert re.search(r"a\.toml -> .*b\.toml -> .*a\.toml", str(err.value)) and "without `base`" in str(err.value)
+
+
+def test_a_user_config_may_name_a_shipped_config_as_its_base(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('base = "smoke/cyclegan"\nlambda_identity = 0.5\n')
+    cfg = load_config(str(path))
+    shipped = load_config("smoke/cyclegan")
+    assert cfg.lambda_identity == 0.5 and (cfg.crop_size, cfg.ngf, cfg.iters_per_epoch) == (32, 16, 100)
+    assert {k: v for k, v in vars(cfg).items() if k != "lambda_identity"} == \
+        {k: v for k, v in vars(shipped).items() if k != "lambda_identity"}
+    (tmp_path / "smoke").mkdir()  # a file beside the config wins over the shipped name
+    (tmp_path / "smoke" / "cyclegan.toml").write_text("ngf = 4\n")
+    path.write_text('base = "smoke/cyclegan.toml"\n')
+    assert load_config(str(path)).ngf == 4
+    path.write_text('base = "smoke/nothing"\n')
+    with pytest.raises(ReproError, match="does not exist .*and for a shipped config of that name"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize("line, words", [
+    ("crop_size = 30", "crop_size = 30 does not fit the nets: generator resnet_6blocks: a ResNet generator halves "
+                       "twice and reflection-pads its residual blocks, so it needs a multiple of 4, at least 8"),
+    ("crop_size = 31", "crop_size = 31 does not fit the nets"),
+    ("crop_size = 2\nload_size = 2", "crop_size = 2 does not fit the nets: generator resnet_6blocks"),
+    ("crop_size = 4\nload_size = 4", "needs a multiple of 4, at least 8"),
+    ("crop_size = 8\nload_size = 8\nd_padding = 1", "the PatchGAN discriminator (d_layers = 3, d_padding = 1) would "
+                                                     "shrink 8x8 below one patch"),
+    ('method = "pix2pix"\ngenerator = "unet_128"\nnorm = "batch"\ncrop_size = 32\nload_size = 36\nunet_num_downs = 50',
+     "crop_size = 32 does not fit the nets: generator U-Net (unet_num_downs = 50): a U-Net with 50 halvings needs a "
+     "multiple of 2^50 = 1125899906842624 (the U-Net halvings that fit 32: up to 5)"),
+    ('method = "pix2pix"\ngenerator = "unet_128"\nnorm = "batch"\ncrop_size = 32\nload_size = 36',
+     "a U-Net with 7 halvings needs a multiple of 2^7 = 128"),
+    ('method = "pix2pix"\nunet_num_downs = 3', "unet_num_downs = 3 is out of range: it must be 0 (the generator's "
+                                               "own) or 5 or more"),
+    ('method = "cogan"\ncrop_size = 48\nload_size = 48', "the DCGAN nets of cogan need a power of two, at least 8"),
+])
+def test_sizes_the_nets_cannot_take_are_refused_at_load(tmp_path, line, words):
+    path = write_config(tmp_path, line)
+    with pytest.raises(ReproError) as err:
+        load_config(str(path))
+    assert str(path) in str(err.value) and words in str(err.value), str(err.value)
+
+
+def test_every_size_the_rule_allows_trains_and_every_other_fails_in_the_nets():
+    """The load-time rule agrees with the nets themselves: one forward of G and D at each size."""
+    from repro.config import make_config, size_problem
+    from repro.methods import cyclegan, pix2pix
+
+    def works(cfg, size):
+        nets = (pix2pix if cfg.method == "pix2pix" else cyclegan).build_nets(cfg)
+        x = torch.rand(1, 3, size, size)
+        try:
+            y = nets["G"](x)
+            return y.shape == x.shape and nets["D_Y"](torch.cat([x, y], 1) if cfg.method == "pix2pix" else y).numel() > 0
+        except (RuntimeError, ValueError):
+            return False
+
+    cases = [(make_config("paper", ngf=2, ndf=2, load_size=80, crop_size=32, d_padding=padding), range(1, 41)) for padding in (1, 2)]
+    cases.append((make_config("paper", method="pix2pix", generator="unet_128", norm="batch", ngf=1, ndf=2,
+                              unet_num_downs=5, load_size=80, crop_size=32), range(1, 70)))
+    for cfg, sizes in cases:
+        assert [size_problem(cfg, s) is None for s in sizes] == [works(cfg, s) for s in sizes]
+
+
+def test_train_out_that_is_a_file_is_one_clean_error(tiny_data, tmp_path, capsys):
+    (tmp_path / "taken").write_text("notes")
+    for extra in ([], ["--seeds", "0", "1"]):
+        assert main(["train", "smoke/cyclegan", "--data", str(tiny_data), "--out", str(tmp_path / "taken"),
+                     "--device", "cpu", "--quiet", *extra]) == 1
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'taken'} is a file, not a folder; choose another --out folder" in err, err
+        assert "Traceback" not in err and (tmp_path / "taken").read_text() == "notes"
+
+
 # ------------------------------------------------------------------------------ no false success
 
 
@@ -153,6 +241,24 @@ def test_fresh_restart_after_a_kill_before_the_first_checkpoint_starts_fresh_log
     steps = [json.loads(line)["step"] for line in (stale / "losses.jsonl").read_text().splitlines()]
     assert len(steps) == len(set(steps))
     assert not (stale / "fid.jsonl").exists()
+
+
+def test_a_fresh_run_removes_the_partials_of_dead_writers_and_keeps_a_live_ones(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        stale = run / f".checkpoint.pt.partial-{int(dead.stdout)}"
+        live = run / f".checkpoint.pt.partial-{sleeper.pid}"
+        other = run / ".notes.partial-x"
+        for path in (stale, live, other):
+            path.write_bytes(b"16 MB of a checkpoint")
+        prepare_run_folder(tiny_config(), run, resume=False)
+        assert not stale.exists() and live.exists() and other.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_every_config_records_a_time_based_checkpoint():

@@ -7,6 +7,10 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -200,6 +204,44 @@ def test_cityscapes_preparation_disk_full_removes_everything(small_disk, city, w
     assert str(out) in message and "images written" in message and "needed" in message and "free" in message
     assert "choose an --out on another disk" in message
     assert not out.exists() and list(disk.iterdir()) == []
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_cityscapes_pool_workers_exit_when_the_command_is_killed(city, tmp_path):
+    """SIGKILL of the preparing command (no clean-up runs in it): its pool workers, busy on a frame, exit too."""
+    script = f"""
+import os, sys, time
+import repro.data.cityscapes as cs
+def slow(job):
+    print("worker", os.getpid(), flush=True)
+    time.sleep(120)
+    return []
+cs.prepare_frame = slow
+cs.prepare({str(city)!r}, {str(city)!r}, {str(tmp_path / "out")!r}, workers=2, progress=False)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(parent.stdout.readline().split()[1]) for _ in range(2)]
+        assert all(running(pid) for pid in workers)
+        parent.kill()
+        parent.wait()
+        deadline = time.time() + 15
+        while any(running(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(running(pid) for pid in workers)
+    finally:
+        parent.kill()
+        for pid in workers if "workers" in locals() else []:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------------------ 4. ground-truth ids
@@ -507,6 +549,47 @@ def test_translate_refuses_degenerate_numbers(tmp_path, capsys, argv, flag):
                                "--ngf", "2", "--input", str(inputs), "--out", str(tmp_path / "out"), "--device", "cpu",
                                *argv])
     assert flag in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "around"])
+def test_translate_never_writes_into_or_around_its_inputs(tmp_path, capsys, where):
+    torch.save(build_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "G.pth")
+    inputs = noise_images(tmp_path / "photos" / "in", 2)
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    out = {"same": inputs, "inside": inputs / "out", "around": tmp_path / "photos"}[where]
+    assert main(["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks", "--ngf", "2",
+                 "--input", str(inputs), "--out", str(out), "--device", "cpu", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    words = {"same": "is the input folder", "inside": "is inside the input folder",
+             "around": "is a folder holding the input folder"}[where]
+    assert words in err and "Choose an --out folder apart from --input" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # nothing written, nothing overwritten
+
+
+@pytest.mark.parametrize("size, words", [(3, "a ResNet generator halves twice"), (30, "multiple of 4, at least 8")])
+def test_translate_size_the_generator_cannot_take_is_refused(tmp_path, capsys, size, words):
+    torch.save(build_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "G.pth")
+    inputs = noise_images(tmp_path / "in", 1)
+    assert main(["translate", "--checkpoint", str(tmp_path / "G.pth"), "--arch", "resnet_6blocks", "--ngf", "2",
+                 "--input", str(inputs), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet",
+                 "--size", str(size)]) == 1
+    err = capsys.readouterr().err
+    assert f"--size {size} does not fit the generator" in err and words in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_translate_size_of_a_run_follows_its_config(tiny_data, tmp_path, capsys):
+    from repro.train import train
+    from tests.conftest import tiny_config
+
+    train(tiny_config(epochs_constant=1, epochs_decay=0, iters_per_epoch=1), tiny_data, tmp_path / "run",
+          device="cpu", progress=False)
+    inputs = noise_images(tmp_path / "in", 1)
+    argv = ["translate", str(tmp_path / "run"), "--input", str(inputs), "--device", "cpu", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "bad"), "--size", "30"]) == 1
+    assert "--size 30 does not fit the generator: generator resnet_6blocks" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "good"), "--size", "24"]) == 0
+    assert len(list((tmp_path / "good").glob("*.png"))) == 1
 
 
 def batchnorm_unet(tmp_path: Path) -> Path:

@@ -55,7 +55,9 @@ def write_aligned_dataset(root: Path, n=4, size=36) -> Path:
 
 @pytest.mark.parametrize("arch, layout_file", [("unet_128", "unet_128"), ("unet_256", "unet_256")])
 def test_pix2pix_generator_equals_the_official_layout(arch, layout_file):
-    cfg = make_config("paper", method="pix2pix", generator=arch, norm="batch", dropout=True)
+    size = int(arch[5:])  # unet_256's 8 halvings need 256x256 crops (repro.config refuses 128 for it)
+    cfg = make_config("paper", method="pix2pix", generator=arch, norm="batch", dropout=True, crop_size=size,
+                      load_size=max(size, 143))
     entries, total = official_layout(layout_file)
     net = pix2pix.make_generator(cfg)
     assert layout(net) == entries and count_parameters(net) == total

@@ -5,8 +5,11 @@ reruns that submit only what is missing or failed. (A real single-node SLURM: te
 import argparse
 import json
 import os
+import pickle
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -342,3 +345,63 @@ def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
     assert OVERALL_LINE.match(lines[-1]).group(3) == format_duration(350 + 3000 / 1.5)
     lines = L.progress_lines([("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=2)
     assert OVERALL_LINE.match(lines[-1]).group(3) == "not known yet"  # no job has a rate yet
+
+
+# ------------------------------------------------------------------------------ issue 22: a killed command's local jobs
+
+def fake_controller(folder: Path, seconds: float, result=None) -> subprocess.Popen:
+    """A process that looks like submitit's local controller of the job in `folder` (its command line), runs for
+    `seconds`, then writes `result` as the job's result pickle (as a finished job does) and exits."""
+    script = ("import os, pickle, sys, time; time.sleep(float(sys.argv[1])); r = pickle.loads(bytes.fromhex(sys.argv[2]))"
+              "\nif r is not None: open(os.path.join(sys.argv[4], f'{os.getpid()}_0_result.pkl'), 'wb').write("
+              "pickle.dumps(('success', r)))")
+    return subprocess.Popen([sys.executable, "-c", script, str(seconds), pickle.dumps(result).hex(),
+                             "submitit.local._local", str(folder.resolve())])
+
+
+def record_local_job(folder: Path, pid: int, runs) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.json").write_text(json.dumps({"launcher": "local", "job_id": str(pid), "runs": runs}))
+
+
+def test_a_live_local_job_of_a_killed_command_is_found_by_its_pid(tmp_path):
+    folder = tmp_path / "out" / "cyclegan" / "seed-0" / "local"
+    live = fake_controller(folder, 60)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a pid reused by another program
+    try:
+        record_local_job(folder, live.pid, [["cyclegan", 0]])
+        assert L.earlier_job(folder, "local", None).job_id == str(live.pid)
+        record_local_job(folder, other.pid, [["cyclegan", 0]])
+        assert L.earlier_job(folder, "local", None) is None
+    finally:
+        for p in (live, other):
+            p.kill()
+            p.wait()
+    record_local_job(folder, live.pid, [["cyclegan", 0]])  # the job has ended
+    assert L.earlier_job(folder, "local", None) is None
+
+
+def test_a_rerun_waits_for_the_live_local_jobs_of_a_killed_command_instead_of_resubmitting(tiny, tmp_path,
+                                                                                          monkeypatch, capsys):
+    city, seg = tiny
+    out = tmp_path / "out"
+    setup = smoke_setup(out, city, seg)
+    pack = [["cyclegan", 0], ["cyclegan", 1]]
+    folder = out / "cyclegan" / "seed-0" / "local"
+    orphan = fake_controller(folder, 3, result=[{"row": "cyclegan", "seed": 0}, {"row": "cyclegan", "seed": 1}])
+    record_local_job(folder, orphan.pid, pack)
+    touched = []
+    real_pack_groups = R.pack_groups
+    monkeypatch.setattr(R, "pack_groups", lambda runs, *a: touched.extend(runs) or real_pack_groups(runs, *a))
+    monkeypatch.setattr(L.submitit.LocalExecutor, "submit", lambda *a, **k: pytest.fail("submitted a second job"))
+    argv = cli(out, city, seg, "--pack", "2", "--seeds", "2")
+    args = build_parser(argv).parse_args(argv)
+    try:
+        outcome = L.launch_reproduction(args, setup, [(ROW["cyclegan"], 0), (ROW["cyclegan"], 1)])
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert touched == []  # the orphan's runs are neither regrouped nor their checkpoints read
+    assert outcome.adopted == [[("cyclegan", 0), ("cyclegan", 1)]] and outcome.submitted == []
+    assert outcome.finished == [{"row": "cyclegan", "seed": 0}, {"row": "cyclegan", "seed": 1}] and not outcome.failed
+    assert f"job {orphan.pid} of an earlier command still runs" in capsys.readouterr().out

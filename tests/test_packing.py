@@ -10,12 +10,18 @@ alone with every input pixel moved by 1e-15: 4e-15 at step 1, 8e-8 at step 20); 
 at the size of the loss."""
 
 import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import repro.data.loaders as loaders
 from repro import ReproError
+from repro.checkpoint import checkpoint_step, settle_pack_checkpoint
 from repro.methods import METHODS
 from repro.methods.cyclegan import active_terms, generator_terms
 from repro.methods.packing import PackedRuns
@@ -143,3 +149,164 @@ def test_repro_train_seeds_packs_them_into_their_own_folders(tiny_data, tmp_path
         info = json.loads((tmp_path / "runs" / f"seed-{seed}" / "run.json").read_text())
         assert info["finished"] and info["packed"]["index"] == k
         assert f"seed = {seed}" in (tmp_path / "runs" / f"seed-{seed}" / "config.toml").read_text()
+
+
+# ------------------------------------------------------------------------------ issue 22: a pack is one unit on disk
+
+class Killed(BaseException):
+    """A simulated kill: raised at a rename, caught by nothing in repro (a BaseException), so the folders stay as a
+    SIGKILL before that rename would leave them (less the temporary file, which atomic_path removes)."""
+
+
+def renames(monkeypatch, kill_at: int | None = None) -> list[Path]:
+    """Counts os.replace calls (every atomic write's rename and every pack commit's); the kill_at-th raises Killed."""
+    seen = []
+    real = os.replace
+
+    def replace(src, dst):
+        seen.append(Path(dst))
+        if len(seen) == kill_at:
+            raise Killed
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return seen
+
+
+def full_state(run: Path) -> dict:
+    return torch.load(run / "checkpoint.pt", weights_only=False)
+
+
+def assert_same(a, b, where=""):
+    """Nested checkpoint states equal bit for bit (tensors by torch.equal, dtype and all)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert set(a) == set(b), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def assert_same_runs(whole: list[Path], parts: list[Path]) -> None:
+    for a, b in zip(whole, parts):
+        assert (a / "losses.jsonl").read_bytes() == (b / "losses.jsonl").read_bytes(), b
+        assert_same(full_state(a), full_state(b), str(b))
+        for name in ("G_x2y.pth", "F_y2x.pth"):
+            assert_same(torch.load(a / name), torch.load(b / name), str(b / name))
+        assert json.loads((b / "run.json").read_text())["finished"]
+        assert not [p.name for p in b.iterdir() if "next" in p.name or ".partial" in p.name], b
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_pack(tiny_data, tmp_path_factory):
+    """Two packed runs, 2 epochs x 3 iterations, a checkpoint every 2 (steps 2, 3, 4 and 6), and every rename."""
+    tmp = tmp_path_factory.mktemp("whole")
+    cfgs = configs(rows=("cyclegan", "gan_forward"), checkpoint_every=2)
+    with pytest.MonkeyPatch.context() as mp:
+        seen = renames(mp)
+        runs = [tmp / f"run{k}" for k in range(2)]
+        train_runs(cfgs, tiny_data, runs, device="cpu", progress=False)
+    return cfgs, runs, seen
+
+
+def kill_points(seen: list[Path]) -> list[int]:
+    """1-based indices of the renames to kill at: the first checkpoint's second commit rename (one run with a
+    checkpoint, one without), each of the third checkpoint's (step 4, mid-epoch: both runs' record and new state,
+    then the commit renames), the last export (after the last checkpoint) and the last run.json."""
+    saves = [i for i, p in enumerate(seen, 1) if p.name == "checkpoint.next.json"]
+    third = saves[4]  # two records per checkpoint
+    step4 = [i for i in range(third, len(seen) + 1) if seen[i - 1].name.startswith("checkpoint.")][:6]
+    assert [seen[i - 1].name for i in step4] == ["checkpoint.next.json", "checkpoint.next.pt"] * 2 + ["checkpoint.pt"] * 2
+    first = [i for i, p in enumerate(seen, 1) if p.name == "checkpoint.pt"][1]
+    return [first] + step4 + [max(i for i, p in enumerate(seen, 1) if p.name == "G_x2y.pth"), len(seen)]
+
+
+def test_a_pack_killed_at_any_rename_resumes_bit_identical(uninterrupted_pack, tiny_data, tmp_path, monkeypatch):
+    cfgs, whole, seen = uninterrupted_pack
+    assert seen[-1].name == "run.json"
+    for n in kill_points(seen):
+        parts = [tmp_path / str(n) / f"run{k}" for k in range(2)]
+        with monkeypatch.context() as mp:
+            renames(mp, kill_at=n)
+            with pytest.raises(Killed):
+                train_runs(cfgs, tiny_data, parts, device="cpu", progress=False)
+        steps = [checkpoint_step(p / "checkpoint.pt") for p in parts]
+        train_runs(cfgs, tiny_data, parts, device="cpu", progress=False, resume=True)
+        assert_same_runs(whole, parts), (n, seen[n - 1], steps)
+
+
+def test_a_pack_killed_among_its_commit_renames_finishes_the_commit(uninterrupted_pack, tiny_data, tmp_path,
+                                                                   monkeypatch):
+    cfgs, _, seen = uninterrupted_pack
+    parts = [tmp_path / f"run{k}" for k in range(2)]
+    with monkeypatch.context() as mp:
+        renames(mp, kill_at=kill_points(seen)[6])  # run0 renamed to step 4, run1 not yet
+        with pytest.raises(Killed):
+            train_runs(cfgs, tiny_data, parts, device="cpu", progress=False)
+    assert [checkpoint_step(p / "checkpoint.pt") for p in parts] == [4, 3]
+    settle_pack_checkpoint(parts[1])
+    assert [checkpoint_step(p / "checkpoint.pt") for p in parts] == [4, 4]
+    assert not [p for run in parts for p in run.iterdir() if "next" in p.name]
+
+
+def test_a_killed_writer_leaves_a_partial_that_resume_removes_and_a_live_ones_stays(uninterrupted_pack, tiny_data,
+                                                                                    tmp_path):
+    """A real kill (os._exit in a subprocess) while the second run's new state is renamed into place: its complete
+    temporary file stays behind, the set of new states is incomplete, and resume drops it and starts again from step
+    3, bit-identical to the uninterrupted pack; a partial of a live process is left alone."""
+    cfgs, whole, seen = uninterrupted_pack
+    n = kill_points(seen)[4]  # run1's checkpoint.next.pt at step 4
+    parts = [tmp_path / f"run{k}" for k in range(2)]
+    script = f"""
+import os, pickle, sys
+from pathlib import Path
+from repro.train import train_runs
+count, real = 0, os.replace
+def replace(src, dst):
+    global count
+    count += 1
+    if count == {n}:
+        os._exit(9)
+    return real(src, dst)
+os.replace = replace
+cfgs = pickle.loads(bytes.fromhex(sys.argv[1]))
+train_runs(cfgs, Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]], device="cpu", progress=False)
+"""
+    done = subprocess.run([sys.executable, "-c", script, pickle.dumps(cfgs).hex(), str(tiny_data), *map(str, parts)],
+                          env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    stale = list(parts[1].glob(".checkpoint.next.pt.partial-*"))
+    assert len(stale) == 1 and stale[0].stat().st_size > 0
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        live = parts[0] / f".checkpoint.pt.partial-{sleeper.pid}"
+        live.write_bytes(b"being written")
+        train_runs(cfgs, tiny_data, parts, device="cpu", progress=False, resume=True)
+        assert not stale[0].exists() and live.read_bytes() == b"being written"
+        live.unlink()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert_same_runs(whole, parts)
+
+
+def test_a_full_disk_during_a_pack_checkpoint_keeps_every_run_at_the_last_good_step(tiny_data, tmp_path, small_disk):
+    from repro.io import DiskFull
+
+    cfgs = [tiny_config(seed=s) for s in (1, 2)]  # 2 epochs x 4 iterations
+    sizes = [tmp_path / f"sizes{k}" for k in range(2)]
+    train_runs(cfgs, tiny_data, sizes, device="cpu", progress=False, stop_after=4)  # one epoch: its files
+    first_epoch = sum(p.stat().st_size for run in sizes for p in run.iterdir())
+    ckpt = (sizes[0] / "checkpoint.pt").stat().st_size
+    disk = small_disk(first_epoch + ckpt + ckpt // 2 + 16 * 1024)  # run0's new state fits beside the old, run1's not
+    runs = [disk / f"run{k}" for k in range(2)]
+    with pytest.raises(DiskFull, match="last good checkpoint was kept"):
+        train_runs(cfgs, tiny_data, runs, device="cpu", progress=False)
+    assert [checkpoint_step(run / "checkpoint.pt") for run in runs] == [4, 4]
+    assert not [p.name for run in runs for p in run.iterdir() if "next" in p.name or ".partial" in p.name]

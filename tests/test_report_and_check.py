@@ -365,6 +365,31 @@ def test_measured_ranges_record_command_values_and_rule(results, tmp_path, capsy
     assert main(["check", str(results), "--ranges", str(path)]) == 0
 
 
+def test_measure_never_replaces_a_ranges_file_without_force(results, tmp_path, capsys):
+    path = tmp_path / "measured.toml"
+    path.write_text("# a 5-seed measurement\n")
+    argv = ["check", str(results), "--ranges", str(path), "--measure"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"--ranges {path} already exists" in err and "pass --force to replace it" in err
+    assert path.read_text() == "# a 5-seed measurement\n"
+    assert main([*argv, "--force"]) == 0
+    assert "[table4.cyclegan]" in path.read_text()
+
+
+def test_measure_never_writes_into_the_package(results, tmp_path, capsys):
+    from importlib.resources import files
+
+    shipped = Path(str(files("repro") / "expected"))
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    for target in (shipped / "ranges_smoke.toml", shipped / "ranges_new.toml", Path(str(files("repro"))) / "r.toml"):
+        for force in ([], ["--force"]):
+            assert main(["check", str(results), "--ranges", str(target), "--measure", *force]) == 1
+            assert "is inside the repro package" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    assert not (Path(str(files("repro"))) / "r.toml").exists()
+
+
 COMMITTED = sorted((EXPECTED.parent / "results").glob("*/reproduce.json"))
 
 

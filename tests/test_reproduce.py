@@ -3,6 +3,7 @@ retraining finished rows, and (slow) a reduced smoke reproduction checked agains
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -292,3 +293,33 @@ def test_evaluation_is_timed_on_a_few_val_frames_and_scaled_to_the_val_set(tiny,
     seconds = R.evaluation_seconds(setup, cfg)
     assert 0 < seconds < 600
     assert sorted(p.relative_to(setup.out) for p in setup.out.rglob("*")) == before
+
+
+class Killed(BaseException):
+    """A simulated kill at a rename (caught by nothing in repro)."""
+
+
+def test_a_reproduction_pack_killed_among_its_commit_renames_is_regrouped_as_one_pack(tiny, tmp_path, monkeypatch):
+    """A kill between the per-run renames of a pack's checkpoint left run 0 at step 1 and run 1 without a checkpoint;
+    the rerun's grouping finishes the commit, so both runs resume together as the pack they were."""
+    city, seg = tiny
+    setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
+    runs = [(ROW["cyclegan"], 0), (ROW["cyclegan"], 1)]
+    cfgs = [R.row_config(row, "smoke", seed, 1, setup.settings) for row, seed in runs]
+    folders = [setup.out / row.key / f"seed-{seed}" / "run" for row, seed in runs]
+    real, renamed = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).name == "checkpoint.pt":
+            renamed.append(dst)
+            if len(renamed) == 2:
+                raise Killed
+        return real(src, dst)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "replace", replace)
+        with pytest.raises(Killed):
+            training.train_runs(cfgs, setup.data, folders, device="cpu", progress=False)
+    assert (folders[0] / "checkpoint.pt").is_file() and not (folders[1] / "checkpoint.pt").exists()
+    assert R.pack_groups(runs, setup, 1, "auto") == [runs]
+    assert all((folder / "checkpoint.pt").is_file() for folder in folders)

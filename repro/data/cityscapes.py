@@ -29,6 +29,8 @@ import json
 import os
 import re
 import sys
+import threading
+import time
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -44,7 +46,7 @@ from repro import ReproError, __version__
 from repro.data.images import open_image
 from repro.data.loaders import FILTERS
 from repro.data.staging import partial_folder
-from repro.io import DiskFull, free_space, is_disk_full, read_json_or_empty
+from repro.io import DiskFull, free_space, is_disk_full, process_alive, read_json_or_empty
 
 SPLITS = ("train", "val", "test")
 OUTPUT_FOLDERS = {"train": ("trainA", "trainB"), "val": ("testA", "testB")}  # (photos Y, labels X)
@@ -223,6 +225,34 @@ def palette_table() -> np.ndarray:
 def off_palette_pixels(rgb: np.ndarray, table: np.ndarray) -> int:
     rgb = rgb.astype(np.int32)
     return int((~table[rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]]).sum())
+
+
+def _init_pool_worker(parent: int, *init) -> None:
+    _exit_with_parent(parent)
+    _init_worker(*init)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A pool worker dies with the command that started it (a SIGKILLed parent runs no clean-up, and its workers would
+    go on writing frames nobody collects): on Linux the kernel kills it (PR_SET_PDEATHSIG); elsewhere, and in case the
+    parent died before that was set, a thread checks every second that the parent (its pid) is still there."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while process_alive(parent):
+            time.sleep(1.0)
+        os._exit(1)
+
+    if not process_alive(parent):
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _init_worker(gtfine: Package, leftimg: Package, out: Path, size: int, fmt: str, resample: int) -> None:
@@ -419,7 +449,7 @@ def _build(tmp: Path, out: Path, jobs: list, counts: dict, options: dict, gtfine
         _init_worker(*init)
         records = [r for job in tqdm(jobs, **bar) for r in prepare_frame(job)]
     else:
-        pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init)
+        pool = ProcessPoolExecutor(workers, initializer=_init_pool_worker, initargs=(os.getpid(), *init))
         try:
             results = pool.map(prepare_frame, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
             records = [r for rs in tqdm(results, **bar) for r in rs]
