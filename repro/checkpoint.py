@@ -84,22 +84,6 @@ def load_checkpoint(path: Path, nets, opts, pools, rng: torch.Generator, device)
     return state["position"]
 
 
-def trained_nets(run: Path, nets: dict[str, nn.Module], device) -> dict[str, nn.Module]:
-    """`nets` (freshly built) with the weights of run/checkpoint.pt, on `device`, without gradients."""
-    ckpt = Path(run) / "checkpoint.pt"
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ReproError(f"cannot read checkpoint {ckpt}: {err}. Retrain the run.") from None
-    for name, net in nets.items():
-        if name not in state["nets"]:
-            raise ReproError(f"{ckpt} has no net {name!r} (it holds {sorted(state['nets'])}); "
-                             f"its config.toml does not match the run; retrain it")
-        net.load_state_dict(state["nets"][name])
-        net.requires_grad_(False)
-    return {name: net.to(device) for name, net in nets.items()}
-
-
 def export(run: Path, nets: dict[str, nn.Module], exports: dict[str, str]) -> None:
     """Nets alone (e.g. G and F), in the official port's state_dict format (its models load them with load_state_dict)."""
     for name, file in exports.items():

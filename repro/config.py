@@ -99,24 +99,28 @@ PROFILES = {
                     resize_filter="bicubic", pairing="port"),
 }
 
-def choices() -> dict[str, tuple]:
-    """The allowed values of each text field, taken from the module that owns each list (imported here, not at
-    the top, because those modules import this one)."""
-    from repro.data.loaders import FILTERS, PAIRINGS
-    from repro.losses import GAN_LOSSES
-    from repro.methods import METHODS, bigan, cyclegan, pix2pix, simgan
-    from repro.networks import GENERATORS, NORMS
-    from repro.schedule import LR_RULES
-    from repro.vgg import FEATURE_WEIGHTS
+# The allowed values of each text field. They live here, in the leaf every module may import, and the module that
+# acts on a field imports its tuple from here (networks, losses, loaders, schedule, vgg, the methods).
+METHODS = ("cyclegan", "pix2pix", "simgan", "cogan", "bigan")  # repro.methods.METHODS registers one Method each
+NORMS = ("instance", "instance_affine", "batch", "none")  # repro.networks
+GENERATORS = ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256")  # repro.networks
+GAN_LOSSES = ("lsgan", "vanilla")  # repro.losses
+LR_RULES = ("lua", "pytorch")  # repro.schedule
+UPDATE_ORDERS = ("sequential", "joint")  # repro.methods.cyclegan: the Lua code, the port
+RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")  # repro.data.loaders.FILTERS
+PAIRINGS = ("lua", "port", "larger")  # repro.data.loaders.unaligned_order
+# Baselines (Tables 2/3)
+TEST_MODES = ("train", "eval")  # pix2pix_test_mode: the port's test.py without / with --eval
+SELF_REG_SPACES = ("pixel", "vgg_relu4_2")  # self_reg_space (repro.methods.simgan): SimGAN, Feature loss + GAN
+FEATURE_WEIGHTS = ("imagenet", "random")  # feature_weights (repro.vgg)
+CODES = ("image", "latent")  # bigan_code (repro.methods.bigan): the paper's reading, the textbook one
 
-    return {
-        "profile": tuple(PROFILES), "norm": NORMS, "generator": GENERATORS, "gan_loss": GAN_LOSSES,
-        "method": tuple(METHODS), "lr_rule": LR_RULES, "update_order": cyclegan.UPDATE_ORDERS,
-        "resize_filter": tuple(FILTERS), "pairing": PAIRINGS,
-        # Baselines (Tables 2/3)
-        "pix2pix_test_mode": pix2pix.TEST_MODES, "self_reg_space": simgan.SELF_REG_SPACES,
-        "feature_weights": FEATURE_WEIGHTS, "bigan_code": bigan.CODES,
-    }
+CHOICES = {
+    "profile": tuple(PROFILES), "norm": NORMS, "generator": GENERATORS, "gan_loss": GAN_LOSSES, "method": METHODS,
+    "lr_rule": LR_RULES, "update_order": UPDATE_ORDERS, "resize_filter": RESIZE_FILTERS, "pairing": PAIRINGS,
+    "pix2pix_test_mode": TEST_MODES, "self_reg_space": SELF_REG_SPACES, "feature_weights": FEATURE_WEIGHTS,
+    "bigan_code": CODES,
+}
 
 
 # The allowed values of each number field, checked whenever a config is loaded or made: (test, in words).
@@ -163,7 +167,7 @@ def validate(cfg: Config, source: str) -> Config:
                              f", got {_toml(value)}")
         if expected is float and not math.isfinite(value):
             raise ReproError(f"{source}: {f.name} = {value} is not a finite number")
-    for name, allowed in choices().items():
+    for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
             raise ReproError(f"{source}: {name} = {getattr(cfg, name)!r} is not one of {allowed}")
     for name, (ok, words) in RANGES.items():

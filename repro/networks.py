@@ -13,8 +13,7 @@ import weakref
 import torch
 from torch import nn
 
-NORMS = ("instance", "instance_affine", "batch", "none")
-GENERATORS = ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256")
+from repro.config import GENERATORS, NORMS, TEST_MODES
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -206,7 +205,7 @@ class TestTimeGenerator(nn.Module):
     outer .eval() cannot undo it. (Instance-norm nets without dropout compute the same in both modes.)
     """
 
-    MODES = ("train", "eval")
+    MODES = TEST_MODES
 
     def __init__(self, net: nn.Module, mode: str = "train", seed: int = 0):
         super().__init__()

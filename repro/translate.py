@@ -17,7 +17,8 @@ from repro import ReproError
 from repro.checkpoint import run_config
 from repro.data.loaders import list_images, load_image, to_model_range, to_uint8
 from repro.data.frames import frame_id
-from repro.networks import GENERATORS, NORMS, TestTimeGenerator, build_generator, load_official_state_dict
+from repro.config import GENERATORS, NORMS
+from repro.networks import TestTimeGenerator, build_generator, load_official_state_dict
 from repro.device import pick_device
 from repro.io import DiskFull, atomic_path, load_torch_file
 from repro.methods import METHODS, as_direction

@@ -20,7 +20,6 @@ TRUNK = cfgs["D"][:12]  # VGG16's layers conv1_1 ... conv4_2: make_layers gives 
 RELU4_2 = 21            # which ends with relu4_2, with the same module indices (so the same state_dict keys)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FEATURE_WEIGHTS = ("imagenet", "random")  # config feature_weights
 
 
 def vgg16_weights_path() -> Path:

@@ -22,13 +22,10 @@ import torch
 from torch import nn
 
 from repro.methods.latent import Decoder, Encoder, encoder_blocks
-from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
-
-CODES = ("image", "latent")  # config bigan_code: the paper's reading, the textbook one
 
 
 class JointDiscriminator(nn.Module):

@@ -18,9 +18,8 @@ from torch import nn
 
 from repro import ReproError
 from repro.methods.latent import decoder_blocks, encoder_blocks
-from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.losses import discriminator_loss, gan_loss
 
 SIDES = ("x", "y")

@@ -14,16 +14,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.checkpoint import trained_nets
 from repro.config import Config
 from repro.losses import discriminator_loss, gan_loss, l1
-from repro.methods.common import Parts, adam, as_direction, prepared, update
+from repro.methods.common import Parts, adam, as_direction, prepared, trained_nets, update
 from repro.methods.packing import OneRun, PackedRuns, RunNet, RunOptimizer, Stacked, check_pack
 from repro.networks import PatchDiscriminator, build_generator
 from repro.pool import ImagePool
 
 NET_NAMES = ("G", "F", "D_X", "D_Y")
-UPDATE_ORDERS = ("sequential", "joint")  # the Lua code, the port
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
 
 
@@ -149,7 +147,6 @@ def build(cfg: Config, device: torch.device, amp: bool = False, channels_last: b
 def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
     name = GENERATOR_OF[as_direction(direction)]
     return trained_nets(run, {name: generator(cfg)}, device)[name]
-
 
 
 def build_packed(cfgs: list[Config], device: torch.device) -> Parts:

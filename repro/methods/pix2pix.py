@@ -16,14 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, TestTimeGenerator, UnetGenerator, build_generator
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
-TEST_MODES = TestTimeGenerator.MODES  # config pix2pix_test_mode: the port's test.py without / with --eval
 
 
 def make_generator(cfg: Config) -> nn.Module:

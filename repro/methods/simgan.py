@@ -18,16 +18,14 @@ from torch import nn
 
 from repro import ReproError
 from repro.vgg import VGGRelu4_2
-from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, snapshot, trained_nets, update
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import build_generator
 from repro.pool import ImagePool
 from repro.methods.cyclegan import build_nets as cyclegan_nets
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
-SELF_REG_SPACES = ("pixel", "vgg_relu4_2")  # config self_reg_space: SimGAN, Feature loss + GAN
 
 
 def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:
