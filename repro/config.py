@@ -114,6 +114,12 @@ TEST_MODES = ("train", "eval")  # pix2pix_test_mode: the port's test.py without 
 SELF_REG_SPACES = ("pixel", "vgg_relu4_2")  # self_reg_space (repro.methods.simgan): SimGAN, Feature loss + GAN
 FEATURE_WEIGHTS = ("imagenet", "random")  # feature_weights (repro.vgg)
 CODES = ("image", "latent")  # bigan_code (repro.methods.bigan): the paper's reading, the textbook one
+# Not config fields: the allowed values of command-line options, here so that `--help` needs no torch
+DROPOUT = ("auto", "on", "off")  # `repro translate --checkpoint ... --dropout` (repro.translate)
+PROTOCOLS = ("pix2pix", "strict")  # `repro evaluate labels2photo --protocol` (repro.eval.labels2photo)
+COLOUR_SPACES = ("rgb", "lab")  # `repro evaluate photo2labels --space` (repro.eval.palette)
+PALETTES = ("full", "train")  # `repro evaluate photo2labels --palette` (repro.eval.palette)
+COMPARE = ("full", "generated")  # `repro evaluate photo2labels --compare` (repro.eval.photo2labels)
 
 CHOICES = {
     "profile": tuple(PROFILES), "norm": NORMS, "generator": GENERATORS, "gan_loss": GAN_LOSSES, "method": METHODS,

@@ -11,13 +11,12 @@ the project does not implement at the run's scale read `not implemented`; implem
 yet read `not run`. Neither is ever dropped. The header is computed from the results found.
 """
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.io import sha256_file, write_text
 from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_ROWS, Row, is_implemented
-from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, default_ranges, judge_cell,
+from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, judge_cell,
                             load_paper, load_plan, load_ranges, load_results, ranges_label, references)
 
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",
@@ -347,20 +346,3 @@ def render_html(**context) -> str:
     env = Environment(loader=PackageLoader("repro", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(**context)
-
-
-def run_report(args: argparse.Namespace) -> int:
-    plan = load_plan(args.out)
-    write_report(args.out, args.tables, args.ranges or default_ranges(plan["scale"], plan.get("iters_per_epoch")))
-    return 0
-
-
-def add_commands(commands) -> None:
-    p = commands.add("report", help="write OUT/report.md and report.html from a `repro reproduce` folder",
-                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path, help="the --out folder of `repro reproduce`")
-    p.add_argument("--tables", type=int, nargs="+", choices=(2, 3, 4, 5),
-                   help="tables to show (default: those the reproduction was run for)")
-    p.add_argument("--ranges", type=Path, help="accepted ranges (default: the shipped expected/ranges_SCALE.toml)")
-    p.set_defaults(func=run_report)
-

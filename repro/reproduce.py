@@ -21,7 +21,6 @@ with a small FCN-8s trained there (OUT/segmenter.pt); `paper` runs repro/configs
 Cityscapes with the segmenter you give. Missing prerequisites stop the command before any work.
 """
 
-import argparse
 import json
 import os
 import platform
@@ -37,11 +36,9 @@ from repro import ReproError, train
 from repro.checkpoint import is_finished, run_config
 from repro.methods import METHODS
 from repro.device import pick_device
-from repro.config import Config, load_config, parse_settings
-from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, Row, config_name, is_implemented
+from repro.config import Config, load_config
+from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, DEFAULT_SEEDS, TARGETS, Row, config_name, is_implemented
 
-TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
-DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The smoke segmenter: a small FCN-8s (1/16 of VGG16's widths) trained on the synthetic city's train split.
@@ -401,7 +398,7 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
     return result
 
 
-# ------------------------------------------------------------------------------ the command
+# ------------------------------------------------------------------------------ packs and jobs
 
 
 def pack_size(pack: str, cfg: Config, device: str) -> int:
@@ -491,89 +488,38 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
     return runs
 
 
-def run_reproduce(args: argparse.Namespace) -> int:
-    settings = parse_settings(args.set)  # checked before any work
-    from repro.launch import check_arguments
-    check_arguments(args)  # --launcher and its options, likewise
-    args.out = Path(args.out) if args.out else Path(f"reproductions/{args.target}-{args.scale}")
-    pretrained = "only" if args.pretrained_only else "add" if args.pretrained else None
-    if pretrained and not any(t in PRETRAINED.tables for t in TARGETS[args.target]):
-        raise ReproError(f"--pretrained adds a row to Tables 2 and 3; {args.target} has none of them.")
-    rows = rows_for(args.target) if pretrained != "only" else []
-    seeds = args.seeds or DEFAULT_SEEDS[args.scale]
-    if args.scale == "paper":
-        setup = paper_setup(args, rows)
-        if not (setup.data / "manifest.json").is_file():
-            from repro.data import cityscapes as prep
-            prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
-    else:
-        device = str(pick_device(args.device))
-        _, text = estimate(rows, "smoke", seeds, device, SMOKE_CITY["n_train"], args.iters_per_epoch)
-        print(f"estimated duration: {text}", flush=True)
-        setup = smoke_setup(args, progress=not args.quiet)
-    setup.settings = settings
-    failed = None
-    if args.launcher is None:
-        reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
-                  pack=args.pack)
-    else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
-        from repro import launch
-        if pretrained:
-            run_pretrained(setup, not args.quiet)
-        runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
-        outcome = launch.launch_reproduction(args, setup, runs)
-        if outcome.pending:
-            return 0  # --no-wait: a rerun of the same command collects the jobs and writes the report
-        failed = outcome.error()
-    from repro import report  # imported late: a long run writes its report with the current code
-    from repro.verdicts import default_ranges
+def run_job(runs: list[tuple[str, int]], setup: Setup, iters_per_epoch: int | None, packed: bool) -> list[dict]:
+    """One launcher job (repro.launch.RunGroup): (row key, seed) runs trained (first as one pack when `packed`),
+    translated and scored one after another in this process."""
+    import socket
 
-    ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
-    report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
-    if failed:
-        raise failed
-    return 0
+    rows = {r.key: r for r in ROWS}
+    if packed:
+        train_packs([(rows[k], s) for k, s in runs], setup, iters_per_epoch, str(len(runs)), progress=False)
+    done = []
+    for key, seed in runs:
+        result = run_row(rows[key], seed, setup, iters_per_epoch, progress=False)
+        done.append({"row": key, "seed": seed, "pid": os.getpid(), "host": socket.gethostname(),
+                     "labels2photo": result["metrics"]["labels2photo"]})
+        print(f"finished {key} seed {seed}", flush=True)
+    return done
 
 
-def pack_option(text: str) -> str:
-    if text in ("off", "auto") or (text.isdigit() and int(text) >= 1):
-        return text
-    raise argparse.ArgumentTypeError(f"{text!r}: off, auto or a number of runs (1 or more)")
+def launch_runs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None, opts):
+    """Submits the runs still to do as jobs (repro.launch, `opts` its Options) and, unless opts.wait is False, waits
+    for them. Each job runs run_job."""
+    from repro import launch
 
-
-def add_commands(commands) -> None:
-    from repro.cli import add_device, add_quiet, positive_int
-
-    p = commands.add("reproduce")
-    p.description = __doc__
-    p.add_argument("target", choices=tuple(TARGETS), help="table2/table3 (same rows), table4/table5 (same rows), all")
-    p.add_argument("--scale", choices=("paper", "smoke"), default="smoke",
-                   help="paper: repro/configs/cityscapes on Cityscapes (GPU); smoke: synthetic city on the CPU")
-    p.add_argument("--seeds", type=positive_int, help=f"seeds 0..N-1 per row (default by scale: {DEFAULT_SEEDS})")
-    p.add_argument("--out", type=Path, help="output folder (default: reproductions/TARGET-SCALE)")
-    p.add_argument("--data", type=Path, help="prepared dataset (paper: 256x256, prepared from --cityscapes if missing; "
-                                             "smoke: default OUT/data)")
-    p.add_argument("--cityscapes", type=Path, help="raw Cityscapes root with gtFine/ and leftImg8bit/ "
-                                                   "(smoke: default OUT/synth-city, generated)")
-    p.add_argument("--segmenter", type=Path, help="FCN-8s .pt (paper: required; smoke: default OUT/segmenter.pt, trained)")
-    p.add_argument("--iters-per-epoch", type=positive_int, help="override every row's iterations per epoch (reduced runs)")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field in every row (repeatable, TOML values); recorded in each run's "
-                        "config.toml and in reproduce.json")
-    p.add_argument("--ranges", type=Path, help="accepted ranges for the verdicts (default: expected/ranges_SCALE.toml)")
-    add_device(p)
-    p.add_argument("--allow-cpu", action="store_true", help="run a paper-scale reproduction on the CPU anyway (days)")
-    p.add_argument("--pretrained", action="store_true",
-                   help="also score the official port's pretrained cityscapes_label2photo / cityscapes_photo2label "
-                        "(downloaded into OUT/pretrained; REPRO_PRETRAINED_URL names a mirror) as a row of Tables 2/3")
-    p.add_argument("--pretrained-only", action="store_true", help="score only that row (nothing is trained)")
-    p.add_argument("--pack", type=pack_option, default="off",
-                   help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
-                        "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "
-                        "the CPU; measured on this machine's device, so with --launcher slurm give N). Each run keeps "
-                        "its own folder, generator, pools, log and checkpoint; results equal runs trained alone to "
-                        "float tolerance. With --launcher, each pack is one job")
-    add_quiet(p)
-    from repro.launch import add_launcher_arguments
-    add_launcher_arguments(p)
-    p.set_defaults(func=run_reproduce)
+    todo = [(row, seed) for row, seed in runs if finished_result(row, seed, setup, iters_per_epoch) is None]
+    packs = pack_groups(todo, setup, iters_per_epoch, opts.pack) if opts.pack != "off" else []
+    packed = {(row.key, seed) for group in packs for row, seed in group}
+    groups = [[(row.key, seed) for row, seed in group] for group in packs]  # first: the longest jobs
+    groups += [[(row.key, seed)] for row, seed in todo if (row.key, seed) not in packed]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to do as {len(groups)} "
+          f"{opts.launcher} job(s)" + (f", {len(packs)} of them packs of {'/'.join(str(len(g)) for g in packs)} runs"
+                                       if packs else ""), flush=True)
+    outcome = launch.launch(groups, setup, iters_per_epoch, opts, run_job)
+    if outcome.pending:
+        print(f"{len(outcome.submitted)} job(s) submitted, {len(outcome.adopted)} still running from before: "
+              f"rerun this same command to collect them and write the report", flush=True)
+    return outcome

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from repro.config import CONFIG_DIR
 
 SCALES = {"paper": "cityscapes", "smoke": "smoke"}  # scale -> config folder
+TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}  # `repro reproduce TARGET`
+DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
 
 
 @dataclass(frozen=True)

@@ -165,10 +165,12 @@ def test_calibrate_scores_real_photos_at_256_and_labels_the_segmenter(city, tmp_
     assert result["comparable_to_paper"] is ok is False  # a random net is far from 0.80 / 0.26 / 0.21
     assert result["deltas"] == deltas and result["segmenter"]["sha256"] == digest
     assert "strict" in result["other_protocols"]
-    # `run_calibrate` writes it next to the segmenter, where labels2photo looks for it
+    # `repro segmenter calibrate` (run_calibrate) writes it next to the segmenter, where labels2photo looks for it
     import argparse
 
-    S.run_calibrate(argparse.Namespace(segmenter=seg, cityscapes=city, device="cpu", batch_size=2, workers=1,
+    from repro.commands.segmenter import run_calibrate
+
+    run_calibrate(argparse.Namespace(segmenter=seg, cityscapes=city, device="cpu", batch_size=2, workers=1,
                                        resize_filter="nearest", jpeg_quality=100, tf32=False, out=None))
     written = json.loads(calibration_file(seg).read_text())
     assert written["protocol"]["resize_filter"] == "nearest" and written["protocol"]["jpeg_quality"] == 100

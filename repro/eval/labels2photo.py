@@ -24,7 +24,6 @@ full float32 (TF32 off, as Caffe computed) unless --tf32; frames of the same siz
 which cannot change any prediction (FCN-8s treats batch items independently, no batch norm).
 """
 
-import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +43,10 @@ from repro.data.frames import frame_id
 from repro.eval.groundtruth import N_CLASSES, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import scores
 from repro.eval.results import build_result, per_class_table
-from repro.io import sha256_files, write_json
+from repro.config import PROTOCOLS
+from repro.io import sha256_files
 
 MEAN_BGR = (72.78044, 83.21195, 73.45286)
-PROTOCOLS = ("pix2pix", "strict")
 
 
 def default_workers(device: torch.device, workers: int | None) -> int:
@@ -277,29 +276,3 @@ def print_summary(result: dict) -> None:
     verdict = result.get("comparable_to_paper")
     print("comparable to the paper: " + {True: "yes", False: "NO (segmenter outside the calibration band)",
                                           None: "unknown (segmenter not calibrated)"}[verdict])
-
-
-def run(args: argparse.Namespace) -> None:
-    result = evaluate(args.results, args.cityscapes, args.segmenter, args.protocol, args.device,
-                      args.batch_size, args.workers, args.tf32)
-    out = args.out or Path(args.results).resolve().parent / "labels2photo.json"
-    write_json(out, result)
-    print_summary(result)
-    print(f"\nwrote {out}")
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_batch_size, add_device, add_workers
-
-    p = commands.group("evaluate").add_parser("labels2photo")
-    p.description = __doc__
-    p.add_argument("--results", type=Path, required=True, help="folder of generated {city}_{seq}_{frame}_leftImg8bit.png")
-    p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root holding gtFine/val")
-    p.add_argument("--segmenter", type=Path, required=True, help="FCN-8s .pt from `repro segmenter get|import-caffe|train`")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="pix2pix", help="headline protocol (both are written)")
-    add_device(p)
-    add_batch_size(p, 4, "frames per forward pass (same-size frames only)")
-    add_workers(p)
-    p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA (faster, not Caffe's float32)")
-    p.add_argument("--out", type=Path, help="result JSON (default: RESULTS/../labels2photo.json)")
-    p.set_defaults(func=run)
