@@ -112,20 +112,25 @@ def _step(line: str) -> int | None:
         return None
 
 
-def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
-    """No silent overwrite, nothing to resume, or a changed config: each refused before any work."""
+def check_run_folder(cfg: Config, run: Path, resume: bool) -> None:
+    """No silent overwrite, nothing to resume, or a changed config: each refused before anything is written."""
     ckpt = run / "checkpoint.pt"
     if ckpt.exists() and not resume:
         raise ReproError(f"{run} already holds a run; pass --resume to continue it, or choose a new --out folder")
     if resume and not ckpt.exists():
         raise ReproError(f"nothing to resume: {ckpt} does not exist")
-    run.mkdir(parents=True, exist_ok=True)
     if resume and (run / "config.toml").exists():
         saved = run_config(run)
         if asdict(saved) != asdict(cfg):
             diff = {k: (v, getattr(cfg, k)) for k, v in asdict(saved).items() if v != getattr(cfg, k)}
             raise ReproError(f"{run} was trained with a different config (saved vs now: {diff}); resume with the same "
                              f"one (--set FIELD=VALUE sets a field)")
+
+
+def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
+    """The run folder with the config it trains with (checked by check_run_folder first)."""
+    check_run_folder(cfg, run, resume)
+    run.mkdir(parents=True, exist_ok=True)
     if not resume:  # a run killed before its first checkpoint left these: a fresh run starts fresh logs
         for name in FRESH_RUN_FILES:
             (run / name).unlink(missing_ok=True)

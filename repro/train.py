@@ -12,8 +12,8 @@ from torch import nn
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.checkpoint import (DISK_FULL_FIX, export, load_checkpoint, prepare_run_folder, save_checkpoint, truncate_log,
-                              write_run_info)
+from repro.checkpoint import (DISK_FULL_FIX, check_run_folder, export, load_checkpoint, prepare_run_folder,
+                              save_checkpoint, truncate_log, write_run_info)
 from repro.config import Config, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device, training_threads
@@ -105,6 +105,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     that differ only in loss weights). Each run keeps its own folder, config.toml, generator (data order,
     crops, flips, pool), pools, log, checkpoint and exports, exactly as if trained alone."""
     method, packed = METHODS[cfgs[0].method], len(cfgs) > 1
+    for c in cfgs:  # refusals first: a config the method cannot train leaves no folder behind
+        method.check(c)
     device = pick_device(device)
     if (amp or channels_last) and not method.cuda_speedups:
         raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfgs[0].method!r}")
@@ -124,7 +126,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     runs, data = [Path(r) for r in runs], Path(data)
     ckpts = [run / "checkpoint.pt" for run in runs]
     for c, run in zip(cfgs, runs):
-        prepare_run_folder(c, run, resume)
+        check_run_folder(c, run, resume)
     cfg = cfgs[0]  # what packed runs share: data, sizes, schedule, batch size, pairing (check_pack checks)
     folders = (data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip, cfg.resize_filter, device)
     if method.paired:
@@ -132,6 +134,12 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     else:
         dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing,
                                              port_a=port_a(cfg) if cfg.pairing == "port" else "y")
+    # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
+    # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
+    iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
+    if iters < 1:
+        raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
+                         f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
     if packed:
         parts: Parts = method.build_packed(cfgs, device)
         views = parts.runs
@@ -143,6 +151,9 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         else:
             parts = method.build(cfg, device, **speedups)
         views = [(parts.nets, parts.opts, parts.pools)]
+    fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
+    for c, run in zip(cfgs, runs):  # everything that could refuse the runs has run: now the folders
+        prepare_run_folder(c, run, resume)
     rngs = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     positions = [{"epoch": 1, "iteration": 0, "step": 0, "order": None} for _ in cfgs]
     if resume:
@@ -153,14 +164,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         for run, position in zip(runs, positions):
             truncate_log(run / "losses.jsonl", position["step"])
             truncate_log(run / "fid.jsonl", position["step"])
-    fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
     watch, saved_step = LossWatch(), positions[0]["step"]
-    # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
-    # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
-    iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
-    if iters < 1:
-        raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
-                         f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
 
     last_save = time.monotonic()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.methods.latent import Decoder, Encoder, encoder_blocks
+from repro.methods.latent import Decoder, Encoder, encoder_blocks, halvings
 from repro.config import Config
 from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.losses import discriminator_loss, gan_loss
@@ -40,6 +40,12 @@ class JointDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.joint(torch.cat([self.image(images), self.code(z)], 1))
+
+
+def check(cfg: Config) -> None:
+    """The latent code's DCGAN nets need a power-of-two crop size; refused before any run folder is written."""
+    if cfg.bigan_code == "latent":
+        halvings(cfg.crop_size)
 
 
 def image_generator(cfg: Config) -> nn.Module:

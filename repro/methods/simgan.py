@@ -57,10 +57,15 @@ def generator_terms(gen, disc, phi, src, cfg: Config, name: str) -> tuple[dict[s
     return terms, fake
 
 
-def build(cfg: Config, device) -> Parts:
+def check(cfg: Config) -> None:
+    """What this method's config must hold; refused before any run folder is written."""
     if cfg.update_order != "sequential":
         raise ReproError(f"{cfg.name}: simgan trains in the Lua step order (F, D_X, G, D_Y) only; "
                          f"set update_order = \"sequential\" (update_order = {cfg.update_order!r})")
+
+
+def build(cfg: Config, device) -> Parts:
+    check(cfg)
     nets = build_nets(cfg, device)
     opts = adam(nets, cfg)
     pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
