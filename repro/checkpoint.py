@@ -17,7 +17,7 @@ from torch import nn
 
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config, read_toml
-from repro.io import DiskFull, atomic_path, read_json_or_empty, write_json, write_text
+from repro.io import DiskFull, atomic_path, load_torch_file, read_json_or_empty, write_json, write_text
 
 FRESH_RUN_FILES = ("losses.jsonl", "fid.jsonl", "run.json")  # what a run killed before its first checkpoint leaves
 
@@ -67,10 +67,7 @@ def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Gener
 
 def load_checkpoint(path: Path, nets, opts, pools, rng: torch.Generator, device) -> dict:
     """Restores every piece of state in place; returns the position (epoch, iteration, step, data order)."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:
-        raise ReproError(f"cannot read checkpoint {path}: {err}. Delete it to start over.") from None
+    state = load_torch_file(path, "checkpoint", "Delete it to start over.", map_location=device)
     for n, net in nets.items():
         net.load_state_dict(state["nets"][n])
     for n, opt in opts.items():
@@ -82,6 +79,11 @@ def load_checkpoint(path: Path, nets, opts, pools, rng: torch.Generator, device)
     if state["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
     return state["position"]
+
+
+def saved_step(checkpoint: Path) -> int:
+    """The step a checkpoint was saved at, read without loading its tensors."""
+    return load_torch_file(checkpoint, "checkpoint", "Delete it to start over.", mmap=True)["position"]["step"]
 
 
 def export(run: Path, nets: dict[str, nn.Module], exports: dict[str, str]) -> None:

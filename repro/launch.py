@@ -17,7 +17,6 @@ queued or running (it waits for those); with --no-wait it submits and returns, a
 A failed job is reported by row and seed with the tail of its log; the other jobs go on.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -45,12 +44,9 @@ class RunGroup(submitit.helpers.Checkpointable):
         self.packed = packed  # train the runs as one pack first (a requeued pack resumes as one)
 
     def __call__(self) -> list[dict]:
-        import torch
+        from repro.device import pick_device, use_threads
 
-        from repro.device import pick_device
-
-        torch.set_num_threads(self.threads)
-        os.environ["REPRO_CPU_THREADS"] = str(self.threads)  # CPU training's thread count (repro.device) is the job's
+        use_threads(self.threads)  # CPU training's thread count too
         setup = replace(self.setup, device=str(pick_device(self.device)))
         return self.work(self.runs, setup, self.iters_per_epoch, self.packed)
 

@@ -24,7 +24,6 @@ Cityscapes with the segmenter you give. Missing prerequisites stop the command b
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -33,11 +32,12 @@ from pathlib import Path
 import torch
 
 from repro import ReproError, train
-from repro.checkpoint import is_finished, run_config
+from repro.checkpoint import is_finished, run_config, saved_step
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config
-from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, DEFAULT_SEEDS, TARGETS, Row, config_name, is_implemented
+from repro.io import atomic_folder
+from repro.rows import DEFAULT_SEEDS, PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, TARGETS, Row, config_name, is_implemented
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -208,7 +208,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str) -> dict:
     kept = calibration.read(segmenter, sha256_file(segmenter))
     if kept is not None:
         return kept
-    result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None)
+    result = seg.calibrate(segmenter, cityscapes, device)
     write_json(calibration.calibration_file(segmenter), result)
     return result
 
@@ -262,12 +262,9 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
     expected = len(list_images(inputs))
     if out.is_dir() and len([p for p in out.iterdir() if p.suffix == ".png"]) == expected:
         return False
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     net, size, resize_filter = generator_from_run(run, direction, device)
-    translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with atomic_folder(out) as tmp:
+        translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress)
     return True
 
 
@@ -331,7 +328,7 @@ def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fr
     if stale:
         if direction == "labels2photo":
             res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
-                                        setup.device, workers=0 if setup.device == "cpu" else None)
+                                        setup.device)
         else:
             res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
         write_json(path, res)
@@ -376,12 +373,8 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
     started = time.time()
     scores = {}
     for direction, inputs in (("labels2photo", "testB"), ("photo2labels", "testA")):  # B = label maps, A = photos
-        out = folder / direction
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
+        with atomic_folder(folder / direction) as tmp:
+            pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
     calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
     result = {
@@ -433,7 +426,7 @@ def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
         if METHODS[cfg.method].build_packed is None or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
             continue
         ckpt = run / "checkpoint.pt"
-        start = torch.load(ckpt, map_location="cpu", weights_only=False)["position"]["step"] if ckpt.is_file() else None
+        start = saved_step(ckpt) if ckpt.is_file() else None
         key = (start, tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE))
         groups.setdefault(key, []).append((row, seed))
     packs = []

@@ -1,7 +1,6 @@
 """`repro reproduce TARGET` (repro.reproduce), its runs in this process or as jobs (`--launcher`, repro.launch)."""
 
 import argparse
-import os
 from pathlib import Path
 
 from repro import ReproError
@@ -130,6 +129,7 @@ def check_arguments(args: argparse.Namespace):
 
 def options_from(args: argparse.Namespace):
     """repro.launch.Options from the command line, checked."""
+    from repro.device import threads_per_job
     from repro.launch import Options
 
     if args.slurm_time <= 0:
@@ -148,7 +148,7 @@ def options_from(args: argparse.Namespace):
     gpus = args.slurm_gpus_per_job if args.slurm_gpus_per_job is not None else (1 if args.scale == "paper" else 0)
     if args.launcher == "local":
         jobs = args.jobs or 1
-        threads = args.threads_per_job or max(1, (os.cpu_count() or 1) // jobs)
+        threads = args.threads_per_job or threads_per_job(jobs)
     else:
         jobs, threads = args.jobs, args.threads_per_job or args.slurm_cpus_per_job
     return Options(args.launcher, jobs, not args.no_wait, threads, args.device, args.slurm_partition, gpus,

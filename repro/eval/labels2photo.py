@@ -24,7 +24,6 @@ full float32 (TF32 off, as Caffe computed) unless --tf32; frames of the same siz
 which cannot change any prediction (FCN-8s treats batch items independently, no batch norm).
 """
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.data.images import image_size, open_image
-from repro.device import pick_device
+from repro.device import loader_workers, pick_device
 from repro.eval import calibration
 from repro.eval.fcn import load_segmenter
 from repro.data.frames import frame_id
@@ -47,13 +46,6 @@ from repro.config import PROTOCOLS
 from repro.io import sha256_files
 
 MEAN_BGR = (72.78044, 83.21195, 73.45286)
-
-
-def default_workers(device: torch.device, workers: int | None) -> int:
-    """Image-loading processes: none on CPU (they would take cores from the net), 4 on CUDA."""
-    if workers is not None:
-        return workers
-    return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
 
 
 # ------------------------------------------------------------------------------ one frame
@@ -171,7 +163,7 @@ def score_frames(frames, model, device, batch_size: int = 4, workers: int | None
     if n_pred not in (N_CLASSES, N_CLASSES + 1):
         raise ReproError(f"the segmenter has {n_pred} outputs; the Cityscapes protocol needs 19 classes (+1 unused).")
     loader = torch.utils.data.DataLoader(
-        FrameDataset(frames, prepare), batch_size=batch_size, num_workers=default_workers(torch.device(device), workers),
+        FrameDataset(frames, prepare), batch_size=batch_size, num_workers=loader_workers(torch.device(device), workers),
         collate_fn=list,
     )
     tally = Tally(n_pred=n_pred)

@@ -40,21 +40,21 @@ from tqdm import tqdm
 
 from repro import ReproError, weights
 from repro.data.images import open_image
-from repro.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
+from repro.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, imagenet_vgg16, vgg16_weights_path
 from repro.data.cityscapes import JPEG_OPTIONS
 from repro.data.download import DownloadFailed
 from repro.data.loaders import FILTERS
-from repro.device import pick_device, training_threads
+from repro.device import loader_workers, pick_device, training_threads
 from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
 from repro.eval.calibration import load_band, verdict
-from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, default_workers, protocol_block, protocol_description,
+from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, protocol_block, protocol_description,
                                      score_frames)
 from repro.eval.metrics import scores
 from repro.eval.results import build_result
-from repro.io import sha256_file, sha256_files
+from repro.io import load_torch_file, sha256_file, sha256_files
 
 
 VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # convs in torchvision's vgg16.features
@@ -182,11 +182,10 @@ def init_trunk(model: FCN8s) -> str:
     file through repro.weights); returns "imagenet-vgg16" or "scratch" (after a loud warning saying what to
     place where)."""
     path = vgg16_weights_path()
-    if not path.is_file() and model.width == 1:  # only the full-width net can use the real file: fetch it
-        try:
-            path = weights.vgg16()
-        except ReproError as err:
-            loud(f"WARNING: {err}")
+    try:
+        path = imagenet_vgg16(fetch=model.width == 1)  # only the full-width net can use the real file: fetch it
+    except ReproError as err:
+        loud(f"WARNING: {err}")
     if not path.is_file():
         loud(f"WARNING: {path} not found: FCN-8s is trained FROM SCRATCH (no ImageNet VGG16 trunk).\n"
              f"A from-scratch segmenter is weaker than the original; calibrate it before trusting its scores.\n"
@@ -194,7 +193,7 @@ def init_trunk(model: FCN8s) -> str:
              f"(TORCH_HOME moves it).")
         return "scratch"
     try:
-        vgg = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        vgg = load_torch_file(path, "VGG16 weights", "Delete it, or replace it with torchvision's file.", mmap=True)
         state = vgg16_to_fcn(vgg)
     except (KeyError, RuntimeError, OSError) as err:
         raise ReproError(f"{path} is not torchvision's vgg16 state_dict ({err}): delete it or replace it.") from err
@@ -243,7 +242,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = pick_device(device)
-    workers = default_workers(device, workers)
+    workers = loader_workers(device, workers)
     frames = photo_frames(cityscapes, "train")
     model = fcn8s(n_classes=20, width=width)
     init_for_training(model)

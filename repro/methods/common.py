@@ -14,6 +14,7 @@ from torch import nn
 
 from repro import ReproError
 from repro.config import Config
+from repro.io import load_torch_file
 from repro.networks import init_weights, zero_conv_biases
 from repro.pool import ImagePool
 
@@ -86,10 +87,7 @@ def snapshot(nets: dict[str, nn.Module]) -> dict[str, nn.Module]:
 def trained_nets(run: Path, nets: dict[str, nn.Module], device) -> dict[str, nn.Module]:
     """`nets` (freshly built) with the weights of run/checkpoint.pt, on `device`, without gradients."""
     ckpt = Path(run) / "checkpoint.pt"
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ReproError(f"cannot read checkpoint {ckpt}: {err}. Retrain the run.") from None
+    state = load_torch_file(ckpt, "checkpoint", "Retrain the run.")
     for name, net in nets.items():
         if name not in state["nets"]:
             raise ReproError(f"{ckpt} has no net {name!r} (it holds {sorted(state['nets'])}); "
