@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from repro import ReproError
+from repro.layout import read_plan
 from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, default_ranges,
                             judge_cell, load_ranges, load_results, references)
 
@@ -40,10 +41,9 @@ class Cell:
 
 def scale_of(results_dir: Path) -> tuple[str, int | None]:
     """The reproduction's scale and iterations-per-epoch override (reproduce.json; else the results' scale)."""
-    plan = Path(results_dir) / "reproduce.json"
-    if plan.is_file():
-        data = json.loads(plan.read_text())
-        return data["scale"], data.get("iters_per_epoch")
+    plan = read_plan(results_dir)
+    if plan is not None:
+        return plan["scale"], plan.get("iters_per_epoch")
     scales = {r.get("scale", "smoke") for rs in load_results(results_dir).values() for r in rs}
     return (scales.pop() if len(scales) == 1 else "smoke"), None
 
@@ -76,8 +76,8 @@ def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: floa
     from repro.rows import TABLE_ROWS
 
     results = load_results(results_dir)
-    plan = Path(results_dir) / "reproduce.json"  # only the tables the reproduction was run for
-    tables = json.loads(plan.read_text()).get("tables", list(TABLE_ROWS)) if plan.is_file() else list(TABLE_ROWS)
+    plan = read_plan(results_dir) or {}  # only the tables the reproduction was run for
+    tables = plan.get("tables", list(TABLE_ROWS))
     seeds = sorted({r["seed"] for rs in results.values() for r in rs})
     lines = [f"# Measured by: {command}",
              f"# Rule: mean +- max({k:g} x std, {floor:g}) over the seeds (std with ddof 1), clipped to [0, 1].",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import submitit
 
-from repro import ReproError
+from repro import ReproError, layout
 from repro.io import read_json_or_empty, write_json
 
 LOCAL_TIMEOUT_MIN = 30 * 24 * 60  # LocalExecutor's default (2 min) would signal every run as timed out
@@ -106,7 +106,7 @@ class Outcome:
 def job_folder(setup, group: list[tuple[str, int]], launcher: str) -> Path:
     """The group's first run's OUT/ROW/seed-K/<launcher>/ (a packed group keeps its logs there)."""
     key, seed = group[0]
-    return setup.out / key / f"seed-{seed}" / launcher
+    return layout.job_folder(setup.out, key, seed, launcher)
 
 
 def make_executor(folder: Path, opts: Options, device_index: int | None, name: str = "repro"):

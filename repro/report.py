@@ -14,10 +14,12 @@ yet read `not run`. Neither is ever dropped. The header is computed from the res
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from repro import layout
 from repro.io import sha256_file, write_text
+from repro.layout import load_plan
 from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_ROWS, Row, is_implemented
 from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, judge_cell,
-                            load_paper, load_plan, load_ranges, load_results, ranges_label, references)
+                            load_paper, load_ranges, load_results, ranges_label, references)
 
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",
                 4: "Table 4: ablations, labels -> photo (FCN-score)", 5: "Table 5: ablations, photo -> labels"}
@@ -304,12 +306,12 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
             sections.append(section)
             continue
         section["metrics"] = row_metric_rows(row, tables, results, scale, range_set, refs)
-        seed0 = out / row.key / f"seed-{results[row.key][0]['seed']}"
+        seed0 = layout.row_folder(out, row.key, results[row.key][0]["seed"])
         made = figs.example_figures(seed0, plan.get("data"), figures, row.key, N_EXAMPLES)
         section["notes"] += made["notes"]
         section["figures"] += made["figures"]
         section["figures"].append(figs.iou_figure(results[row.key], figures / f"{row.key}_iou.png"))
-        runs = [out / row.key / f"seed-{r['seed']}" / "run" for r in results[row.key]]
+        runs = [layout.run_folder(out, row.key, r["seed"]) for r in results[row.key]]
         curves, has_fid = figs.curves_figure(runs, figures / f"{row.key}_curves.png")
         if curves:
             section["figures"].append(curves)

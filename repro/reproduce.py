@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from repro import ReproError, train
+from repro import ReproError, layout, train
 from repro.checkpoint import is_finished, run_config, saved_step
 from repro.methods import METHODS
 from repro.device import pick_device
@@ -272,7 +272,7 @@ def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | No
     """The run's result.json when it is finished with this config and segmenter (nothing to redo), else None."""
     from repro.io import read_json_or_empty, sha256_file
 
-    done = read_json_or_empty(setup.out / row.key / f"seed-{seed}" / "result.json")
+    done = read_json_or_empty(layout.result_file(setup.out, row.key, seed))
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
     if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == sha256_file(setup.segmenter):
         return done
@@ -287,11 +287,11 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     if done is not None:
         return done
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-    folder = setup.out / row.key / f"seed-{seed}"
-    result_path = folder / "result.json"
+    folder = layout.row_folder(setup.out, row.key, seed)
+    result_path = layout.result_file(setup.out, row.key, seed)
     seg_sha = sha256_file(setup.segmenter)
     started = time.time()
-    run = folder / "run"
+    run = layout.run_folder(setup.out, row.key, seed)
     if (run / "config.toml").is_file() and asdict(run_config(run)) != asdict(cfg):
         raise ReproError(f"{run} holds a run of another config than {config_name(row, setup.scale)} with these "
                          f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}, --set {setup.settings}); use "
@@ -302,7 +302,8 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
         train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
     scores = {}
     for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
-        fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
+        fresh = translate(run, direction, setup.data / inputs, layout.translations(folder, direction), setup.device,
+                          progress)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, fresh, progress)
     calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
     result = {
@@ -322,15 +323,15 @@ def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fr
     from repro.eval import labels2photo, photo2labels
     from repro.io import write_json
 
-    path = folder / f"{direction}.json"
+    path, translated = layout.scores_file(folder, direction), layout.translations(folder, direction)
     stale = fresh or not path.is_file() or (
         direction == "labels2photo" and json.loads(path.read_text())["segmenter"]["sha256"] != seg_sha)
     if stale:
         if direction == "labels2photo":
-            res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
+            res = labels2photo.evaluate(translated, setup.cityscapes, setup.segmenter, "pix2pix",
                                         setup.device)
         else:
-            res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
+            res = photo2labels.evaluate(translated, setup.cityscapes, progress=progress)
         write_json(path, res)
     return json.loads(path.read_text())
 
@@ -357,10 +358,10 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
     from repro import pretrained
     from repro.io import sha256_file, write_json
 
-    folder = setup.out / PRETRAINED.key / "seed-0"
-    result_path = folder / "result.json"
+    folder = layout.row_folder(setup.out, PRETRAINED.key, 0)
+    result_path = layout.result_file(setup.out, PRETRAINED.key, 0)
     seg_sha = sha256_file(setup.segmenter)
-    files = {d: pretrained.get(name, setup.out / "pretrained", progress=progress)
+    files = {d: pretrained.get(name, layout.pretrained_folder(setup.out), progress=progress)
              for d, name in pretrained.CITYSCAPES.items()}
     models = {d: {"name": pretrained.CITYSCAPES[d], "file": str(path), "sha256": sha256_file(path),
                   "url": pretrained.url_for(pretrained.CITYSCAPES[d])} for d, path in files.items()}
@@ -373,7 +374,7 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
     started = time.time()
     scores = {}
     for direction, inputs in (("labels2photo", "testB"), ("photo2labels", "testA")):  # B = label maps, A = photos
-        with atomic_folder(folder / direction) as tmp:
+        with atomic_folder(layout.translations(folder, direction)) as tmp:
             pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
     calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device)
@@ -422,7 +423,7 @@ def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     groups: dict[tuple, list[tuple[Row, int]]] = {}
     for row, seed in runs:
         cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-        run = setup.out / row.key / f"seed-{seed}" / "run"
+        run = layout.run_folder(setup.out, row.key, seed)
         if METHODS[cfg.method].build_packed is None or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
             continue
         ckpt = run / "checkpoint.pt"
@@ -443,7 +444,7 @@ def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     runs stopped together). Runs in no pack are left to run_row."""
     for group in pack_groups(runs, setup, iters_per_epoch, pack):
         cfgs = [row_config(row, setup.scale, seed, iters_per_epoch, setup.settings) for row, seed in group]
-        folders = [setup.out / row.key / f"seed-{seed}" / "run" for row, seed in group]
+        folders = [layout.run_folder(setup.out, row.key, seed) for row, seed in group]
         resume = (folders[0] / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {len(group)} runs as one pack: "
               f"{', '.join(str(f) for f in folders)}", flush=True)
@@ -465,13 +466,9 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
 def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
                  pretrained: str | None = None) -> list[tuple[Row, int]]:
     """Writes OUT/reproduce.json (what was asked); returns the (row, seed) runs to do, listing rows not implemented."""
-    from repro.io import write_json
-    from repro.verdicts import stored_path
-
     plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
             "iters_per_epoch": iters_per_epoch, "settings": setup.settings, "pretrained": pretrained}
-    plan |= {key: stored_path(getattr(setup, key), setup.out) for key in ("segmenter", "cityscapes", "data")}
-    write_json(setup.out / "reproduce.json", plan)
+    layout.write_plan(setup.out, plan, {key: getattr(setup, key) for key in ("segmenter", "cityscapes", "data")})
     runs = []
     for row in (rows_for(target) if pretrained != "only" else []):
         if not is_implemented(row, setup.scale):

@@ -9,7 +9,8 @@ import tomllib
 import pytest
 
 from repro.resources import expected_file
-from repro.verdicts import judge, load_ranges, stored_path
+from repro.layout import stored_path
+from repro.verdicts import judge, load_ranges
 
 # t quantiles from a printed table (Student's t, two-sided 95%): df 1 -> 12.706, df 4 -> 2.776
 T1, T4 = 12.7062, 2.7764

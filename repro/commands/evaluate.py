@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from repro.commands.options import add_batch_size, add_device, add_quiet, add_workers, docstring, positive_int
+from repro.layout import scores_file
 from repro.config import COLOUR_SPACES, COMPARE, PALETTES, PROTOCOLS
 from repro.weights import INCEPTION
 
@@ -30,7 +31,7 @@ def run_labels2photo(args: argparse.Namespace) -> None:
 
     result = evaluate(args.results, args.cityscapes, args.segmenter, args.protocol, args.device,
                       args.batch_size, args.workers, args.tf32)
-    out = args.out or Path(args.results).resolve().parent / "labels2photo.json"
+    out = args.out or scores_file(Path(args.results).resolve().parent, "labels2photo")
     write_json(out, result)
     print_summary(result)
     print(f"\nwrote {out}")
@@ -42,7 +43,7 @@ def run_photo2labels(args: argparse.Namespace) -> int:
 
     result = evaluate(args.results, args.cityscapes, args.space, args.compare, args.split, args.cache_dir,
                       progress=not args.quiet, palette_kind=args.palette)
-    out = Path(args.out) if args.out else Path(args.results).resolve().parent / "photo2labels.json"
+    out = Path(args.out) if args.out else scores_file(Path(args.results).resolve().parent, "photo2labels")
     write_json(out, result)
     print(summary(result))
     print(f"\nwrote {out}")

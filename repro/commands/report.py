@@ -7,7 +7,8 @@ from repro.commands.options import docstring
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from repro.report import load_plan, write_report
+    from repro.layout import load_plan
+    from repro.report import write_report
     from repro.verdicts import default_ranges
 
     plan = load_plan(args.out)

@@ -7,6 +7,7 @@ from repro.commands.options import add_device, add_iters_per_epoch, add_quiet, a
 
 def run_train(args) -> None:
     from repro.config import load_config, parse_settings
+    from repro.layout import seed_runs
     from repro.train import train, train_runs
 
     overrides = {"seed": args.seed, "iters_per_epoch": args.iters_per_epoch}
@@ -15,7 +16,7 @@ def run_train(args) -> None:
     settings = parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}
     if args.seeds:  # K seeds packed into one vectorised step, OUT/seed-S each
         cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in args.seeds]
-        runs = [Path(args.out) / f"seed-{s}" for s in args.seeds]
+        runs = seed_runs(args.out, args.seeds)
         train_runs(cfgs, args.data, runs, device=args.device, resume=args.resume, stop_after=args.stop_after,
                    amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, graphs=args.graphs,
                    compile=args.compile)

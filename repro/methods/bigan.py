@@ -24,6 +24,7 @@ from torch import nn
 from repro.methods.latent import Decoder, Encoder, encoder_blocks, halvings
 from repro.config import Config
 from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
+from repro.layout import export_name
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
 
@@ -93,7 +94,7 @@ def build(cfg: Config, device) -> Parts:
         def step(x, y, rng):
             return bigan_step(("G", "E", "D"), pair, nets, opts, x, nets["G"](x), nets["E"](y), y, cfg)
 
-        return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "E": "E_y2x.pth"},
+        return Parts(nets, opts, step, exports={"G": export_name("G", "x2y"), "E": export_name("E", "y2x")},
                      labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
     def step(x, y, rng):

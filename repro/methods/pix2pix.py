@@ -18,6 +18,7 @@ from torch import nn
 
 from repro.config import Config
 from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
+from repro.layout import export_name
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, TestTimeGenerator, UnetGenerator, build_generator
 
@@ -62,7 +63,7 @@ def build(cfg: Config, device) -> Parts:
         return (direction_terms(nets["G"], nets["D_Y"], x, y, cfg, nets, opts, "G", "D_Y")
                 | direction_terms(nets["F"], nets["D_X"], y, x, cfg, nets, opts, "F", "D_X"))
 
-    return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
+    return Parts(nets, opts, step, exports={"G": export_name("G", "x2y"), "F": export_name("F", "y2x")},
                  labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 

@@ -20,6 +20,7 @@ from repro import ReproError
 from repro.vgg import VGGRelu4_2
 from repro.config import Config
 from repro.methods.common import Parts, adam, as_direction, snapshot, trained_nets, update
+from repro.layout import export_name
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import build_generator
 from repro.pool import ImagePool
@@ -85,7 +86,7 @@ def build(cfg: Config, device) -> Parts:
                 log[d_name] = d_loss.detach()
         return log
 
-    return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
+    return Parts(nets, opts, step, pools, exports={"G": export_name("G", "x2y"), "F": export_name("F", "y2x")},
                  labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 
