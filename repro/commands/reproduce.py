@@ -97,30 +97,30 @@ def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("jobs", "run every (row, seed) as a job through submitit instead of in this process")
     g.add_argument("--launcher", choices=("local", "slurm"),
                    help="local: separate processes on this machine; slurm: jobs on a SLURM cluster (submitit)")
-    g.add_argument("--jobs", type=positive_int,
-                   help="at most N jobs at once (default: 1 with local; every job queued at once with slurm)")
-    g.add_argument("--no-wait", action="store_true",
-                   help="slurm: submit and return; rerun the same command later to collect and write the report")
-    g.add_argument("--threads-per-job", type=positive_int,
-                   help="torch threads per job (default: CPU cores / --jobs with local, --slurm-cpus-per-job with slurm)")
-    g.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default)")
-    g.add_argument("--slurm-gpus-per-job", type=non_negative_int,
-                   help="GPUs per job (default: 1 at paper scale, 0 at smoke scale)")
-    g.add_argument("--slurm-cpus-per-job", type=positive_int, default=4, help="CPU cores per job")
-    g.add_argument("--slurm-time", type=float, default=24.0,
-                   help="time limit per job in hours; a job reaching it is requeued and resumes")
-    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other sbatch option, e.g. account=abc or qos=long (repeatable)")
+    jobs = [
+        g.add_argument("--jobs", type=positive_int,
+                       help="at most N jobs at once (default: 1 with local; every job queued at once with slurm)"),
+        g.add_argument("--no-wait", action="store_true",
+                       help="slurm: submit and return; rerun the same command later to collect and write the report"),
+        g.add_argument("--threads-per-job", type=positive_int,
+                       help="torch threads per job (default: CPU cores / --jobs with local, --slurm-cpus-per-job with "
+                            "slurm)"),
+        g.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default)"),
+        g.add_argument("--slurm-gpus-per-job", type=non_negative_int,
+                       help="GPUs per job (default: 1 at paper scale, 0 at smoke scale)"),
+        g.add_argument("--slurm-cpus-per-job", type=positive_int, default=4, help="CPU cores per job"),
+        g.add_argument("--slurm-time", type=float, default=24.0,
+                       help="time limit per job in hours; a job reaching it is requeued and resumes"),
+        g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. account=abc or qos=long (repeatable)"),
+    ]
+    p.set_defaults(job_flags=[(a.option_strings[0], a.dest, a.default) for a in jobs])  # for check_arguments
 
 
 def check_arguments(args: argparse.Namespace):
     """The job options, checked before any work (None: no --launcher, the runs go in this process)."""
     if args.launcher is None:
-        given = [flag for flag, value, default in (
-            ("--jobs", args.jobs, None), ("--no-wait", args.no_wait, False), ("--threads-per-job", args.threads_per_job, None),
-            ("--slurm-partition", args.slurm_partition, None), ("--slurm-gpus-per-job", args.slurm_gpus_per_job, None),
-            ("--slurm-cpus-per-job", args.slurm_cpus_per_job, 4), ("--slurm-time", args.slurm_time, 24.0),
-            ("--slurm-option", args.slurm_option, [])) if value != default]
+        given = [flag for flag, dest, default in args.job_flags if getattr(args, dest) != default]
         if given:
             raise ReproError(f"{', '.join(given)} apply to jobs: add --launcher slurm or --launcher local")
         return None
