@@ -36,7 +36,8 @@ from repro.checkpoint import is_finished, run_config, saved_step
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config
-from repro.io import atomic_folder
+from repro.done import is_current
+from repro.io import atomic_folder, read_json_or_empty
 from repro.rows import DEFAULT_SEEDS, PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, TARGETS, Row, config_name, is_implemented
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -270,13 +271,12 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
 
 def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None) -> dict | None:
     """The run's result.json when it is finished with this config and segmenter (nothing to redo), else None."""
-    from repro.io import read_json_or_empty, sha256_file
+    from repro.io import sha256_file
 
     done = read_json_or_empty(layout.result_file(setup.out, row.key, seed))
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-    if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == sha256_file(setup.segmenter):
-        return done
-    return None
+    key = {"config": asdict(cfg), "provenance.segmenter.sha256": sha256_file(setup.segmenter)}
+    return done if is_current(done, key) else None
 
 
 def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
@@ -324,9 +324,8 @@ def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fr
     from repro.io import write_json
 
     path, translated = layout.scores_file(folder, direction), layout.translations(folder, direction)
-    stale = fresh or not path.is_file() or (
-        direction == "labels2photo" and json.loads(path.read_text())["segmenter"]["sha256"] != seg_sha)
-    if stale:
+    key = {"segmenter.sha256": seg_sha} if direction == "labels2photo" else {}  # photo2labels: no model involved
+    if fresh or not is_current(read_json_or_empty(path), key):
         if direction == "labels2photo":
             res = labels2photo.evaluate(translated, setup.cityscapes, setup.segmenter, "pix2pix",
                                         setup.device)
@@ -365,12 +364,10 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
              for d, name in pretrained.CITYSCAPES.items()}
     models = {d: {"name": pretrained.CITYSCAPES[d], "file": str(path), "sha256": sha256_file(path),
                   "url": pretrained.url_for(pretrained.CITYSCAPES[d])} for d, path in files.items()}
-    if result_path.is_file():
-        done = json.loads(result_path.read_text())
-        same_models = {d: m["sha256"] for d, m in done.get("models", {}).items()} == {
-            d: m["sha256"] for d, m in models.items()}
-        if same_models and done["provenance"]["segmenter"]["sha256"] == seg_sha:
-            return done
+    done = read_json_or_empty(result_path)
+    key = {f"models.{d}.sha256": m["sha256"] for d, m in models.items()} | {"provenance.segmenter.sha256": seg_sha}
+    if is_current(done, key):
+        return done
     started = time.time()
     scores = {}
     for direction, inputs in (("labels2photo", "testB"), ("photo2labels", "testA")):  # B = label maps, A = photos

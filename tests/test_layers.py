@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "repro"
 
 # Lowest first. A module belongs to the first tier with a pattern that matches its name.
 TIERS = (
-    ("leaves", ("repro", "repro.io", "repro.device", "repro.config", "repro.layout", "repro.resources")),
+    ("leaves", ("repro", "repro.io", "repro.device", "repro.config", "repro.layout", "repro.done",
+                "repro.resources")),
     ("data and nets", ("repro.data", "repro.data.*", "repro.weights", "repro.networks", "repro.losses", "repro.pool",
                        "repro.schedule", "repro.vgg")),
     ("evaluation", ("repro.eval", "repro.eval.*")),

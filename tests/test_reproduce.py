@@ -14,6 +14,7 @@ from repro import reproduce as R
 from repro import train as training
 from repro.checkpoint import is_finished
 from repro.cli import main
+from repro.done import is_current
 from repro.rows import ROWS, TABLE_ROWS
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
@@ -197,3 +198,14 @@ def test_packed_reproduction_trains_the_ablations_as_one_pack(tiny, tmp_path, mo
     packs.clear()
     R.reproduce("table4", setup, seeds=2, iters_per_epoch=2, progress=False, pack="auto")
     assert packs == []
+
+
+def test_a_step_is_current_only_when_its_output_records_the_same_inputs():
+    """repro.done: the one rule behind a finished row, a kept score file, the pretrained row and a kept calibration."""
+    record = {"config": {"lr": 1}, "provenance": {"segmenter": {"sha256": "a"}}}
+    key = {"config": {"lr": 1}, "provenance.segmenter.sha256": "a"}
+    assert is_current(record, key)
+    assert not is_current(record, key | {"provenance.segmenter.sha256": "b"})  # the segmenter changed
+    assert not is_current(record, key | {"config": {"lr": 2}})  # the config changed
+    assert not is_current({"config": {"lr": 1}}, key)  # an older output that does not record the segmenter
+    assert not is_current({}, {}) and not is_current(None, {}) and is_current({"x": 1}, {})  # nothing kept: redo

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 from repro import ReproError
+from repro.done import is_current
 from repro.resources import expected_file
 
 METRICS = ("pixel_acc", "class_acc", "iou")
@@ -46,7 +47,7 @@ def read(segmenter: Path, sha256: str) -> dict | None:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ReproError(f"{path} is not valid JSON ({err}); delete it and run `repro segmenter calibrate` again.") from None
-    return data if data.get("segmenter", {}).get("sha256") == sha256 else None
+    return data if is_current(data, {"segmenter.sha256": sha256}) else None
 
 
 def status(segmenter: Path, sha256: str) -> dict:
