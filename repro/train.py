@@ -19,7 +19,7 @@ from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model
 from repro.device import cpu_threads, pick_device, training_threads
 from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
-from repro.methods.packing import check_pack
+from repro.methods.packing import check_pack, logged
 from repro.schedule import lr_factor
 
 
@@ -241,12 +241,3 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         write_run_info(run, c, data, device, amp=amp, seconds=seconds / len(runs), epochs_done=positions[0]["epoch"] - 1,
                        packed=pack, cuda_graphs=graphs, compiled=compile, cpu_threads=threads)
     return ckpts
-
-
-def logged(term: str, cfg: Config) -> bool:
-    """Whether a run trained alone would log this term (packed runs compute a term any of them uses)."""
-    for prefix, weight in (("gan", cfg.lambda_gan), ("D_", cfg.lambda_gan), ("cycle_forward", cfg.lambda_forward),
-                           ("cycle_backward", cfg.lambda_backward), ("identity", cfg.lambda_identity)):
-        if term.startswith(prefix):
-            return weight != 0
-    return True
