@@ -19,7 +19,7 @@ from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model
 from repro.device import cpu_threads, pick_device, training_threads
 from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
-from repro.methods.packing import check_pack, logged
+from repro.methods.packing import Alone, Pack, check_pack
 from repro.schedule import lr_factor
 
 
@@ -142,7 +142,6 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                          f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
     if packed:
         parts: Parts = method.build_packed(cfgs, device)
-        views = parts.runs
     else:
         speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
         if graphs or compile:
@@ -150,7 +149,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
             parts = build_captured(cfg, device, **speedups, graphs=graphs, compile=compile)
         else:
             parts = method.build(cfg, device, **speedups)
-        views = [(parts.nets, parts.opts, parts.pools)]
+    runner = Pack(parts, cfgs) if packed else Alone(parts)  # the loop below is the same for one run and a pack
+    views = runner.views
     fid = FIDLog(cfg, data, device, fid_weights) if cfg.fid_every and parts.labels2photo else None
     for c, run in zip(cfgs, runs):  # everything that could refuse the runs has run: now the folders
         prepare_run_folder(c, run, resume)
@@ -194,23 +194,17 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                 for i in range(positions[0]["iteration"], iters):
                     rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
                     batches = [dataset.batch(order[rows], rng) for order, rng in zip(orders, rngs)]
-                    if packed:
-                        x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
-                        terms = parts.step(x, y, rngs)  # device tensors: nothing here waits for the device
-                    else:
-                        terms = parts.step(*batches[0], rngs[0])
+                    terms = runner.step(batches, rngs)  # device tensors: nothing here waits for the device
                     step = (epoch - 1) * iters + i + 1
                     watch.add(step, terms)
                     positions = [{"epoch": epoch, "iteration": i + 1, "step": step, "order": order} for order in orders]
                     if step % cfg.log_every == 0 or i + 1 == iters:
                         watch.check(iters, ckpts, saved_step, amp)
-                        values = {k: v.tolist() for k, v in terms.items()}
-                        for k, (c, log) in enumerate(zip(cfgs, logs)):
-                            own = {n: v[k] if packed else v for n, v in values.items() if not packed or logged(n, c)}
-                            log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
+                        lines = runner.log_rows({k: v.tolist() for k, v in terms.items()})
+                        for line, log in zip(lines, logs):
+                            log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **line}) + "\n")
                             log.flush()
-                        first = {n: v[0] if packed else v for n, v in values.items()}
-                        bar.set_postfix({n: f"{v:.3f}" for n, v in first.items()}, refresh=False)
+                        bar.set_postfix({n: f"{v:.3f}" for n, v in lines[0].items()}, refresh=False)
                     bar.update(1)
                     due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
                     overdue = cfg.checkpoint_minutes and time.monotonic() - last_save >= 60 * cfg.checkpoint_minutes

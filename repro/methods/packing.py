@@ -181,6 +181,36 @@ def logged(term: str, cfg: Config) -> bool:
     return True
 
 
+class Alone:
+    """What the training loop sees of one run: its step on one batch, its (nets, optimisers, pools) for the
+    checkpoint, its log line."""
+
+    def __init__(self, parts):
+        self.parts, self.views = parts, [(parts.nets, parts.opts, parts.pools)]
+
+    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], rngs: list[torch.Generator]) -> dict:
+        return self.parts.step(*batches[0], rngs[0])
+
+    @staticmethod
+    def log_rows(values: dict[str, float]) -> list[dict[str, float]]:
+        return [values]
+
+
+class Pack:
+    """What the training loop sees of K packed runs: one step on the K batches stacked, each run's view of the
+    nets, optimisers and pools for its checkpoint, and each run's log line with the terms it would log alone."""
+
+    def __init__(self, parts, cfgs: list[Config]):
+        self.parts, self.cfgs, self.views = parts, cfgs, parts.runs
+
+    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], rngs: list[torch.Generator]) -> dict:
+        x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+        return self.parts.step(x, y, rngs)
+
+    def log_rows(self, values: dict[str, list[float]]) -> list[dict[str, float]]:
+        return [{n: v[k] for n, v in values.items() if logged(n, c)} for k, c in enumerate(self.cfgs)]
+
+
 # What may differ between the runs of a pack: the seed, the loss weights (the ablations), the name.
 PACKABLE = {"seed", "name", "lambda_gan", "lambda_forward", "lambda_backward", "lambda_identity"}
 
