@@ -1,5 +1,6 @@
-"""Wall time of `repro --help` (the command tree alone: no command module, no torch) next to `repro train
---help` (imports the training code and torch), measured in one run on this machine.
+"""Wall time of `repro --help` (the command tree alone: no command module) next to `repro train --help` and
+`repro reproduce --help` (their repro/commands/ module, which leaves torch to the run functions), measured in one
+run on this machine.
 
     python benchmarks/cli_help.py [--repeats 3]
 """
@@ -22,7 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command; the fastest counts")
     args = parser.parse_args()
-    cases = {"repro --help": ["--help"], "repro train --help": ["train", "--help"]}
+    cases = {"repro --help": ["--help"], "repro train --help": ["train", "--help"],
+             "repro reproduce --help": ["reproduce", "--help"]}
     best = {name: min(seconds(argv) for _ in range(args.repeats)) for name, argv in cases.items()}
     base = best["repro train --help"]
     print(tabulate([[name, f"{s:.2f}", f"{s / base:.2f}"] for name, s in best.items()],

@@ -12,10 +12,6 @@ pixels right. Each writes OUT/ROW/seed-K/result.json like a method's row (metric
 provenance, with `made_by` saying how its outputs were made); only `untrained` depends on the seed.
 """
 
-import json
-import os
-import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -98,50 +94,6 @@ def translators(row: Row, cfg, setup) -> tuple[dict, dict]:
                  "train_photos": cfg.y_train, "most_frequent_train_id": train_id, "colour": list(colour),
                  "crop_size": cfg.crop_size, "resize_filter": cfg.resize_filter})
     raise ValueError(f"{row.key} is not a floor or ceiling row")
-
-
-def run_bound(row: Row, seed: int, setup, progress: bool = True) -> dict:
-    """Makes and scores one bound row's outputs at one seed; writes OUT/ROW/seed-K/result.json (reused when it
-    was made the same way with the same segmenter)."""
-    from repro.io import sha256_file, write_json
-    from repro.reproduce import calibrate, provenance, row_config, score_direction, scored
-    from repro.rows import ROW_BY_KEY
-    from repro.translate import translate_folder
-
-    cfg = row_config(ROW_BY_KEY[CONFIG_ROW], setup.scale, seed if row.key == UNTRAINED.key else 0,
-                     settings=setup.settings)
-    folder = setup.out / row.key / f"seed-{seed}"
-    result_path = folder / "result.json"
-    seg_sha = sha256_file(setup.segmenter)
-    nets, made_by = translators(row, cfg, setup)
-    if result_path.is_file():
-        done = json.loads(result_path.read_text())
-        if done.get("made_by") == json.loads(json.dumps(made_by)) and done["provenance"]["segmenter"]["sha256"] == seg_sha:
-            return done
-    started = time.time()
-    scores = {}
-    for direction, (net, inputs) in nets.items():
-        out = folder / direction
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        translate_folder(net.to(setup.device), inputs, tmp, cfg.crop_size, cfg.resize_filter, setup.device,
-                         progress=progress)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-        scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
-    result = {"row": row.key, "label": row.label, "tables": list(row.tables), "seed": seed, "scale": setup.scale,
-              "config": None, "made_by": made_by, **scored(scores),
-              "provenance": provenance(cfg, setup, seg_sha, calibrate(setup.segmenter, setup.cityscapes, setup.device),
-                                       folder),
-              "wall_seconds": round(time.time() - started, 1)}
-    write_json(result_path, result)
-    return result
-
-
-def run_bounds(setup, seeds: int, progress: bool = True) -> list[dict]:
-    """Every floor and ceiling row: the untrained generator at each seed, the others once (seed 0)."""
-    return [run_bound(row, seed, setup, progress)
-            for row in (CEILING, *FLOORS) for seed in (range(seeds) if row.key == UNTRAINED.key else (0,))]
 
 
 def position(mean: float, floor: float, ceiling: float) -> float | None:

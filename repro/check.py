@@ -13,22 +13,18 @@ a cell with a range but no result is listed as missing and fails only with --req
 comparability to the paper (repro.eval.calibration) is printed too.
 """
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
-from tabulate import tabulate
 
 from repro import ReproError
-from repro.io import write_text
+from repro.layout import read_plan
 from repro.results_table import tidy
-from repro.verdicts import (METRIC_LABELS, METRICS, REGRESSION_NOTE, RULE_BAND, RULE_INTERVAL, Verdict,
-                            cell_values, check_scale, default_ranges, judge_cell, load_expected, load_results,
-                            references)
+from repro.verdicts import (METRIC_LABELS, METRICS, RULE_BAND, RULE_INTERVAL, Verdict, cell_values, check_scale,
+                            default_ranges, judge_cell, load_expected, load_results, references)
 
 RULES = {"band": RULE_BAND, "interval": RULE_INTERVAL}
 
@@ -50,10 +46,9 @@ class Cell:
 
 def scale_of(results_dir: Path) -> tuple[str, int | None]:
     """The reproduction's scale and iterations-per-epoch override (reproduce.json; else the results' scale)."""
-    plan = Path(results_dir) / "reproduce.json"
-    if plan.is_file():
-        data = json.loads(plan.read_text())
-        return data["scale"], data.get("iters_per_epoch")
+    plan = read_plan(results_dir)
+    if plan is not None:
+        return plan["scale"], plan.get("iters_per_epoch")
     scales = {r.get("scale", "smoke") for rs in load_results(results_dir).values() for r in rs}
     return (scales.pop() if len(scales) == 1 else "smoke"), None
 
@@ -89,8 +84,8 @@ def measured_ranges(results_dir: Path, command: str, k: float = 3.0, floor: floa
 
     results = load_results(results_dir)
     frame = tidy(results)
-    plan = Path(results_dir) / "reproduce.json"  # only the tables the reproduction was run for
-    tables = json.loads(plan.read_text()).get("tables", list(TABLE_ROWS)) if plan.is_file() else list(TABLE_ROWS)
+    plan = read_plan(results_dir) or {}  # only the tables the reproduction was run for
+    tables = plan.get("tables", list(TABLE_ROWS))
     seeds = sorted({r["seed"] for rs in results.values() for r in rs})
     lines = [f"# Measured by: {command}",
              f"# Rule: mean +- max({k:g} x std, {floor:g}) over the seeds (std with ddof 1), clipped to [0, 1].",
@@ -148,59 +143,3 @@ def refuse_to_overwrite(path: Path, force: bool) -> None:
     if target.exists() and not force:
         raise ReproError(f"--ranges {path} already exists: --measure would replace its ranges. Choose a new file, or "
                          f"pass --force to replace it.")
-
-
-def run_check(args: argparse.Namespace) -> int:
-    if args.measure:
-        if args.ranges is None:
-            raise ReproError("--measure writes the ranges file named by --ranges FILE: give one.")
-        refuse_to_overwrite(args.ranges, args.force)
-        text = measured_ranges(args.results, args.command or f"repro reproduce ... --out {args.results}")
-        write_text(args.ranges, text)
-        print(text)
-        return 0
-    ranges = ranges_for(args.results, args.ranges)
-    cells = check(args.results, ranges)
-    rule = args.rule
-    missing = [c for c in cells if not c.verdict.values]
-    judged = [c for c in cells if c.judged(rule)]
-    bad = [c for c in judged if c.fails(rule)]
-    scale, _ = scale_of(args.results)
-    print(f"ranges: {ranges}")
-    if scale != "paper":
-        print(REGRESSION_NOTE)
-    print(comparability_line(args.results))
-    print(f"rule for the exit status ({rule}): {RULES[rule]}")
-    other = "interval" if rule == "band" else "band"
-    print(f"also shown ({other}): {RULES[other]}")
-    print(tabulate([["FAILS" if c.fails(rule) else "", *cell_line(c)] for c in cells if c.verdict.values],
-                   headers=["", "table", "row", "metric", "mean", "n", "std", "band", "band verdict", "reference",
-                            "test", "95% interval", "statistical verdict"], tablefmt="simple", disable_numparse=True))
-    for c in missing:
-        print(f"MISSING  table {c.table} {c.row:13s} {METRIC_LABELS[c.metric]:14s} no result in {args.results}")
-    unjudged = len(cells) - len(missing) - len(judged)
-    print(f"{len(judged) - len(bad)} of {len(judged)} judged cells pass the {rule} rule; {len(bad)} fail, "
-          f"{len(missing)} without a result" + (f", {unjudged} not judged (too few seeds or no reference)" if unjudged else "")
-          + ".")
-    if not judged:
-        print(f"no cell of {ranges} could be judged by the {rule} rule with the results in {args.results}", file=sys.stderr)
-        return 1
-    return 1 if bad or (missing and args.require_all) else 0
-
-
-def add_commands(commands) -> None:
-    p = commands.add("check", help="check reproduced cells against accepted ranges (exit 1 if any is outside)",
-                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results", type=Path, help="the --out folder of `repro reproduce`")
-    p.add_argument("--ranges", type=Path, help="accepted ranges (default: the shipped expected/ranges_SCALE.toml of "
-                                               "the reproduction's scale); with --measure, the file to write")
-    p.add_argument("--rule", choices=tuple(RULES), default="band",
-                   help="which verdict sets the exit status: band (the ranges file) or interval (the statistical "
-                        "verdict: a t test against the reference's own seeds where the ranges file stores them, else "
-                        "the 95%% prediction interval around a one-run reference, with 3+ seeds; docs/verdicts.md)")
-    p.add_argument("--require-all", action="store_true", help="also fail when a cell of the ranges file has no result")
-    p.add_argument("--measure", action="store_true",
-                   help="instead of checking, WRITE --ranges from the seeds in RESULTS (mean +- max(3 std, 0.02))")
-    p.add_argument("--command", help="with --measure: the command that made RESULTS, recorded in the file")
-    p.add_argument("--force", action="store_true", help="with --measure: replace an existing --ranges file")
-    p.set_defaults(func=run_check)

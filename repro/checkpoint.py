@@ -21,7 +21,8 @@ from torch import nn
 
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config, read_toml
-from repro.io import DiskFull, atomic_path, read_json_or_empty, remove_stale_partials, write_json, write_text
+from repro.io import (DiskFull, atomic_path, load_torch_file, read_json_or_empty, remove_stale_partials, write_json,
+                      write_text)
 
 FRESH_RUN_FILES = ("losses.jsonl", "fid.jsonl", "run.json", "progress.json")  # what a run killed before its first checkpoint leaves
 
@@ -136,17 +137,14 @@ def settle_pack_checkpoint(run: Path) -> None:
 def checkpoint_step(path: Path) -> int | None:
     """The step a checkpoint stopped at (None: no readable checkpoint)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["position"]["step"]
-    except Exception:
+        return saved_step(path)
+    except Exception:  # a missing or unreadable file: no step
         return None
 
 
 def load_checkpoint(path: Path, nets, opts, pools, rng: torch.Generator, device) -> dict:
     """Restores every piece of state in place; returns the position (epoch, iteration, step, data order)."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:
-        raise ReproError(f"cannot read checkpoint {path}: {err}. Delete it to start over.") from None
+    state = load_torch_file(path, "checkpoint", "Delete it to start over.", map_location=device)
     for n, net in nets.items():
         net.load_state_dict(state["nets"][n])
     for n, opt in opts.items():
@@ -160,20 +158,9 @@ def load_checkpoint(path: Path, nets, opts, pools, rng: torch.Generator, device)
     return state["position"]
 
 
-def trained_nets(run: Path, nets: dict[str, nn.Module], device) -> dict[str, nn.Module]:
-    """`nets` (freshly built) with the weights of run/checkpoint.pt, on `device`, without gradients."""
-    ckpt = Path(run) / "checkpoint.pt"
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ReproError(f"cannot read checkpoint {ckpt}: {err}. Retrain the run.") from None
-    for name, net in nets.items():
-        if name not in state["nets"]:
-            raise ReproError(f"{ckpt} has no net {name!r} (it holds {sorted(state['nets'])}); "
-                             f"its config.toml does not match the run; retrain it")
-        net.load_state_dict(state["nets"][name])
-        net.requires_grad_(False)
-    return {name: net.to(device) for name, net in nets.items()}
+def saved_step(checkpoint: Path) -> int:
+    """The step a checkpoint was saved at, read without loading its tensors."""
+    return load_torch_file(checkpoint, "checkpoint", "Delete it to start over.", mmap=True)["position"]["step"]
 
 
 def export(run: Path, nets: dict[str, nn.Module], exports: dict[str, str]) -> None:
@@ -204,25 +191,30 @@ def _step(line: str) -> int | None:
         return None
 
 
-def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
-    """No silent overwrite, nothing to resume, or a changed config: each refused before any work."""
+def check_run_folder(cfg: Config, run: Path, resume: bool) -> None:
+    """No silent overwrite, nothing to resume, or a changed config: each refused before anything is written."""
     for folder in (run, *run.parents):
         if folder.exists() and not folder.is_dir():
             raise ReproError(f"the run folder {run} cannot be made: {folder} is a file, not a folder; choose another "
                              f"--out folder (or move the file away)")
-    remove_stale_partials(run)  # what killed writers left (.checkpoint.pt.partial-PID): never a live process's
     ckpt = run / "checkpoint.pt"
     if ckpt.exists() and not resume:
         raise ReproError(f"{run} already holds a run; pass --resume to continue it, or choose a new --out folder")
     if resume and not ckpt.exists():
         raise ReproError(f"nothing to resume: {ckpt} does not exist")
-    run.mkdir(parents=True, exist_ok=True)
     if resume and (run / "config.toml").exists():
         saved = run_config(run)
         if asdict(saved) != asdict(cfg):
             diff = {k: (v, getattr(cfg, k)) for k, v in asdict(saved).items() if v != getattr(cfg, k)}
             raise ReproError(f"{run} was trained with a different config (saved vs now: {diff}); resume with the same "
                              f"one (--set FIELD=VALUE sets a field)")
+
+
+def prepare_run_folder(cfg: Config, run: Path, resume: bool) -> None:
+    """The run folder with the config it trains with (checked by check_run_folder first)."""
+    check_run_folder(cfg, run, resume)
+    remove_stale_partials(run)  # what killed writers left (.checkpoint.pt.partial-PID): never a live process's
+    run.mkdir(parents=True, exist_ok=True)
     if not resume:  # a run killed before its first checkpoint left these: a fresh run starts fresh logs
         for name in FRESH_RUN_FILES:
             (run / name).unlink(missing_ok=True)

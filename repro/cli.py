@@ -9,30 +9,29 @@ explains (a wrong file, a missing prerequisite), 2 a usage error, 130 interrupte
 import argparse
 import importlib
 import os
-import re
 import sys
 
 from repro import ReproError, __version__
 
 # command (group and name) -> (module that defines it, one-line description)
 COMMANDS = {
-    "data get": ("repro.data.cli", "download (or import with --from), verify and extract a Berkeley dataset"),
-    "data cityscapes": ("repro.data.cli", "build the CycleGAN Cityscapes layout from the official packages"),
-    "data synth-city": ("repro.data.cli", "write a small synthetic Cityscapes (real palette and layout) for smoke runs"),
-    "train": ("repro.train", "train a config: CycleGAN, an ablation or a Table 2/3 baseline (resumable)"),
-    "translate": ("repro.translate", "translate a folder of images with a trained run or an official .pth"),
-    "segmenter get": ("repro.eval.segmenter", "download the pix2pix authors' FCN-8s Caffe weights and import them"),
-    "segmenter import-caffe": ("repro.eval.segmenter", "import fcn-8s-cityscapes.caffemodel (current or V1 layout)"),
-    "segmenter train": ("repro.eval.segmenter", "train an FCN-8s on Cityscapes when the Caffe weights cannot be had"),
-    "segmenter calibrate": ("repro.eval.segmenter", "score real val photos at 256x256 against the paper's ground-truth row"),
-    "evaluate labels2photo": ("repro.eval.labels2photo", "Tables 2/4: FCN-score of generated photos (pix2pix protocol)"),
-    "evaluate photo2labels": ("repro.eval.photo2labels", "Tables 3/5: generated label maps by nearest palette colour"),
-    "evaluate fid": ("repro.eval.fid", "FID and KID between two image folders (pytorch-fid Inception)"),
-    "weights get": ("repro.weights", "fetch VGG16, pytorch-fid's Inception or the FCN-8s caffemodel from their publishers"),
-    "pretrained get": ("repro.pretrained", "fetch a CycleGAN generator the official PyTorch port published"),
-    "reproduce": ("repro.reproduce", "train, translate and score every row of a table, then write the report"),
-    "report": ("repro.report", "write OUT/report.md and report.html from a `repro reproduce` folder"),
-    "check": ("repro.check", "check reproduced cells against accepted ranges (exit 1 if any is outside)"),
+    "data get": ("repro.commands.data", "download (or import with --from), verify and extract a Berkeley dataset"),
+    "data cityscapes": ("repro.commands.data", "build the CycleGAN Cityscapes layout from the official packages"),
+    "data synth-city": ("repro.commands.data", "write a small synthetic Cityscapes (real palette and layout) for smoke runs"),
+    "train": ("repro.commands.train", "train a config: CycleGAN, an ablation or a Table 2/3 baseline (resumable)"),
+    "translate": ("repro.commands.translate", "translate a folder of images with a trained run or an official .pth"),
+    "segmenter get": ("repro.commands.segmenter", "download the pix2pix authors' FCN-8s Caffe weights and import them"),
+    "segmenter import-caffe": ("repro.commands.segmenter", "import fcn-8s-cityscapes.caffemodel (current or V1 layout)"),
+    "segmenter train": ("repro.commands.segmenter", "train an FCN-8s on Cityscapes when the Caffe weights cannot be had"),
+    "segmenter calibrate": ("repro.commands.segmenter", "score real val photos at 256x256 against the paper's ground-truth row"),
+    "evaluate labels2photo": ("repro.commands.evaluate", "Tables 2/4: FCN-score of generated photos (pix2pix protocol)"),
+    "evaluate photo2labels": ("repro.commands.evaluate", "Tables 3/5: generated label maps by nearest palette colour"),
+    "evaluate fid": ("repro.commands.evaluate", "FID and KID between two image folders (pytorch-fid Inception)"),
+    "weights get": ("repro.commands.weights", "fetch VGG16, pytorch-fid's Inception or the FCN-8s caffemodel from their publishers"),
+    "pretrained get": ("repro.commands.pretrained", "fetch a CycleGAN generator the official PyTorch port published"),
+    "reproduce": ("repro.commands.reproduce", "train, translate and score every row of a table, then write the report"),
+    "report": ("repro.commands.report", "write OUT/report.md and report.html from a `repro reproduce` folder"),
+    "check": ("repro.commands.check", "check reproduced cells against accepted ranges (exit 1 if any is outside)"),
 }
 ALIASES = {"fid": "evaluate fid"}  # older spelling, kept working
 GROUPS = {
@@ -42,7 +41,6 @@ GROUPS = {
     "weights": "fetch the evaluators' and Feature loss's weights from their publishers into the torch cache",
     "pretrained": "fetch the official PyTorch port's published CycleGAN generators",
 }
-DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -53,58 +51,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if action.default in (None, False) or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
-
-
-# ------------------------------------------------------------------------------ options shared by commands
-
-
-def device_name(text: str) -> str:
-    if not DEVICE.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
-    return text
-
-
-def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", type=device_name, default="auto",
-                   help="auto (CUDA when torch sees it, else the CPU), cpu, cuda or cuda:N")
-
-
-def add_batch_size(p: argparse.ArgumentParser, default: int, what: str = "images per forward pass") -> None:
-    p.add_argument("--batch-size", type=positive_int, default=default, help=what)
-
-
-def add_workers(p: argparse.ArgumentParser, default_text: str = "0 on the CPU, 4 on CUDA") -> None:
-    p.add_argument("--workers", type=non_negative_int, default=None,
-                   help=f"image-loading processes (default: {default_text})")
-
-
-def add_quiet(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def size_pair(text: str) -> tuple[int, int]:
-    """'256x128' -> (256, 128)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 256x128") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be at least 1")
-    return w, h
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
-    return value
 
 
 # ------------------------------------------------------------------------------ the parser
@@ -124,30 +70,33 @@ class _Both:
 
 
 class Commands:
-    """What a command module sees: `add(name, ...)` for a top-level command, `group(name).add_parser(name, ...)`
-    inside a group. Both return the parser made for the command tree; keyword arguments other than the
-    description are ignored (the tree's one-line help stands)."""
+    """What a command module (repro/commands/) sees: `add(name)` for a top-level command, `group(name).add_parser(name)`
+    inside a group. Both return the parser made for the command tree, whose one-line help is COMMANDS'; a
+    `description` given here replaces the tree's for the command's own --help (a longer text)."""
 
     def __init__(self, parsers: dict[str, argparse.ArgumentParser]):
         self.parsers = parsers
 
-    def add(self, name: str, **kwargs):
-        return self._parser(name)
+    def add(self, name: str, description: str | None = None):
+        return self._parser(name, description)
 
     def group(self, name: str):
         commands = self
 
         class Group:
-            def add_parser(self, sub: str, **kwargs):
-                return commands._parser(f"{name} {sub}")
+            def add_parser(self, sub: str, description: str | None = None):
+                return commands._parser(f"{name} {sub}", description)
 
         return Group()
 
-    def _parser(self, path: str):
+    def _parser(self, path: str, description: str | None):
         if path not in COMMANDS:
             raise KeyError(f"{path!r} is not in repro.cli.COMMANDS: add it there with its module and description")
-        aliases = [self.parsers[a] for a, target in ALIASES.items() if target == path]
-        return _Both(self.parsers[path], *aliases) if aliases else self.parsers[path]
+        parsers = [self.parsers[path], *(self.parsers[a] for a, target in ALIASES.items() if target == path)]
+        if description is not None:
+            for parser in parsers:
+                parser.description = description
+        return _Both(*parsers) if len(parsers) > 1 else parsers[0]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -99,24 +99,34 @@ PROFILES = {
                     resize_filter="bicubic", pairing="port"),
 }
 
-def choices() -> dict[str, tuple]:
-    """The allowed values of each text field, taken from the module that owns each list (imported here, not at
-    the top, because those modules import this one)."""
-    from repro.data.loaders import FILTERS, PAIRINGS
-    from repro.losses import GAN_LOSSES
-    from repro.methods import METHODS, bigan, cyclegan, pix2pix, simgan
-    from repro.networks import GENERATORS, NORMS
-    from repro.schedule import LR_RULES
-    from repro.vgg import FEATURE_WEIGHTS
+# The allowed values of each text field. They live here, in the leaf every module may import, and the module that
+# acts on a field imports its tuple from here (networks, losses, loaders, schedule, vgg, the methods).
+METHODS = ("cyclegan", "pix2pix", "simgan", "cogan", "bigan")  # repro.methods.METHODS registers one Method each
+NORMS = ("instance", "instance_affine", "batch", "none")  # repro.networks
+GENERATORS = ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256")  # repro.networks
+GAN_LOSSES = ("lsgan", "vanilla")  # repro.losses
+LR_RULES = ("lua", "pytorch")  # repro.schedule
+UPDATE_ORDERS = ("sequential", "joint")  # repro.methods.cyclegan: the Lua code, the port
+RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")  # repro.data.loaders.FILTERS
+PAIRINGS = ("lua", "port", "larger")  # repro.data.loaders.unaligned_order
+# Baselines (Tables 2/3)
+TEST_MODES = ("train", "eval")  # pix2pix_test_mode: the port's test.py without / with --eval
+SELF_REG_SPACES = ("pixel", "vgg_relu4_2")  # self_reg_space (repro.methods.simgan): SimGAN, Feature loss + GAN
+FEATURE_WEIGHTS = ("imagenet", "random")  # feature_weights (repro.vgg)
+CODES = ("image", "latent")  # bigan_code (repro.methods.bigan): the paper's reading, the textbook one
+# Not config fields: the allowed values of command-line options, here so that `--help` needs no torch
+DROPOUT = ("auto", "on", "off")  # `repro translate --checkpoint ... --dropout` (repro.translate)
+PROTOCOLS = ("pix2pix", "strict")  # `repro evaluate labels2photo --protocol` (repro.eval.labels2photo)
+COLOUR_SPACES = ("rgb", "lab")  # `repro evaluate photo2labels --space` (repro.eval.palette)
+PALETTES = ("full", "train")  # `repro evaluate photo2labels --palette` (repro.eval.palette)
+COMPARE = ("full", "generated")  # `repro evaluate photo2labels --compare` (repro.eval.photo2labels)
 
-    return {
-        "profile": tuple(PROFILES), "norm": NORMS, "generator": GENERATORS, "gan_loss": GAN_LOSSES,
-        "method": tuple(METHODS), "lr_rule": LR_RULES, "update_order": cyclegan.UPDATE_ORDERS,
-        "resize_filter": tuple(FILTERS), "pairing": PAIRINGS,
-        # Baselines (Tables 2/3)
-        "pix2pix_test_mode": pix2pix.TEST_MODES, "self_reg_space": simgan.SELF_REG_SPACES,
-        "feature_weights": FEATURE_WEIGHTS, "bigan_code": bigan.CODES,
-    }
+CHOICES = {
+    "profile": tuple(PROFILES), "norm": NORMS, "generator": GENERATORS, "gan_loss": GAN_LOSSES, "method": METHODS,
+    "lr_rule": LR_RULES, "update_order": UPDATE_ORDERS, "resize_filter": RESIZE_FILTERS, "pairing": PAIRINGS,
+    "pix2pix_test_mode": TEST_MODES, "self_reg_space": SELF_REG_SPACES, "feature_weights": FEATURE_WEIGHTS,
+    "bigan_code": CODES,
+}
 
 
 # The allowed values of each number field, checked whenever a config is loaded or made: (test, in words).
@@ -163,7 +173,7 @@ def validate(cfg: Config, source: str) -> Config:
                              f", got {_toml(value)}")
         if expected is float and not math.isfinite(value):
             raise ReproError(f"{source}: {f.name} = {value} is not a finite number")
-    for name, allowed in choices().items():
+    for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
             raise ReproError(f"{source}: {name} = {getattr(cfg, name)!r} is not one of {allowed}")
     for name, (ok, words) in RANGES.items():
@@ -210,16 +220,45 @@ def check_folders(cfg: Config, source: str = "the config") -> None:
 
 
 
+# The sizes the nets take (repro.networks builds them): pure arithmetic, so a config is checked without torch.
+UNET_DOWNS = {"unet_128": 7, "unet_256": 8}
+UNET_MIN_DOWNS = 5  # UnetGenerator's outermost, three widening and innermost levels: fewer halvings are not built
+
+
+def generator_size_problem(arch: str, size: int, num_downs: int = 0) -> str | None:
+    """Why the generator cannot map size x size images to size x size images (None when it can): a ResNet halves
+    twice (stride-2 3x3 convs) and pads its residual blocks by reflection, a U-Net halves `num_downs` times
+    (0: the architecture's own) and concatenates each level with its mirror."""
+    if num_downs or arch.startswith("unet_"):
+        n = max(num_downs or UNET_DOWNS.get(arch, UNET_MIN_DOWNS), UNET_MIN_DOWNS)
+        if size % 2 ** n:
+            return (f"a U-Net with {n} halvings needs a multiple of 2^{n} = {2 ** n} (the U-Net halvings that fit "
+                    f"{size}: {_halvings_that_fit(size)})")
+        return None
+    if size % 4 or size < 8:
+        return ("a ResNet generator halves twice and reflection-pads its residual blocks, so it needs a multiple "
+                "of 4, at least 8")
+    return None
+
+
+def _halvings_that_fit(size: int) -> str:
+    n = (size & -size).bit_length() - 1 if size > 0 else 0  # how often 2 divides size
+    return f"up to {n}" if n >= UNET_MIN_DOWNS else f"none, the fewest is {UNET_MIN_DOWNS}"
+
+
+def patch_map_size(size: int, n_layers: int, padding: int) -> int:
+    """The side of PatchDiscriminator's output map for size x size inputs (below 1: the input is too small)."""
+    for stride in [2] * n_layers + [1, 1]:  # the first conv and n_layers - 1 more halve; two stride-1 convs follow
+        size = (size + 2 * padding - 4) // stride + 1
+    return size
+
+
+
 def size_problem(cfg: Config, size: int) -> str | None:
     """Why the config's nets cannot take size x size images (None when they can): training crops and
     translation inputs both go through it."""
-    from repro.methods.latent import halvings
-    from repro.networks import generator_size_problem, patch_map_size
-
     if cfg.method in ("cogan", "bigan") and (cfg.method == "cogan" or cfg.bigan_code == "latent"):
-        try:
-            halvings(size)
-        except ReproError:
+        if size < 8 or size & (size - 1):  # repro.methods.latent's DCGAN nets halve down to 4 x 4
             return f"the DCGAN nets of {cfg.method} need a power of two, at least 8 (e.g. 32 or 128)"
         if size != cfg.crop_size:
             return f"the DCGAN nets of {cfg.method} are built for crop_size x crop_size ({cfg.crop_size}) only"

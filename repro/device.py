@@ -28,6 +28,26 @@ def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
+def loader_workers(device: torch.device, workers: int | None = None) -> int:
+    """Image-loading processes for a DataLoader: `workers` when given, else none on the CPU (they would take cores
+    from the net) and min(4, cores) on CUDA."""
+    if workers is not None:
+        return workers
+    return 0 if torch.device(device).type == "cpu" else min(4, os.cpu_count() or 1)
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads for each of `jobs` processes sharing this machine's cores (at least one)."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def use_threads(threads: int) -> None:
+    """This process (a launcher's job) trains and evaluates with `threads` torch threads, CPU training included
+    (cpu_threads reads REPRO_CPU_THREADS)."""
+    torch.set_num_threads(threads)
+    os.environ["REPRO_CPU_THREADS"] = str(threads)
+
+
 # Torch threads for training on the CPU. Measured with benchmarks/cpu_threads.py on this project's 2-core
 # machine (wall ms per smoke step, 1 vs 2 threads): idle 65 vs 53; beside one busy-loop process 70 vs 211
 # (2026-12-02); earlier, with other agents' jobs on the machine, 141 vs 1223 and 188 vs 2839. A second intra-op

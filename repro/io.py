@@ -1,8 +1,11 @@
-"""Writing files so that a crash never leaves one that looks complete, and hashing them.
+"""Writing files and folders so that a crash never leaves one that looks complete, reading torch files safely,
+and hashing them.
 
 Every file the project writes goes through `atomic_path`: the data lands in a hidden temporary file
 beside the target (`.NAME.partial-PID`, a name no loader or evaluator picks up: hidden, and its suffix is
-not an image's), and only a complete file is renamed over the target.
+not an image's), and only a complete file is renamed over the target. Every folder is built in a
+`partial_folder` beside it (`.NAME.PID.*.partial`) and renamed into place once complete (`atomic_folder`).
+Every torch file is read by `load_torch_file` (tensors and plain values only: never code).
 """
 
 import contextlib
@@ -12,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -150,6 +154,42 @@ def atomic_path(path: Path, needed: int | None = None) -> Iterator[Path]:
         raise DiskFull(path.parent, writing, needed, free, at_least=at_least) from err
 
 
+@contextlib.contextmanager
+def partial_folder(out: Path):
+    """A hidden `.OUT.PID.*.partial` folder beside OUT to build OUT in; the caller renames it (or a folder
+    inside it) into place once complete. It is removed afterwards whatever happens. Partial folders left
+    by processes that died (killed mid-way) are cleared first; those of a run still going are left alone."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*.partial"):
+        owner = stale.name[len(out.name) + 2:].split(".")[0]
+        if not (owner.isdigit() and process_alive(int(owner))):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the finished folder gets a new folder's mode
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; set it straight back
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """A partial folder to build OUT in; once the block completes it replaces OUT (an earlier OUT is removed
+    first), and on any error OUT is left as it was."""
+    out = Path(out)
+    with partial_folder(out) as tmp:
+        yield tmp
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+
+
 def write_text(path: Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -191,9 +231,11 @@ def sha256_files(paths) -> str:
     return digest.hexdigest()
 
 
-def load_torch_file(path: Path, what: str, fix: str):
-    """torch.load(weights_only=True) on the CPU, with errors that say what is wrong with the file (never torch's
-    advice to load it unsafely). Both torch formats are read: zip (torch >= 1.6) and the legacy pickle."""
+def load_torch_file(path: Path, what: str, fix: str, map_location="cpu", mmap: bool = False):
+    """torch.load(weights_only=True), on the CPU unless `map_location` says otherwise, with errors that say what is
+    wrong with the file (never torch's advice to load it unsafely). Both torch formats are read: zip (torch >= 1.6)
+    and the legacy pickle. `mmap` (zip files only): tensors are mapped, not read, until used (a checkpoint's
+    position without its weights)."""
     import pickle
     import warnings
     import zipfile
@@ -211,7 +253,7 @@ def load_torch_file(path: Path, what: str, fix: str):
     try:
         with warnings.catch_warnings():  # torch's note on unusual pickle protocols asks to file an issue
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err) or "Unsupported class" in str(err):
             raise ReproError(f"{path} is a torch file holding Python objects other than tensors and plain values; "

@@ -23,7 +23,6 @@ iteration, it/s and ETA, from the RUN/progress.json its training rewrites at log
 mean rate per run; translation and scoring come on top).
 """
 
-import argparse
 import json
 import os
 import signal
@@ -36,7 +35,7 @@ from pathlib import Path
 import submitit
 import submitit.local.local
 
-from repro import ReproError
+from repro import ReproError, layout
 from repro.io import process_alive, read_json_or_empty, write_json
 
 LOCAL_TIMEOUT_MIN = 30 * 24 * 60  # LocalExecutor's default (2 min) would signal every run as timed out
@@ -48,34 +47,18 @@ class RunGroup(submitit.helpers.Checkpointable):
     """One job: (row key, seed) runs trained, translated and scored one after another in this process."""
 
     def __init__(self, runs: list[tuple[str, int]], setup, iters_per_epoch: int | None, device: str, threads: int,
-                 packed: bool = False):
+                 work, packed: bool = False):
         self.runs, self.setup, self.iters_per_epoch = list(runs), setup, iters_per_epoch
         self.device, self.threads = device, threads  # device resolved where the job runs (a node's GPU)
+        self.work = work  # (runs, setup, iters_per_epoch, packed) -> list of dicts: repro.reproduce.run_job
         self.packed = packed  # train the runs as one pack first (a requeued pack resumes as one)
 
     def __call__(self) -> list[dict]:
-        import socket
+        from repro.device import pick_device, use_threads
 
-        import torch
-
-        from repro.device import pick_device
-        from repro.reproduce import run_row, train_packs
-        from repro.rows import ROWS
-
-        torch.set_num_threads(self.threads)
-        os.environ["REPRO_CPU_THREADS"] = str(self.threads)  # CPU training's thread count (repro.device) is the job's
+        use_threads(self.threads)  # CPU training's thread count too
         setup = replace(self.setup, device=str(pick_device(self.device)))
-        rows = {r.key: r for r in ROWS}
-        done = []
-        if self.packed:
-            train_packs([(rows[k], s) for k, s in self.runs], setup, self.iters_per_epoch, str(len(self.runs)),
-                         progress=False)
-        for key, seed in self.runs:
-            result = run_row(rows[key], seed, setup, self.iters_per_epoch, progress=False)
-            done.append({"row": key, "seed": seed, "pid": os.getpid(), "host": socket.gethostname(),
-                         "labels2photo": result["metrics"]["labels2photo"]})
-            print(f"finished {key} seed {seed}", flush=True)
-        return done
+        return self.work(self.runs, setup, self.iters_per_epoch, self.packed)
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         """Requeues this same job: its runs resume from their run/checkpoint.pt (results already written stay)."""
@@ -134,7 +117,7 @@ class Outcome:
 def job_folder(setup, group: list[tuple[str, int]], launcher: str) -> Path:
     """The group's first run's OUT/ROW/seed-K/<launcher>/ (a packed group keeps its logs there)."""
     key, seed = group[0]
-    return setup.out / key / f"seed-{seed}" / launcher
+    return layout.job_folder(setup.out, key, seed, launcher)
 
 
 def make_executor(folder: Path, opts: Options, device_index: int | None, name: str = "repro"):
@@ -273,7 +256,7 @@ def read_progress(setup, group: list[tuple[str, int]]) -> dict | None:
     """The RUN/progress.json of the group's first run (a pack's runs step together), None before its first."""
     key, seed = group[0]
     try:
-        return json.loads((setup.out / key / f"seed-{seed}" / "run" / "progress.json").read_text())
+        return json.loads((layout.run_folder(setup.out, key, seed) / "progress.json").read_text())
     except (OSError, ValueError):
         return None
 
@@ -282,8 +265,7 @@ def planned_iterations(setup, group: list[tuple[str, int]], iters_per_epoch: int
     """A queued job's iterations per run, as repro.train will count them (an epoch without iters_per_epoch:
     the larger training folder, in batches)."""
     from repro.estimate import total_iterations
-    from repro.reproduce import row_config
-    from repro.rows import ROWS
+    from repro.rows import ROWS, row_config
 
     key, seed = group[0]
     cfg = row_config({r.key: r for r in ROWS}[key], setup.scale, seed, iters_per_epoch, setup.settings)
@@ -328,9 +310,10 @@ def progress_lines(running: list[tuple[str, str, int, int, dict | None]], queued
     return lines
 
 
-def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | None, opts: Options) -> Outcome:
-    """Runs each group of (row key, seed) runs as one job and waits for them (unless opts.wait is False).
-    Groups are given only for runs still to do; a group whose earlier job is still active is waited for."""
+def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | None, opts: Options, work) -> Outcome:
+    """Runs each group of (row key, seed) runs as one job, `work(group, setup, iters_per_epoch, packed)` in the job's
+    process (repro.reproduce.run_job), and waits for them (unless opts.wait is False). Groups are given only for runs
+    still to do; a group whose earlier job is still active is waited for."""
     import torch
 
     # absolute paths: a job may start in another working directory (sbatch --chdir, a node's home)
@@ -360,7 +343,7 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
                 folder = job_folder(setup, group, opts.launcher)
                 executor = make_executor(folder, opts, device_index, "repro-" + "+".join(f"{k}-s{s}" for k, s in group))
                 try:
-                    job = executor.submit(RunGroup(group, setup, iters_per_epoch, job_device, opts.threads,
+                    job = executor.submit(RunGroup(group, setup, iters_per_epoch, job_device, opts.threads, work,
                                                    packed=opts.pack != "off" and len(group) > 1))
                 except Exception as err:  # sbatch refused it (partition, account, limits): the cluster's words
                     raise ReproError(f"could not submit the job for {group} ({opts.launcher}): {err}\n"
@@ -401,73 +384,6 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
     return outcome
 
 
-# ------------------------------------------------------------------------------ the command
-
-
-def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
-    from repro.cli import non_negative_int, positive_int
-
-    g = p.add_argument_group("jobs", "run every (row, seed) as a job through submitit instead of in this process")
-    g.add_argument("--launcher", choices=("local", "slurm"),
-                   help="local: separate processes on this machine; slurm: jobs on a SLURM cluster (submitit)")
-    g.add_argument("--jobs", type=positive_int,
-                   help="at most N jobs at once (default: 1 with local; every job queued at once with slurm)")
-    g.add_argument("--no-wait", action="store_true",
-                   help="slurm: submit and return; rerun the same command later to collect and write the report")
-    g.add_argument("--threads-per-job", type=positive_int,
-                   help="torch threads per job (default: CPU cores / --jobs with local, --slurm-cpus-per-job with slurm)")
-    g.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default)")
-    g.add_argument("--slurm-gpus-per-job", type=non_negative_int,
-                   help="GPUs per job (default: 1 at paper scale, 0 at smoke scale)")
-    g.add_argument("--slurm-cpus-per-job", type=positive_int, default=4, help="CPU cores per job")
-    g.add_argument("--slurm-time", type=float, default=24.0,
-                   help="time limit per job in hours; a job reaching it is requeued and resumes")
-    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other sbatch option, e.g. account=abc or qos=long (repeatable)")
-    g.add_argument("--progress-seconds", type=float, default=30.0,
-                   help="print each running job's iteration, it/s and ETA and an overall ETA this often (0: never)")
-
-
-def check_arguments(args: argparse.Namespace) -> Options | None:
-    """The job options, checked before any work (None: no --launcher, the runs go in this process)."""
-    if args.launcher is None:
-        given = [flag for flag, value, default in (
-            ("--jobs", args.jobs, None), ("--no-wait", args.no_wait, False), ("--threads-per-job", args.threads_per_job, None),
-            ("--slurm-partition", args.slurm_partition, None), ("--slurm-gpus-per-job", args.slurm_gpus_per_job, None),
-            ("--slurm-cpus-per-job", args.slurm_cpus_per_job, 4), ("--slurm-time", args.slurm_time, 24.0),
-            ("--slurm-option", args.slurm_option, []),
-            ("--progress-seconds", getattr(args, "progress_seconds", 30.0), 30.0)) if value != default]
-        if given:
-            raise ReproError(f"{', '.join(given)} apply to jobs: add --launcher slurm or --launcher local")
-        return None
-    return options_from(args)
-
-
-def options_from(args: argparse.Namespace) -> Options:
-    if args.slurm_time <= 0:
-        raise ReproError(f"--slurm-time {args.slurm_time}: give the hours a job may run, e.g. 24")
-    if args.no_wait and args.launcher == "local":
-        raise ReproError("--no-wait needs --launcher slurm: local jobs are this command's own processes")
-    if args.no_wait and args.jobs:
-        raise ReproError("--jobs limits what the waiting command keeps queued; with --no-wait every job is "
-                         "submitted at once (SLURM schedules them). Drop one of the two.")
-    extra = {}
-    for item in args.slurm_option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ReproError(f"--slurm-option {item!r}: write KEY=VALUE, e.g. --slurm-option account=abc")
-        extra[key.replace("-", "_")] = value
-    gpus = args.slurm_gpus_per_job if args.slurm_gpus_per_job is not None else (1 if args.scale == "paper" else 0)
-    if args.launcher == "local":
-        jobs = args.jobs or 1
-        threads = args.threads_per_job or max(1, (os.cpu_count() or 1) // jobs)
-    else:
-        jobs, threads = args.jobs, args.threads_per_job or args.slurm_cpus_per_job
-    return Options(args.launcher, jobs, not args.no_wait, threads, args.device, args.slurm_partition, gpus,
-                   args.slurm_cpus_per_job, args.slurm_time, extra, pack=getattr(args, "pack", "off"),
-                   progress_seconds=getattr(args, "progress_seconds", 30.0))
-
-
 def running_groups(setup, todo, launcher: str) -> list[list[tuple[str, int]]]:
     """The runs of earlier jobs that still run (a killed command's local jobs run on), as their job.json groups
     them, so that they are waited for as they are and not regrouped, resubmitted or touched."""
@@ -479,26 +395,3 @@ def running_groups(setup, todo, launcher: str) -> list[list[tuple[str, int]]]:
             runs = read_json_or_empty(folder / "job.json").get("runs") or [[row.key, seed]]
             groups.append([(str(k), int(s)) for k, s in runs])
     return groups
-
-
-def launch_reproduction(args: argparse.Namespace, setup, runs) -> Outcome:
-    """Submits the runs still to do as jobs and (unless --no-wait) waits for them."""
-    from repro.reproduce import finished_result, pack_groups
-
-    opts = options_from(args)
-    todo = [(row, seed) for row, seed in runs if finished_result(row, seed, setup, args.iters_per_epoch) is None]
-    running = running_groups(setup, todo, opts.launcher)  # left to their jobs: nothing here reads or writes their runs
-    busy = {run for group in running for run in group}
-    free = [(row, seed) for row, seed in todo if (row.key, seed) not in busy]
-    packs = pack_groups(free, setup, args.iters_per_epoch, opts.pack) if opts.pack != "off" else []
-    packed = {(row.key, seed) for group in packs for row, seed in group}
-    groups = running + [[(row.key, seed) for row, seed in group] for group in packs]  # first: the longest jobs
-    groups += [[(row.key, seed)] for row, seed in free if (row.key, seed) not in packed]
-    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to do as {len(groups)} "
-          f"{opts.launcher} job(s)" + (f", {len(packs)} of them packs of {'/'.join(str(len(g)) for g in packs)} runs"
-                                       if packs else ""), flush=True)
-    outcome = launch(groups, setup, args.iters_per_epoch, opts)
-    if outcome.pending:
-        print(f"{len(outcome.submitted)} job(s) submitted, {len(outcome.adopted)} still running from before: "
-              f"rerun this same command to collect them and write the report", flush=True)
-    return outcome

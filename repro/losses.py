@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as nnf
 
-GAN_LOSSES = ("lsgan", "vanilla")
+from repro.config import GAN_LOSSES
 
 
 def gan_loss(prediction: torch.Tensor, target_is_real: bool, kind: str = "lsgan") -> torch.Tensor:

@@ -13,8 +13,7 @@ import weakref
 import torch
 from torch import nn
 
-NORMS = ("instance", "instance_affine", "batch", "none")
-GENERATORS = ("resnet_6blocks", "resnet_9blocks", "unet_128", "unet_256")
+from repro.config import GENERATORS, NORMS, TEST_MODES, UNET_DOWNS
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -142,38 +141,6 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
-UNET_DOWNS = {"unet_128": 7, "unet_256": 8}
-UNET_MIN_DOWNS = 5  # UnetGenerator's outermost, three widening and innermost levels: fewer halvings are not built
-
-
-def generator_size_problem(arch: str, size: int, num_downs: int = 0) -> str | None:
-    """Why the generator cannot map size x size images to size x size images (None when it can): a ResNet halves
-    twice (stride-2 3x3 convs) and pads its residual blocks by reflection, a U-Net halves `num_downs` times
-    (0: the architecture's own) and concatenates each level with its mirror."""
-    if num_downs or arch.startswith("unet_"):
-        n = max(num_downs or UNET_DOWNS.get(arch, UNET_MIN_DOWNS), UNET_MIN_DOWNS)
-        if size % 2 ** n:
-            return (f"a U-Net with {n} halvings needs a multiple of 2^{n} = {2 ** n} (the U-Net halvings that fit "
-                    f"{size}: {_halvings_that_fit(size)})")
-        return None
-    if size % 4 or size < 8:
-        return ("a ResNet generator halves twice and reflection-pads its residual blocks, so it needs a multiple "
-                "of 4, at least 8")
-    return None
-
-
-def _halvings_that_fit(size: int) -> str:
-    n = (size & -size).bit_length() - 1 if size > 0 else 0  # how often 2 divides size
-    return f"up to {n}" if n >= UNET_MIN_DOWNS else f"none, the fewest is {UNET_MIN_DOWNS}"
-
-
-def patch_map_size(size: int, n_layers: int, padding: int) -> int:
-    """The side of PatchDiscriminator's output map for size x size inputs (below 1: the input is too small)."""
-    for stride in [2] * n_layers + [1, 1]:  # the first conv and n_layers - 1 more halve; two stride-1 convs follow
-        size = (size + 2 * padding - 4) // stride + 1
-    return size
-
-
 def build_generator(arch: str, in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False) -> nn.Module:
     """The four generators the port names: resnet_6blocks, resnet_9blocks, unet_128, unet_256."""
     if arch.startswith("resnet_") and arch.endswith("blocks"):
@@ -238,7 +205,7 @@ class TestTimeGenerator(nn.Module):
     outer .eval() cannot undo it. (Instance-norm nets without dropout compute the same in both modes.)
     """
 
-    MODES = ("train", "eval")
+    MODES = TEST_MODES
 
     def __init__(self, net: nn.Module, mode: str = "train", seed: int = 0):
         super().__init__()

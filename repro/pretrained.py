@@ -19,7 +19,6 @@ test.py stops after --num_test images (default 50); here every image of the fold
 scores cover the same val set as every other row.
 """
 
-import argparse
 import os
 from pathlib import Path
 
@@ -85,23 +84,3 @@ def translate_as_port(path: Path, inputs: Path, out: Path, device="cpu", progres
 
     return translate_folder(load_generator(path, device), inputs, out, SIZE, RESIZE_FILTER, device, progress=progress,
                             direction=direction, source=str(path))
-
-
-def run_get(args: argparse.Namespace) -> int:
-    path = get(args.name, args.dir, args.url, args.sha256, progress=not args.quiet)
-    print(f"{args.name}: {path}\nTranslate with: repro translate --checkpoint {path} --arch {ARCH} --input DIR --out DIR")
-    return 0
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_quiet
-
-    group = commands.group("pretrained")
-    p = group.add_parser("get", help="download one of the port's published CycleGAN generators",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", metavar="NAME", help=", ".join(NAMES))
-    p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"where NAME.pth goes (default {DEFAULT_DIR}/)")
-    p.add_argument("--url", help=f"this file's URL instead of {BASE_URL}NAME.pth (a folder mirror: {ENV}=BASE_URL)")
-    p.add_argument("--sha256", help="the expected sha256 (default: the one the first download recorded)")
-    add_quiet(p)
-    p.set_defaults(func=run_get)

@@ -13,17 +13,17 @@ project does not implement at the run's scale read `not implemented`; implemente
 read `not run`. Neither is ever dropped. The header is computed from the results found.
 """
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro import results_table
+from repro import layout, results_table
 from repro.bounds import position
 from repro.io import sha256_file, write_text
+from repro.layout import load_plan
 from repro.rows import (BOUNDS, CEILING, FLOORS, PRETRAINED, PRETRAINED_NOTE, ROWS, TABLE_DIRECTION, TABLE_ROWS, Row,
                         is_implemented)
 from repro.verdicts import (METRIC_LABELS, METRICS, REGRESSION_NOTE, RULE_BAND, RULE_INTERVAL, SYMBOL_LEGEND,
-                            Verdict, check_scale, default_ranges, judge_cell, load_expected, load_paper, load_plan,
+                            Verdict, check_scale, judge_cell, load_expected, load_paper,
                             load_results, ranges_label, references)
 
 TABLE_TITLES = {2: "Table 2: labels -> photo (FCN-score)", 3: "Table 3: photo -> labels (nearest palette colour)",
@@ -362,12 +362,12 @@ def write_report(out: Path, tables=None, ranges=None, quiet: bool = False) -> tu
             section["notes"].append(results[row.key][0].get("made_by", {}).get("what", ""))
             sections.append(section)
             continue
-        seed0 = out / row.key / f"seed-{results[row.key][0]['seed']}"
+        seed0 = layout.row_folder(out, row.key, results[row.key][0]["seed"])
         made = figs.example_figures(seed0, plan.get("data"), figures, row.key, N_EXAMPLES)
         section["notes"] += made["notes"]
         section["figures"] += made["figures"]
         section["figures"].append(figs.iou_figure(results[row.key], figures / f"{row.key}_iou.png"))
-        runs = [out / row.key / f"seed-{r['seed']}" / "run" for r in results[row.key]]
+        runs = [layout.run_folder(out, row.key, r["seed"]) for r in results[row.key]]
         curves, has_fid = figs.curves_figure(runs, figures / f"{row.key}_curves.png")
         if curves:
             section["figures"].append(curves)
@@ -406,20 +406,3 @@ def render_html(**context) -> str:
     env = Environment(loader=PackageLoader("repro", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(**context)
-
-
-def run_report(args: argparse.Namespace) -> int:
-    plan = load_plan(args.out)
-    write_report(args.out, args.tables, args.ranges or default_ranges(plan["scale"], plan.get("iters_per_epoch")))
-    return 0
-
-
-def add_commands(commands) -> None:
-    p = commands.add("report", help="write OUT/report.md and report.html from a `repro reproduce` folder",
-                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path, help="the --out folder of `repro reproduce`")
-    p.add_argument("--tables", type=int, nargs="+", choices=(2, 3, 4, 5),
-                   help="tables to show (default: those the reproduction was run for)")
-    p.add_argument("--ranges", type=Path, help="accepted ranges (default: the shipped expected/ranges_SCALE.toml)")
-    p.set_defaults(func=run_report)
-

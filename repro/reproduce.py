@@ -29,11 +29,9 @@ Cityscapes with the segmenter you give. Missing prerequisites stop the command b
 --ranges, --device, --allow-cpu, --pretrained(-only), --quiet.
 """
 
-import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,18 +39,16 @@ from pathlib import Path
 
 import torch
 
-from repro import ReproError, train
-from repro.checkpoint import is_finished, run_config, settle_pack_checkpoint
+from repro import ReproError, layout, train
+from repro.checkpoint import is_finished, run_config, saved_step, settle_pack_checkpoint
 from repro.methods import METHODS
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
-from repro.io import DiskFull
+from repro.done import is_current
 from repro.estimate import format_duration
-from repro.rows import PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, Row, config_name, is_implemented
-
-TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}
-FID_TARGETS = ("horse2zebra", "fid")  # FID/KID of a CycleGAN dataset: repro.reproduce_fid
-DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
+from repro.io import atomic_folder, read_json_or_empty
+from repro.rows import (CEILING, DEFAULT_SEEDS, FLOORS, PRETRAINED, PRETRAINED_NOTE, ROWS, SCALES, TARGETS, Row,
+                        config_name, is_implemented, row_config)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The smoke segmenter: a small FCN-8s (1/16 of VGG16's widths) trained on the synthetic city's train split.
@@ -78,11 +74,6 @@ def rows_for(target: str) -> list[Row]:
     """Rows of the target's tables, in the order of ROWS, each once."""
     tables = TARGETS[target]
     return [r for r in ROWS if any(t in r.tables for t in tables)]
-
-
-def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = None, settings: dict | None = None) -> Config:
-    """The row's shipped config at that scale, with `--set` settings, the seed and iterations per epoch."""
-    return load_config(config_name(row, scale), **((settings or {}) | {"seed": seed, "iters_per_epoch": iters_per_epoch}))
 
 
 # ------------------------------------------------------------------------------ prerequisites
@@ -158,12 +149,12 @@ def graphs_words(graphs: str, device: str) -> str:
 
 
 def planned_parallelism(args) -> tuple[int, int | None]:
-    """(jobs at once, torch threads per run) as the command will train: --launcher's --jobs and threads per
-    job, else one run at a time at repro.device's thread count."""
-    if getattr(args, "launcher", None) is None:
+    """(jobs at once, torch threads per run) as the command will train: the checked job options the command put
+    in args.launch_options (repro.launch.Options: --jobs and threads per job), else one run at a time at
+    repro.device's thread count."""
+    opts = getattr(args, "launch_options", None)
+    if opts is None:
         return 1, None
-    from repro.launch import options_from
-    opts = options_from(args)
     return opts.jobs or 10 ** 6, opts.threads
 
 
@@ -308,25 +299,21 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
     expected = len(list_images(inputs))
     if out.is_dir() and len([p for p in out.iterdir() if p.suffix == ".png"]) == expected:
         return False
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     net, size, resize_filter = generator_from_run(run, direction, device)
-    translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress, direction=direction,
-                     source=str(run))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with atomic_folder(out) as tmp:
+        translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress, direction=direction,
+                         source=str(run))
     return True
 
 
 def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None) -> dict | None:
     """The run's result.json when it is finished with this config and segmenter (nothing to redo), else None."""
-    from repro.io import read_json_or_empty, sha256_file
+    from repro.io import sha256_file
 
-    done = read_json_or_empty(setup.out / row.key / f"seed-{seed}" / "result.json")
+    done = read_json_or_empty(layout.result_file(setup.out, row.key, seed))
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-    if done.get("config") == asdict(cfg) and done["provenance"]["segmenter"]["sha256"] == sha256_file(setup.segmenter):
-        return done
-    return None
+    key = {"config": asdict(cfg), "provenance.segmenter.sha256": sha256_file(setup.segmenter)}
+    return done if is_current(done, key) else None
 
 
 def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None, progress: bool = True) -> dict:
@@ -337,11 +324,11 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     if done is not None:
         return done
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-    folder = setup.out / row.key / f"seed-{seed}"
-    result_path = folder / "result.json"
+    folder = layout.row_folder(setup.out, row.key, seed)
+    result_path = layout.result_file(setup.out, row.key, seed)
     seg_sha = sha256_file(setup.segmenter)
     started = time.time()
-    run = folder / "run"
+    run = layout.run_folder(setup.out, row.key, seed)
     if (run / "config.toml").is_file() and asdict(run_config(run)) != asdict(cfg):
         raise ReproError(f"{run} holds a run of another config than {config_name(row, setup.scale)} with these "
                          f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}, --set {setup.settings}); use "
@@ -352,7 +339,8 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
         train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress, graphs=setup.graphs)
     scores = {}
     for direction, inputs in (("labels2photo", cfg.x_test), ("photo2labels", cfg.y_test)):
-        fresh = translate(run, direction, setup.data / inputs, folder / direction, setup.device, progress)
+        fresh = translate(run, direction, setup.data / inputs, layout.translations(folder, direction), setup.device,
+                          progress)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, fresh, progress)
     calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device, progress)
     result = {
@@ -372,15 +360,14 @@ def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fr
     from repro.eval import labels2photo, photo2labels
     from repro.io import write_json
 
-    path = folder / f"{direction}.json"
-    stale = fresh or not path.is_file() or (
-        direction == "labels2photo" and json.loads(path.read_text())["segmenter"]["sha256"] != seg_sha)
-    if stale:
+    path, translated = layout.scores_file(folder, direction), layout.translations(folder, direction)
+    key = {"segmenter.sha256": seg_sha} if direction == "labels2photo" else {}  # photo2labels: no model involved
+    if fresh or not is_current(read_json_or_empty(path), key):
         if direction == "labels2photo":
-            res = labels2photo.evaluate(folder / direction, setup.cityscapes, setup.segmenter, "pix2pix",
+            res = labels2photo.evaluate(translated, setup.cityscapes, setup.segmenter, "pix2pix",
                                         setup.device, workers=0 if setup.device == "cpu" else None, progress=progress)
         else:
-            res = photo2labels.evaluate(folder / direction, setup.cityscapes, progress=progress)
+            res = photo2labels.evaluate(translated, setup.cityscapes, progress=progress)
         write_json(path, res)
     return json.loads(path.read_text())
 
@@ -407,28 +394,22 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
     from repro import pretrained
     from repro.io import sha256_file, write_json
 
-    folder = setup.out / PRETRAINED.key / "seed-0"
-    result_path = folder / "result.json"
+    folder = layout.row_folder(setup.out, PRETRAINED.key, 0)
+    result_path = layout.result_file(setup.out, PRETRAINED.key, 0)
     seg_sha = sha256_file(setup.segmenter)
-    files = {d: pretrained.get(name, setup.out / "pretrained", progress=progress)
+    files = {d: pretrained.get(name, layout.pretrained_folder(setup.out), progress=progress)
              for d, name in pretrained.CITYSCAPES.items()}
     models = {d: {"name": pretrained.CITYSCAPES[d], "file": str(path), "sha256": sha256_file(path),
                   "url": pretrained.url_for(pretrained.CITYSCAPES[d])} for d, path in files.items()}
-    if result_path.is_file():
-        done = json.loads(result_path.read_text())
-        same_models = {d: m["sha256"] for d, m in done.get("models", {}).items()} == {
-            d: m["sha256"] for d, m in models.items()}
-        if same_models and done["provenance"]["segmenter"]["sha256"] == seg_sha:
-            return done
+    done = read_json_or_empty(result_path)
+    key = {f"models.{d}.sha256": m["sha256"] for d, m in models.items()} | {"provenance.segmenter.sha256": seg_sha}
+    if is_current(done, key):
+        return done
     started = time.time()
     scores = {}
     for direction, inputs in (("labels2photo", "testB"), ("photo2labels", "testA")):  # B = label maps, A = photos
-        out = folder / direction
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress, direction)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
+        with atomic_folder(layout.translations(folder, direction)) as tmp:
+            pretrained.translate_as_port(files[direction], setup.data / inputs, tmp, setup.device, progress, direction)
         scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
     calibration = calibrate(setup.segmenter, setup.cityscapes, setup.device, progress)
     result = {
@@ -445,7 +426,7 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
     return result
 
 
-# ------------------------------------------------------------------------------ the command
+# ------------------------------------------------------------------------------ packs and jobs
 
 
 def pack_size(pack: str, cfg: Config, device: str) -> int:
@@ -478,12 +459,12 @@ def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     groups: dict[tuple, list[tuple[Row, int]]] = {}
     for row, seed in runs:
         cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-        run = setup.out / row.key / f"seed-{seed}" / "run"
+        run = layout.run_folder(setup.out, row.key, seed)
         if METHODS[cfg.method].build_packed is None or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
             continue
         settle_pack_checkpoint(run)  # a pack's checkpoint a kill interrupted: finished or dropped
         ckpt = run / "checkpoint.pt"
-        start = torch.load(ckpt, map_location="cpu", weights_only=False)["position"]["step"] if ckpt.is_file() else None
+        start = saved_step(ckpt) if ckpt.is_file() else None
         key = (start, tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE))
         groups.setdefault(key, []).append((row, seed))
     packs = []
@@ -500,7 +481,7 @@ def train_packs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     runs stopped together). Runs in no pack are left to run_row."""
     for group in pack_groups(runs, setup, iters_per_epoch, pack):
         cfgs = [row_config(row, setup.scale, seed, iters_per_epoch, setup.settings) for row, seed in group]
-        folders = [setup.out / row.key / f"seed-{seed}" / "run" for row, seed in group]
+        folders = [layout.run_folder(setup.out, row.key, seed) for row, seed in group]
         resume = (folders[0] / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {len(group)} runs as one pack: "
               f"{', '.join(str(f) for f in folders)}", flush=True)
@@ -521,24 +502,60 @@ def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None
     return results + (run_bounds(setup, seeds, progress) if pretrained != "only" else [])
 
 
+# ------------------------------------------------------------------------------ floor and ceiling rows
+
+
+def run_bound(row: Row, seed: int, setup, progress: bool = True) -> dict:
+    """Makes and scores one bound row's outputs at one seed; writes OUT/ROW/seed-K/result.json (reused when it
+    was made the same way with the same segmenter)."""
+    from repro import bounds
+    from repro.io import sha256_file, write_json
+    from repro.rows import ROW_BY_KEY
+    from repro.translate import translate_folder
+
+    cfg = row_config(ROW_BY_KEY[bounds.CONFIG_ROW], setup.scale, seed if row.key == bounds.UNTRAINED.key else 0,
+                     settings=setup.settings)
+    folder = layout.row_folder(setup.out, row.key, seed)
+    result_path = layout.result_file(setup.out, row.key, seed)
+    seg_sha = sha256_file(setup.segmenter)
+    nets, made_by = bounds.translators(row, cfg, setup)
+    if result_path.is_file():
+        done = json.loads(result_path.read_text())
+        if done.get("made_by") == json.loads(json.dumps(made_by)) and done["provenance"]["segmenter"]["sha256"] == seg_sha:
+            return done
+    started = time.time()
+    scores = {}
+    for direction, (net, inputs) in nets.items():
+        with atomic_folder(layout.translations(folder, direction)) as tmp:
+            translate_folder(net.to(setup.device), inputs, tmp, cfg.crop_size, cfg.resize_filter, setup.device,
+                             progress=progress, direction=direction, source=f"{row.key} (repro.bounds)")
+        scores[direction] = score_direction(folder, direction, setup, seg_sha, True, progress)
+    result = {"row": row.key, "label": row.label, "tables": list(row.tables), "seed": seed, "scale": setup.scale,
+              "config": None, "made_by": made_by, **scored(scores),
+              "provenance": provenance(cfg, setup, seg_sha, calibrate(setup.segmenter, setup.cityscapes, setup.device),
+                                       folder),
+              "wall_seconds": round(time.time() - started, 1)}
+    write_json(result_path, result)
+    return result
+
+
 def run_bounds(setup: Setup, seeds: int, progress: bool = True) -> list[dict]:
-    """The floor and ceiling rows of every table (repro.bounds): nothing to train, scored like every row."""
+    """The floor and ceiling rows of every table (repro.bounds): nothing to train, scored like every row; the
+    untrained generator at each seed, the others once (seed 0)."""
+    print("scoring the floor and ceiling rows (ground truth, untrained generator, constant output)", flush=True)
     from repro import bounds
 
-    print("scoring the floor and ceiling rows (ground truth, untrained generator, constant output)", flush=True)
-    return bounds.run_bounds(setup, seeds, progress)
+    return [run_bound(row, seed, setup, progress)
+            for row in (CEILING, *FLOORS) for seed in (range(seeds) if row.key == bounds.UNTRAINED.key else (0,))]
+
 
 
 def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
                  pretrained: str | None = None) -> list[tuple[Row, int]]:
     """Writes OUT/reproduce.json (what was asked); returns the (row, seed) runs to do, listing rows not implemented."""
-    from repro.io import write_json
-    from repro.verdicts import stored_path
-
     plan = {"target": target, "tables": list(TARGETS[target]), "scale": setup.scale, "seeds": seeds,
             "iters_per_epoch": iters_per_epoch, "settings": setup.settings, "pretrained": pretrained}
-    plan |= {key: stored_path(getattr(setup, key), setup.out) for key in ("segmenter", "cityscapes", "data")}
-    write_json(setup.out / "reproduce.json", plan)
+    layout.write_plan(setup.out, plan, {key: getattr(setup, key) for key in ("segmenter", "cityscapes", "data")})
     runs = []
     for row in (rows_for(target) if pretrained != "only" else []):
         if not is_implemented(row, setup.scale):
@@ -553,130 +570,41 @@ REPRODUCE_DISK_FULL_FIX = ("Free some space there (or choose another --out) and 
                            "checkpoint, or starts over if it had none.")
 
 
-def run_reproduce(args: argparse.Namespace) -> int:
-    if args.target in FID_TARGETS:
-        from repro import reproduce_fid
-        return reproduce_fid.run(args)
-    started = time.time()
-    settings = parse_settings(args.set)  # checked before any work
-    from repro.launch import check_arguments
-    check_arguments(args)  # --launcher and its options, likewise
-    args.out = Path(args.out) if args.out else Path(f"reproductions/{args.target}-{args.scale}")
-    pretrained = "only" if args.pretrained_only else "add" if args.pretrained else None
-    if pretrained and not any(t in PRETRAINED.tables for t in TARGETS[args.target]):
-        raise ReproError(f"--pretrained adds a row to Tables 2 and 3; {args.target} has none of them.")
-    rows = rows_for(args.target) if pretrained != "only" and not args.bounds_only else []
-    seeds = args.seeds or DEFAULT_SEEDS[args.scale]
-    plans = []  # the training estimate's job layout
-    if args.scale == "paper":
-        setup = paper_setup(args, rows, plans)
-        if not (setup.data / "manifest.json").is_file():
-            from repro.data import cityscapes as prep
-            prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
-    else:
-        device = str(pick_device(args.device))
-        seconds, text = estimate_for(args, rows, "smoke", seeds, device, SMOKE_CITY["n_train"], plans)
-        print(f"estimated training time: {format_duration(seconds)}, {text}", flush=True)
-        setup = smoke_setup(args, progress=not args.quiet)
-    setup.settings, setup.graphs = settings, args.graphs
-    work_started, expected = time.time(), None
-    if plans and plans[0].durations:  # now that the val set and the segmenter are there: their part, timed
-        per_run = evaluation_seconds(setup, row_config(rows[0], setup.scale, 0, args.iters_per_epoch, settings))
-        expected = plans[0].with_evaluation(per_run)
-        print(f"estimated from here: {format_duration(expected)} (training {format_duration(plans[0].seconds)}; "
-              f"translation and scoring {format_duration(per_run)} per run, measured now on 3 val frames)", flush=True)
-    failed = None
-    if args.bounds_only:  # nothing to train: the plan (for the report) and the floor and ceiling rows
-        planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
-        run_bounds(setup, seeds, not args.quiet)
-    elif args.launcher is None:
-        try:
-            reproduce(args.target, setup, seeds, args.iters_per_epoch, progress=not args.quiet, pretrained=pretrained,
-                      pack=args.pack)
-        except DiskFull as err:  # the fix of a bare `repro train` (its --resume, its checkpoint) is not this command's
-            err.fix = REPRODUCE_DISK_FULL_FIX
-            raise
-    else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
-        from repro import launch
-        if pretrained:
-            run_pretrained(setup, not args.quiet)
-        runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
-        if pretrained != "only":
-            run_bounds(setup, seeds, not args.quiet)  # cheap: scored here, not as jobs
-        outcome = launch.launch_reproduction(args, setup, runs)
-        if outcome.pending:
-            return 0  # --no-wait: a rerun of the same command collects the jobs and writes the report
-        failed = outcome.error()
-    from repro import report  # imported late: a long run writes its report with the current code
-    from repro.verdicts import default_ranges
+def run_job(runs: list[tuple[str, int]], setup: Setup, iters_per_epoch: int | None, packed: bool) -> list[dict]:
+    """One launcher job (repro.launch.RunGroup): (row key, seed) runs trained (first as one pack when `packed`),
+    translated and scored one after another in this process."""
+    import socket
 
-    ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
-    report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
-    if expected is not None:
-        print(f"estimated {format_duration(expected)}, measured {format_duration(time.time() - work_started)} "
-              f"(training, translation and scoring; the whole command with its set-up: "
-              f"{format_duration(time.time() - started)}; docs/estimates.md)", flush=True)
-    if failed:
-        raise failed
-    return 0
+    rows = {r.key: r for r in ROWS}
+    if packed:
+        train_packs([(rows[k], s) for k, s in runs], setup, iters_per_epoch, str(len(runs)), progress=False)
+    done = []
+    for key, seed in runs:
+        result = run_row(rows[key], seed, setup, iters_per_epoch, progress=False)
+        done.append({"row": key, "seed": seed, "pid": os.getpid(), "host": socket.gethostname(),
+                     "labels2photo": result["metrics"]["labels2photo"]})
+        print(f"finished {key} seed {seed}", flush=True)
+    return done
 
 
-def pack_option(text: str) -> str:
-    if text in ("off", "auto") or (text.isdigit() and int(text) >= 1):
-        return text
-    raise argparse.ArgumentTypeError(f"{text!r}: off, auto or a number of runs (1 or more)")
+def launch_runs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None, opts):
+    """Submits the runs still to do as jobs (repro.launch, `opts` its Options) and, unless opts.wait is False, waits
+    for them. Each job runs run_job."""
+    from repro import launch
 
-
-def add_commands(commands) -> None:
-    from repro.cli import add_device, add_quiet, positive_int
-
-    p = commands.add("reproduce")
-    p.description = __doc__
-    p.add_argument("target", choices=(*TARGETS, *FID_TARGETS),
-                   help="table2/table3 (same rows), table4/table5 (same rows), all; horse2zebra: FID/KID against the "
-                        "published figures; fid --dataset NAME: the same for another CycleGAN dataset")
-    p.add_argument("--scale", choices=("paper", "smoke"), default="smoke",
-                   help="paper: repro/configs/cityscapes on Cityscapes (GPU); smoke: synthetic city on the CPU")
-    p.add_argument("--seeds", type=positive_int, help=f"seeds 0..N-1 per row (default by scale: {DEFAULT_SEEDS})")
-    p.add_argument("--out", type=Path, help="output folder (default: reproductions/TARGET-SCALE)")
-    p.add_argument("--data", type=Path, help="prepared dataset (paper: 256x256, prepared from --cityscapes if missing; "
-                                             "smoke: default OUT/data)")
-    p.add_argument("--cityscapes", type=Path, help="raw Cityscapes root with gtFine/ and leftImg8bit/ "
-                                                   "(smoke: default OUT/synth-city, generated)")
-    p.add_argument("--segmenter", type=Path, help="FCN-8s .pt (paper: required; smoke: default OUT/segmenter.pt, trained)")
-    p.add_argument("--iters-per-epoch", type=positive_int, help="override every row's iterations per epoch (reduced runs)")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field in every row (repeatable, TOML values); recorded in each run's "
-                        "config.toml and in reproduce.json")
-    p.add_argument("--ranges", type=Path, help="accepted ranges for the verdicts (default: expected/ranges_SCALE.toml; "
-                                               "horse2zebra/fid: expected/ranges_fid_SCALE.toml)")
-    p.add_argument("--dataset", help="fid: the Berkeley CycleGAN dataset to train and score (e.g. apple2orange)")
-    p.add_argument("--url", help="horse2zebra/fid: fetch the dataset archive from this URL (a mirror) through "
-                                 "`repro data get`'s verified download")
-    p.add_argument("--fid-weights", type=Path, help="horse2zebra/fid: pytorch-fid's Inception weights file (default: "
-                                                    "the torch hub cache, fetched once)")
-    p.add_argument("--clean-fid-network", type=Path, help="horse2zebra/fid: a local inception-2015-12-05.pt (clean-fid's "
-                                                          "TorchScript Inception): adds clean-fid's own clean-mode FID column")
-    add_device(p)
-    p.add_argument("--allow-cpu", action="store_true", help="run a paper-scale reproduction on the CPU anyway (days)")
-    p.add_argument("--pretrained", action="store_true",
-                   help="also score the official port's pretrained cityscapes_label2photo / cityscapes_photo2label "
-                        "(downloaded into OUT/pretrained; REPRO_PRETRAINED_URL names a mirror) as a row of Tables 2/3")
-    p.add_argument("--pretrained-only", action="store_true", help="score only that row (nothing is trained)")
-    p.add_argument("--bounds-only", action="store_true",
-                   help="score only the floor and ceiling rows (ground truth, untrained generator per seed, constant "
-                        "output; nothing is trained, see repro.bounds)")
-    p.add_argument("--pack", type=pack_option, default="off",
-                   help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
-                        "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "
-                        "the CPU; measured on this machine's device, so with --launcher slurm give N). Each run keeps "
-                        "its own folder, generator, pools, log and checkpoint; results equal runs trained alone to "
-                        "float tolerance. With --launcher, each pack is one job")
-    p.add_argument("--graphs", choices=("auto", "off"), default="auto",
-                   help="auto: CycleGAN and its ablations train with the step captured as one CUDA graph on CUDA "
-                        "(packs too; uncaptured on the CPU, where it equals the eager step bit for bit); off: the "
-                        "eager step. Recorded in each run.json (graphs, cuda_graphs)")
-    add_quiet(p)
-    from repro.launch import add_launcher_arguments
-    add_launcher_arguments(p)
-    p.set_defaults(func=run_reproduce)
+    todo = [(row, seed) for row, seed in runs if finished_result(row, seed, setup, iters_per_epoch) is None]
+    running = launch.running_groups(setup, todo, opts.launcher)  # left to their jobs: nothing here reads or writes their runs
+    busy = {run for group in running for run in group}
+    free = [(row, seed) for row, seed in todo if (row.key, seed) not in busy]
+    packs = pack_groups(free, setup, iters_per_epoch, opts.pack) if opts.pack != "off" else []
+    packed = {(row.key, seed) for group in packs for row, seed in group}
+    groups = running + [[(row.key, seed) for row, seed in group] for group in packs]  # first: the longest jobs
+    groups += [[(row.key, seed)] for row, seed in free if (row.key, seed) not in packed]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to do as {len(groups)} "
+          f"{opts.launcher} job(s)" + (f", {len(packs)} of them packs of {'/'.join(str(len(g)) for g in packs)} runs"
+                                       if packs else ""), flush=True)
+    outcome = launch.launch(groups, setup, iters_per_epoch, opts, run_job)
+    if outcome.pending:
+        print(f"{len(outcome.submitted)} job(s) submitted, {len(outcome.adopted)} still running from before: "
+              f"rerun this same command to collect them and write the report", flush=True)
+    return outcome

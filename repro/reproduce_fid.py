@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     from repro.config import parse_settings
     from repro.eval import fid, fid_protocols
     from repro.io import sha256_file, write_json
-    from repro.verdicts import stored_path
+    from repro.layout import stored_path
 
     settings = parse_settings(args.set)
     if args.launcher is not None or args.pack != "off" or args.iters_per_epoch:

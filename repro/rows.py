@@ -7,9 +7,12 @@ repro/configs/{cityscapes|smoke}/{key}.toml. Rows without one are reported as `n
 
 from dataclasses import dataclass
 
-from repro.config import CONFIG_DIR
+from repro.config import CONFIG_DIR, Config, load_config
 
 SCALES = {"paper": "cityscapes", "smoke": "smoke"}  # scale -> config folder
+TARGETS = {"table2": (2, 3), "table3": (2, 3), "table4": (4, 5), "table5": (4, 5), "all": (2, 3, 4, 5)}  # `repro reproduce TARGET`
+FID_TARGETS = ("horse2zebra", "fid")  # FID/KID of a CycleGAN dataset: repro.reproduce_fid
+DEFAULT_SEEDS = {"paper": 5, "smoke": 2}  # the maintainers advise averaging 5-10 runs; smoke keeps the demo short
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,8 @@ FLOORS = (Row("untrained", "untrained generator (floor: seed's initial weights)"
           Row("constant", "constant output (floor: mean photo / most frequent class)", (2, 3, 4, 5)))
 BOUNDS = (CEILING, *FLOORS)
 ROW_BY_KEY = {r.key: r for r in (*ROWS, PRETRAINED, *BOUNDS)}
+
+
+def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = None, settings: dict | None = None) -> Config:
+    """The row's shipped config at that scale, with `--set` settings, the seed and iterations per epoch."""
+    return load_config(config_name(row, scale), **((settings or {}) | {"seed": seed, "iters_per_epoch": iters_per_epoch}))

@@ -3,7 +3,7 @@
 Both rules take the 1-based epoch being trained and return the factor applied to the base lr.
 """
 
-LR_RULES = ("lua", "pytorch")
+from repro.config import LR_RULES
 
 
 def lr_factor(epoch: int, epochs_constant: int, epochs_decay: int, rule: str = "lua") -> float:

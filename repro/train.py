@@ -13,14 +13,15 @@ from torch import nn
 from tqdm import tqdm
 
 from repro import ReproError
-from repro.checkpoint import (disk_full_fix, export, load_checkpoint, prepare_run_folder, record_data, save_checkpoint,
-                              save_pack_checkpoints, settle_pack_checkpoint, truncate_log, write_run_info)
-from repro.config import Config, load_config, parse_settings, port_a
+from repro.checkpoint import (check_run_folder, disk_full_fix, export, load_checkpoint, prepare_run_folder, record_data,
+                              save_checkpoint, save_pack_checkpoints, settle_pack_checkpoint, truncate_log,
+                              write_run_info)
+from repro.config import Config, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device, to_device, training_threads
 from repro.io import DiskFull, free_space, is_disk_full
 from repro.methods import METHODS, Parts
-from repro.methods.packing import check_pack
+from repro.methods.packing import Alone, Pack, check_pack
 from repro.schedule import lr_factor
 
 
@@ -180,6 +181,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     on CUDA and uncaptured elsewhere (bit-identical to the eager step on the CPU), and the eager step otherwise."""
     method, packed = METHODS[cfgs[0].method], len(cfgs) > 1
     clock = Clock()
+    for c in cfgs:  # refusals first: a config the method cannot train leaves no folder behind
+        method.check(c)
     device = pick_device(device)
     if amp and device.type != "cuda":
         raise ReproError(f"--amp (bf16 autocast) needs a CUDA device, not {device}: drop --amp to train in float32 "
@@ -208,9 +211,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     for run in runs:  # a pack's checkpoint a kill interrupted: finished or dropped, so all runs stand at one step
         settle_pack_checkpoint(run)
     for c, run in zip(cfgs, runs):
-        prepare_run_folder(c, run, resume)
-    for c, run in zip(cfgs, runs):
-        record_data(run, data, c, resume)  # refuses resuming on other data than the run started with
+        check_run_folder(c, run, resume)
     cfg = cfgs[0]  # what packed runs share: data, sizes, schedule, batch size, pairing (check_pack checks)
     folders = (data / cfg.x_train, data / cfg.y_train, cfg.load_size, cfg.crop_size, cfg.flip, cfg.resize_filter, device)
     if method.paired:
@@ -218,8 +219,19 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     else:
         dataset = UnalignedData.from_folders(*folders, pairing=cfg.pairing, progress=progress,
                                              port_a=port_a(cfg) if cfg.pairing == "port" else "y")
+    # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
+    # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
+    iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
+    if iters < 1:
+        raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
+                         f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
     parts = build_parts(cfgs, device, staged, graphs, amp, channels_last, compile)
-    views = parts.runs if packed else [(parts.nets, parts.opts, parts.pools)]
+    runner = Pack(parts, cfgs) if packed else Alone(parts)  # the loop below is the same for one run and a pack
+    views = runner.views
+    fid = FIDLog(cfg, data, device, fid_weights, progress) if cfg.fid_every and parts.labels2photo else None
+    for c, run in zip(cfgs, runs):  # everything that could refuse the runs has run: now the folders
+        prepare_run_folder(c, run, resume)
+        record_data(run, data, c, resume)  # refuses resuming on other data than the run started with
     rngs = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     positions = [{"epoch": 1, "iteration": 0, "step": 0, "order": None} for _ in cfgs]
     if resume:
@@ -233,14 +245,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         if positions[0]["iteration"] == 0 and positions[0]["epoch"] > 1:  # a kill may have come between the epoch's
             for run, view in zip(runs, views):                            # checkpoint and its exports
                 export(run, view[0], parts.exports)
-    fid = FIDLog(cfg, data, device, fid_weights, progress) if cfg.fid_every and parts.labels2photo else None
     watch, saved_step = LossWatch(), positions[0]["step"]
-    # iters_per_epoch counts iterations (batches), so a reduced run (`--iters-per-epoch N`) shortens every row
-    # alike; 0 means one pass over the larger domain, in batches (CycleGAN's max(|X|, |Y|) at batch size 1)
-    iters = cfg.iters_per_epoch or len(dataset) // cfg.batch_size
-    if iters < 1:
-        raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
-                         f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
 
     last_save = time.monotonic()
     total, first_step, progress_written = cfg.epochs * iters, positions[0]["step"], 0.0
@@ -274,18 +279,14 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
                 for i in range(positions[0]["iteration"], iters):
                     rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
                     batches = [dataset.batch(order[rows], rng) for order, rng in zip(on_device, rngs)]
-                    if packed:
-                        x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
-                        terms = parts.step(x, y, rngs)  # device tensors: nothing here waits for the device
-                    else:
-                        terms = parts.step(*batches[0], rngs[0])
+                    terms = runner.step(batches, rngs)  # device tensors: nothing here waits for the device
                     step = (epoch - 1) * iters + i + 1
                     clock.iteration_done()
                     watch.add(step, terms)
                     positions = [{"epoch": epoch, "iteration": i + 1, "step": step, "order": order} for order in orders]
                     if step % cfg.log_every == 0 or i + 1 == iters:
                         watch.check(iters, ckpts, saved_step, amp)
-                        first = write_logs(logs, cfgs, terms, step, epoch, lr, packed)
+                        first = write_logs(logs, runner, terms, step, epoch, lr)
                         bar.set_postfix({n: f"{v:.3f}" for n, v in first.items()}, refresh=False)
                         if time.monotonic() - progress_written >= PROGRESS_SECONDS or step == total:
                             write_progress(runs, step, total, first_step, clock.seconds())
@@ -323,16 +324,14 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     return ckpts
 
 
-def write_logs(logs, cfgs: list[Config], terms: dict[str, torch.Tensor], step: int, epoch: int, lr: float,
-               packed: bool) -> dict[str, float]:
-    """One losses.jsonl line per run (the host reads the terms here, and only here and at checkpoints);
-    returns the first run's terms for the progress bar."""
-    values = {k: v.tolist() for k, v in terms.items()}
-    for k, (c, log) in enumerate(zip(cfgs, logs)):
-        own = {n: v[k] if packed else v for n, v in values.items() if not packed or logged(n, c)}
-        log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **own}) + "\n")
+def write_logs(logs, runner, terms: dict[str, torch.Tensor], step: int, epoch: int, lr: float) -> dict[str, float]:
+    """One losses.jsonl line per run, with the terms it would log alone (the host reads the terms here, and only
+    here and at checkpoints); returns the first run's terms for the progress bar."""
+    lines = runner.log_rows({k: v.tolist() for k, v in terms.items()})
+    for line, log in zip(lines, logs):
+        log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **line}) + "\n")
         log.flush()
-    return {n: v[0] if packed else v for n, v in values.items()}
+    return lines[0]
 
 
 def resolve_graphs(cfg: Config, device: torch.device, graphs: bool | str) -> tuple[bool, bool]:
@@ -362,69 +361,3 @@ def build_parts(cfgs: list[Config], device: torch.device, staged: bool, graphs: 
         from repro.capture import build as build_captured
         return build_captured(cfgs[0], device, **speedups, graphs=graphs, compile=compile, staged=staged)
     return method.build(cfgs[0], device, **speedups)
-
-
-def logged(term: str, cfg: Config) -> bool:
-    """Whether a run trained alone would log this term (packed runs compute a term any of them uses)."""
-    for prefix, weight in (("gan", cfg.lambda_gan), ("D_", cfg.lambda_gan), ("cycle_forward", cfg.lambda_forward),
-                           ("cycle_backward", cfg.lambda_backward), ("identity", cfg.lambda_identity)):
-        if term.startswith(prefix):
-            return weight != 0
-    return True
-
-
-def run_train(args) -> None:
-    overrides = {"seed": args.seed, "iters_per_epoch": args.iters_per_epoch}
-    if args.epochs is not None:
-        overrides |= {"epochs_constant": (args.epochs + 1) // 2, "epochs_decay": args.epochs // 2}
-    settings = parse_settings(args.set) | {k: v for k, v in overrides.items() if v is not None}
-    if args.seeds and len(set(args.seeds)) < len(args.seeds):
-        twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
-        raise ReproError(f"--seeds {' '.join(map(str, args.seeds))} names seed(s) {twice} more than once: each seed "
-                         f"trains into its own folder OUT/seed-S; give each seed once")
-    if args.seeds:  # K seeds packed into one vectorised step, OUT/seed-S each
-        cfgs = [load_config(args.config, **(settings | {"seed": s})) for s in args.seeds]
-        runs = [Path(args.out) / f"seed-{s}" for s in args.seeds]
-        train_runs(cfgs, args.data, runs, device=args.device, resume=args.resume, stop_after=args.stop_after,
-                   amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, graphs=args.graphs,
-                   compile=args.compile)
-        print(f"trained {cfgs[0].name} at seeds {args.seeds} as one pack: {', '.join(map(str, runs))}")
-        return
-    cfg = load_config(args.config, **settings)
-    train(cfg, args.data, args.out, device=args.device, resume=args.resume, stop_after=args.stop_after,
-          amp=args.amp, channels_last=args.channels_last, progress=not args.quiet, fid_weights=args.fid_weights,
-          graphs=args.graphs, compile=args.compile)
-    print(f"trained {cfg.name}: {args.out}/checkpoint.pt; translate with `repro translate {args.out} --direction ...`")
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_device, add_quiet, positive_int
-
-    p = commands.add("train")
-    p.add_argument("config", help="a TOML file or a shipped config, e.g. cityscapes/cyclegan, smoke/gan_alone")
-    p.add_argument("--data", required=True, type=Path, help="dataset folder (trainA/trainB layout)")
-    p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint, logs, generators")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override any config field (repeatable; TOML values, e.g. --set lambda_identity=0.5); "
-                        "recorded in the run's config.toml")
-    p.add_argument("--epochs", type=positive_int, help="total epochs, half constant lr and half decay (default: the config's)")
-    p.add_argument("--iters-per-epoch", type=positive_int,
-                   help="iterations per epoch (default: the config's, else max(|X|, |Y|) / batch size)")
-    seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="seed for init, data order, augmentation and pool (default: the config's)")
-    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
-                       help="train these seeds as one pack (one vectorised step; CycleGAN and its ablations), "
-                            "each in OUT/seed-SEED with its own checkpoint and log")
-    add_device(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--stop-after", type=positive_int, help="stop (with a checkpoint) after this many total iterations")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (changes numerics; recorded in run.json)")
-    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA speed)")
-    p.add_argument("--graphs", action="store_true", help="replay each iteration as one CUDA graph (CUDA, CycleGAN, "
-                   "a --seeds pack as one graph; same math, recorded in run.json)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the nets (CycleGAN; float-level differences "
-                   "from eager, recorded in run.json)")
-    p.add_argument("--fid-weights", type=Path, help="pytorch-fid Inception weights for the config's fid_every "
-                   "(default: the torch hub cache)")
-    add_quiet(p)
-    p.set_defaults(func=run_train)

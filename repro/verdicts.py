@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from repro import ReproError
+from repro.layout import result_files
 from repro.resources import expected_file
 from repro.rows import BOUNDS, PRETRAINED, ROWS, TABLE_DIRECTION, TABLE_ROWS
 
@@ -258,37 +259,13 @@ def judge(values, reference=None, band: tuple[float, float] | None = None) -> Ve
 # ------------------------------------------------------------------------------ what it reads
 
 
-def load_plan(out: Path) -> dict:
-    """OUT/reproduce.json with its paths (stored relative to OUT) resolved against OUT."""
-    path = Path(out) / "reproduce.json"
-    if not path.is_file():
-        raise ReproError(f"{path} does not exist: {out} is not the --out folder of `repro reproduce`.")
-    try:
-        plan = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ReproError(f"{path} is not valid JSON ({err}); run `repro reproduce` again with this --out.") from None
-    for key in ("data", "cityscapes", "segmenter"):
-        if plan.get(key):
-            path = Path(out) / plan[key]  # an absolute stored path stays itself
-            if not path.exists() and Path(plan[key]).exists():
-                path = Path(plan[key])  # a reproduce.json written before paths were stored relative to OUT
-            plan[key] = path
-    return plan
-
-
-def stored_path(path: Path, out: Path) -> str:
-    """How reproduce.json records a path: relative to OUT when inside it, else absolute."""
-    path, out = Path(path).resolve(), Path(out).resolve()
-    return str(path.relative_to(out)) if path.is_relative_to(out) else str(path)
-
-
 def load_results(results_dir: Path) -> dict[str, list[dict]]:
     """row key -> its result.json contents, one per seed (sorted by seed); each one checked by check_result."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise ReproError(f"{results_dir} does not exist: give the --out folder of `repro reproduce`.")
     found: dict[str, list[dict]] = {}
-    for path in sorted(results_dir.glob("*/seed-*/result.json")):
+    for path in result_files(results_dir):
         try:
             result = json.loads(path.read_text())
         except json.JSONDecodeError as err:

@@ -14,32 +14,41 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from repro import ReproError, weights
+from repro.io import load_torch_file
 
 VGG16_FILE = weights.VGG16.file_name  # vgg16-397923af.pth
 TRUNK = cfgs["D"][:12]  # VGG16's layers conv1_1 ... conv4_2: make_layers gives torchvision's features[:21],
 RELU4_2 = 21            # which ends with relu4_2, with the same module indices (so the same state_dict keys)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FEATURE_WEIGHTS = ("imagenet", "random")  # config feature_weights
 
 
 def vgg16_weights_path() -> Path:
     return weights.VGG16.path()
 
 
+def imagenet_vgg16(fetch: bool = True) -> Path:
+    """torchvision's ImageNet VGG16 file in the torch hub cache. A missing one is fetched there once, hash-checked
+    (repro.weights: torchvision's URL or $REPRO_VGG16_URL) when `fetch`; returns the path, there or not, and raises
+    ReproError when the fetch fails. The one place both users of the file (Feature loss + GAN, the FCN-8s trunk)
+    get it from."""
+    path = vgg16_weights_path()
+    return weights.vgg16() if fetch and not path.is_file() else path
+
+
 def load_imagenet_trunk(trunk: nn.Sequential, path: Path) -> None:
     """The `features.*` tensors of torchvision's vgg16 file that the trunk holds, loaded strictly; a missing
-    file is fetched first (from torchvision's URL, or $REPRO_VGG16_URL)."""
+    file is fetched first."""
     if not path.is_file():
         try:
-            path = weights.vgg16()
+            path = imagenet_vgg16()
         except ReproError as err:
             raise ReproError(
                 f"Feature loss + GAN needs torchvision's ImageNet VGG16 at {path}, which does not exist, and {err} "
                 f"Or set feature_weights = \"random\" in the config (seeded random features: NOT the paper's "
                 f"method).") from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_file(path, "VGG16 weights", "")
         wanted = {k.removeprefix("features."): v for k, v in state.items()
                   if k.startswith("features.") and int(k.split(".")[1]) < RELU4_2}
         trunk.load_state_dict(wanted, strict=True)

@@ -20,7 +20,6 @@ project's resumable download and are trusted on first use: the first download's 
 in FILE.sha256 (sha256sum format) and every later download or reuse must match it.
 """
 
-import argparse
 import os
 import re
 import sys
@@ -64,7 +63,11 @@ VGG16 = HubFile("vgg16", "https://download.pytorch.org/models/vgg16-397923af.pth
 INCEPTION = HubFile("inception",
                     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                     "pt_inception-2015-12-05-6726825d.pth", "REPRO_INCEPTION_URL", "FID/KID (pytorch-fid's Inception)")
+# The pix2pix authors' FCN-8s caffemodel (no hash published: trusted on first use, below), and where it is imported
+FCN8S_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix_extra/fcn-8s-cityscapes.caffemodel"
+FCN8S_DEAD_URL = "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/fcn-8s-cityscapes/fcn-8s-cityscapes.caffemodel"
 FCN8S_ENV = "REPRO_FCN8S_URL"
+FCN8S_OUT = Path("segmenters/fcn8s-cityscapes.pt")  # the segmenter .pt `repro segmenter get` writes by default
 KINDS = ("vgg16", "inception", "fcn8s-caffe")
 
 
@@ -136,16 +139,6 @@ def inception(url: str | None = None, progress: bool = True) -> Path:
     return fetch_hub(INCEPTION, url, progress)
 
 
-def fcn8s_caffe(out: Path | None = None, url: str | None = None, sha256: str | None = None,
-                progress: bool = True) -> Path:
-    """The pix2pix authors' caffemodel, downloaded (verified on first use) and imported as a segmenter .pt."""
-    from repro.eval import segmenter
-
-    out = Path(out) if out else segmenter.DEFAULT_OUT
-    segmenter.get(out, url, sha256=sha256, progress=progress)  # url default: $REPRO_FCN8S_URL, else the last known host
-    return out
-
-
 # ------------------------------------------------------------------------------ trust on first use
 
 
@@ -212,35 +205,3 @@ def download_recorded(url: str, dest: Path, *, what: str, check, sha256: str | N
              f"It parses as {what}. Its sha256 is {digest}; recorded in {hash_file(dest)}, which every later download "
              f"and use must match.\n{bar}\n")
     return digest
-
-
-# ------------------------------------------------------------------------------ the command
-
-
-def run_get(args: argparse.Namespace) -> int:
-    if args.kind == "fcn8s-caffe":
-        out = fcn8s_caffe(args.out, args.url, args.sha256, progress=not args.quiet)
-        print(f"wrote {out}. Next: repro segmenter calibrate --segmenter {out} --cityscapes DIR")
-        return 0
-    if args.out or args.sha256:
-        raise ReproError(f"--out and --sha256 are for fcn8s-caffe; {args.kind} goes to the torch hub cache under its "
-                         f"publisher's name and hash.")
-    path = (vgg16 if args.kind == "vgg16" else inception)(args.url, progress=not args.quiet)
-    print(f"{args.kind}: {path}")
-    return 0
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_quiet
-
-    group = commands.group("weights")
-    p = group.add_parser("get", help="fetch VGG16 / pytorch-fid Inception / the FCN-8s caffemodel from their publishers",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=KINDS, help="which file: " + ", ".join(KINDS))
-    p.add_argument("--url", help="a mirror instead of the publisher's URL (also REPRO_VGG16_URL, REPRO_INCEPTION_URL, "
-                                 "REPRO_FCN8S_URL)")
-    p.add_argument("--out", type=Path, help="fcn8s-caffe: the segmenter .pt to write (default segmenters/fcn8s-cityscapes.pt)")
-    p.add_argument("--sha256", help="fcn8s-caffe: the caffemodel's expected sha256 (default: the one recorded by the "
-                                    "first download)")
-    add_quiet(p)
-    p.set_defaults(func=run_get)

@@ -185,6 +185,31 @@ def test_train_out_that_is_a_file_is_one_clean_error(tiny_data, tmp_path, capsys
         err = capsys.readouterr().err
         assert f"{tmp_path / 'taken'} is a file, not a folder; choose another --out folder" in err, err
         assert "Traceback" not in err and (tmp_path / "taken").read_text() == "notes"
+@pytest.mark.parametrize("config, settings, words", [
+    ("smoke/simgan", ["update_order=joint"], "simgan trains in the Lua step order"),
+    ("smoke/cogan", ["cogan_private_layers=9"], "cogan_private_layers = 9: the generator has"),
+    ("smoke/cogan", ["crop_size=24"], "crop_size 24: the DCGAN nets"),
+    ("smoke/bigan", ["bigan_code=\"latent\"", "crop_size=24"], "crop_size 24: the DCGAN nets"),
+    ("smoke/cyclegan", ["batch_size=64", "iters_per_epoch=0"], "batch_size 64 is larger than the"),
+])
+def test_a_config_the_method_refuses_leaves_no_folder(tiny_data, tmp_path, capsys, config, settings, words):
+    """Method.check and every other refusal of a config run before the run folder (or its config.toml) is written."""
+    argv = ["train", config, "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet"]
+    assert main([*argv, *(a for s in settings for a in ("--set", s))]) == 1
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_allowed_values_in_config_are_the_owners_own():
+    """config.py lists every allowed value (so it imports no other module); the lists the code acts on agree."""
+    from repro import config
+    from repro.data.loaders import FILTERS
+    from repro.methods import METHODS
+
+    assert tuple(METHODS) == config.METHODS
+    assert tuple(FILTERS) == config.RESIZE_FILTERS
+    for field, allowed in config.CHOICES.items():
+        assert getattr(config.Config(), field) in allowed
 
 
 # ------------------------------------------------------------------------------ no false success

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro import ReproError
+from repro import ReproError, weights
 from repro.cli import build_parser
 from repro.eval import segmenter
 from repro.eval.caffemodel import import_caffemodel, read_caffemodel
@@ -200,7 +200,7 @@ def test_get_offline_says_where_the_file_was_published(tmp_path, http_folder):
     with pytest.raises(ReproError) as err:  # a 404 from the local server stands in for the dead link
         segmenter.get(tmp_path / "fcn.pt", url=f"{base}/gone.caffemodel")
     message = str(err.value)
-    assert segmenter.KNOWN_URL in message and "people.eecs" in message
+    assert weights.FCN8S_URL in message and "people.eecs" in message
     assert f"repro segmenter import-caffe PATH/fcn-8s-cityscapes.caffemodel {tmp_path / 'fcn.pt'}" in message
     assert not (tmp_path / "fcn-8s-cityscapes.caffemodel").exists()
     with pytest.raises(ReproError, match="import-caffe"):  # nothing listening at all

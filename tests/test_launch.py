@@ -23,6 +23,7 @@ from repro import ReproError
 from repro import estimate as E
 from repro import launch as L
 from repro import reproduce as R
+from repro.commands import reproduce as C
 from repro.cli import build_parser, main
 from repro.config import config_to_toml
 from repro.estimate import format_duration
@@ -85,18 +86,18 @@ def cli(out, city, seg, *extra):
 def test_launcher_options_are_checked_before_any_work():
     parse = lambda *a: build_parser(["reproduce", "table2", *a]).parse_args(["reproduce", "table2", *a])
     with pytest.raises(ReproError, match="--no-wait needs --launcher slurm"):
-        L.options_from(parse("--launcher", "local", "--no-wait"))
+        C.options_from(parse("--launcher", "local", "--no-wait"))
     with pytest.raises(ReproError, match="KEY=VALUE"):
-        L.options_from(parse("--launcher", "slurm", "--slurm-option", "account"))
+        C.options_from(parse("--launcher", "slurm", "--slurm-option", "account"))
     with pytest.raises(ReproError, match="Drop one"):
-        L.options_from(parse("--launcher", "slurm", "--no-wait", "--jobs", "3"))
-    opts = L.options_from(parse("--launcher", "slurm", "--slurm-option", "qos=long", "--slurm-time", "2.5",
+        C.options_from(parse("--launcher", "slurm", "--no-wait", "--jobs", "3"))
+    opts = C.options_from(parse("--launcher", "slurm", "--slurm-option", "qos=long", "--slurm-time", "2.5",
                                 "--scale", "paper", "--slurm-cpus-per-job", "6"))
     assert (opts.gpus_per_job, opts.hours, opts.threads, opts.slurm_options, opts.jobs) == (1, 2.5, 6, {"qos": "long"}, None)
     with pytest.raises(ReproError, match="--jobs, --slurm-time apply to jobs: add --launcher"):
-        L.check_arguments(parse("--jobs", "2", "--slurm-time", "3"))
-    assert L.check_arguments(parse()) is None
-    opts = L.options_from(parse("--launcher", "local", "--jobs", "2"))
+        C.check_arguments(parse("--jobs", "2", "--slurm-time", "3"))
+    assert C.check_arguments(parse()) is None
+    opts = C.options_from(parse("--launcher", "local", "--jobs", "2"))
     assert opts.jobs == 2 and opts.threads == max(1, (os.cpu_count() or 1) // 2) and opts.gpus_per_job == 0
 
 
@@ -151,7 +152,8 @@ def test_a_job_killed_mid_training_is_requeued_and_ends_with_the_uninterrupted_w
     iters = 10  # smoke CycleGAN: 4 epochs of 10 iterations, a checkpoint after each epoch
     opts = L.Options("local", jobs=1, threads=1, device="cpu", poll_seconds=0.1)
     outcome = {}
-    waiting = threading.Thread(target=lambda: outcome.update(o=L.launch([[("cyclegan", 0)]], setup, iters, opts)))
+    waiting = threading.Thread(
+        target=lambda: outcome.update(o=L.launch([[("cyclegan", 0)]], setup, iters, opts, R.run_job)))
     waiting.start()
     folder = tmp_path / "jobs" / "cyclegan" / "seed-0"
     run = folder / "run"
@@ -185,7 +187,8 @@ def test_a_job_killed_without_a_result_is_reported_with_its_log(tiny, tmp_path):
     setup = smoke_setup(tmp_path / "jobs", city, seg)
     opts = L.Options("local", jobs=1, threads=1, device="cpu", poll_seconds=0.1)
     outcome = {}
-    waiting = threading.Thread(target=lambda: outcome.update(o=L.launch([[("gan_alone", 1)]], setup, 1, opts)))
+    waiting = threading.Thread(
+        target=lambda: outcome.update(o=L.launch([[("gan_alone", 1)]], setup, 1, opts, R.run_job)))
     waiting.start()
     job_json = tmp_path / "jobs" / "gan_alone" / "seed-1" / "local" / "job.json"
     deadline = time.time() + 60
@@ -220,7 +223,7 @@ def test_an_interrupted_command_stops_its_local_jobs(tiny, tmp_path, monkeypatch
 
     monkeypatch.setattr(L, "time", InterruptedClock)
     with pytest.raises(KeyboardInterrupt):
-        L.launch([[("gan_alone", 0)]], setup, 50, L.Options("local", jobs=1, threads=1, device="cpu"))
+        L.launch([[("gan_alone", 0)]], setup, 50, L.Options("local", jobs=1, threads=1, device="cpu"), R.run_job)
     assert seen["task"]
     deadline = time.time() + 30
     while time.time() < deadline and Path(f"/proc/{seen['task']}").exists():
@@ -306,7 +309,7 @@ def test_launcher_groups_packs_first_then_single_runs(tiny, tmp_path, monkeypatc
     argv = cli(tmp_path / "out", city, seg, "--pack", "2", "--seeds", "2")
     args = build_parser(argv).parse_args(argv)
     runs = [(ROW["pix2pix"], 0), (ROW["cyclegan"], 0), (ROW["cyclegan"], 1), (ROW["gan_alone"], 0)]
-    L.launch_reproduction(args, setup, runs)
+    R.launch_runs(runs, setup, args.iters_per_epoch, C.options_from(args))
     assert seen["groups"] == [[("cyclegan", 0), ("cyclegan", 1)], [("pix2pix", 0)], [("gan_alone", 0)]]
 
 
@@ -397,7 +400,8 @@ def test_a_rerun_waits_for_the_live_local_jobs_of_a_killed_command_instead_of_re
     argv = cli(out, city, seg, "--pack", "2", "--seeds", "2")
     args = build_parser(argv).parse_args(argv)
     try:
-        outcome = L.launch_reproduction(args, setup, [(ROW["cyclegan"], 0), (ROW["cyclegan"], 1)])
+        outcome = R.launch_runs([(ROW["cyclegan"], 0), (ROW["cyclegan"], 1)], setup, args.iters_per_epoch,
+                                C.options_from(args))
     finally:
         orphan.kill()
         orphan.wait()

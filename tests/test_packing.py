@@ -22,6 +22,7 @@ import torch
 import repro.data.loaders as loaders
 from repro import ReproError
 from repro.checkpoint import checkpoint_step, settle_pack_checkpoint
+from repro.config import Config
 from repro.methods import METHODS
 from repro.methods.cyclegan import active_terms, generator_terms
 from repro.methods.packing import PackedRuns
@@ -101,6 +102,18 @@ def test_a_zero_weight_term_adds_exactly_zero_gradient_in_a_pack():
         grads = torch.autograd.grad(terms[term].sum(), params, retain_graph=True)
         assert all(g[1].abs().max() == 0 for g in grads), term
         assert any(g[0].abs().max() > 0 for g in grads), term  # while CycleGAN's run gets its gradient
+
+
+def test_the_loss_code_of_a_packed_run_reads_a_config():
+    """Inside the vmap each run's loss code gets a Config: the pack's shared fields and that run's loss weights,
+    so a field a solo run reads is there (and the same) for a packed run."""
+    cfgs = configs(rows=("cyclegan", "gan_alone"))
+    parts = METHODS["cyclegan"].build_packed(cfgs, torch.device("cpu"))
+    packed = PackedRuns(parts.nets, cfgs, {}, [{}, {}], torch.device("cpu"))
+    seen = []
+    weights = packed.apply(lambda n, c, x: seen.append(c) or x * c.lambda_forward, torch.ones(2))
+    assert [type(c) for c in seen] == [Config] and seen[0].pool_size == cfgs[0].pool_size
+    assert weights.tolist() == [c.lambda_forward for c in cfgs]  # run 1 (GAN alone) weighs its cycle 0
 
 
 def test_a_run_without_adversarial_term_keeps_its_discriminators(tiny_data, tmp_path):

@@ -16,6 +16,7 @@ from repro import reproduce as R
 from repro import train as training
 from repro.checkpoint import is_finished
 from repro.cli import main
+from repro.done import is_current
 from repro.rows import ROWS, TABLE_ROWS
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
@@ -200,7 +201,7 @@ def test_floor_and_ceiling_rows_are_result_files_with_provenance(tiny, tmp_path)
 
     city, seg = tiny
     setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
-    made = bounds.run_bounds(setup, seeds=2, progress=False)
+    made = R.run_bounds(setup, seeds=2, progress=False)
     assert [(r["row"], r["seed"]) for r in made] == [("ground_truth", 0), ("untrained", 0), ("untrained", 1),
                                                      ("constant", 0)]
     for result in made:
@@ -218,7 +219,7 @@ def test_floor_and_ceiling_rows_are_result_files_with_provenance(tiny, tmp_path)
     assert untrained0["made_by"]["config"]["seed"] == 0 and untrained1["made_by"]["config"]["seed"] == 1
     assert constant["made_by"]["most_frequent_train_id"] in range(19)
     stamp = (tmp_path / "out" / "constant" / "seed-0" / "result.json").stat().st_mtime_ns
-    bounds.run_bounds(setup, seeds=2, progress=False)  # made the same way: reused
+    R.run_bounds(setup, seeds=2, progress=False)  # made the same way: reused
     assert (tmp_path / "out" / "constant" / "seed-0" / "result.json").stat().st_mtime_ns == stamp
     frame = results_table.tidy(results_table.load_results(tmp_path / "out"))
     assert set(frame["kind"]) == {"ceiling", "floor"} and len(frame) == 4 * 4 * 3  # 4 results x 4 tables x 3 metrics
@@ -323,3 +324,12 @@ def test_a_reproduction_pack_killed_among_its_commit_renames_is_regrouped_as_one
     assert (folders[0] / "checkpoint.pt").is_file() and not (folders[1] / "checkpoint.pt").exists()
     assert R.pack_groups(runs, setup, 1, "auto") == [runs]
     assert all((folder / "checkpoint.pt").is_file() for folder in folders)
+def test_a_step_is_current_only_when_its_output_records_the_same_inputs():
+    """repro.done: the one rule behind a finished row, a kept score file, the pretrained row and a kept calibration."""
+    record = {"config": {"lr": 1}, "provenance": {"segmenter": {"sha256": "a"}}}
+    key = {"config": {"lr": 1}, "provenance.segmenter.sha256": "a"}
+    assert is_current(record, key)
+    assert not is_current(record, key | {"provenance.segmenter.sha256": "b"})  # the segmenter changed
+    assert not is_current(record, key | {"config": {"lr": 2}})  # the config changed
+    assert not is_current({"config": {"lr": 1}}, key)  # an older output that does not record the segmenter
+    assert not is_current({}, {}) and not is_current(None, {}) and is_current({"x": 1}, {})  # nothing kept: redo

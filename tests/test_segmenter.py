@@ -173,10 +173,12 @@ def test_calibrate_scores_real_photos_at_256_and_labels_the_segmenter(city, tmp_
                                 "source": "the synthetic city's val photos (repro.data.synth_city), not Cityscapes"}
     assert result["comparability"].startswith("synthetic segmenter: calibrated against the synthetic city")
     assert "strict" in result["other_protocols"]
-    # `run_calibrate` writes it next to the segmenter, where labels2photo looks for it
+    # `repro segmenter calibrate` (run_calibrate) writes it next to the segmenter, where labels2photo looks for it
     import argparse
 
-    S.run_calibrate(argparse.Namespace(segmenter=seg, cityscapes=city, device="cpu", batch_size=2, workers=1,
+    from repro.commands.segmenter import run_calibrate
+
+    run_calibrate(argparse.Namespace(segmenter=seg, cityscapes=city, device="cpu", batch_size=2, workers=1,
                                        resize_filter="nearest", jpeg_quality=100, tf32=False, out=None))
     written = json.loads(calibration_file(seg).read_text())
     assert written["protocol"]["resize_filter"] == "nearest" and written["protocol"]["jpeg_quality"] == 100

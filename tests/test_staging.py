@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from repro.data.staging import partial_folder
+from repro.io import atomic_folder, partial_folder
 
 
 def test_error_inside_leaves_nothing(tmp_path):
@@ -31,3 +31,17 @@ def test_only_dead_runs_partial_folders_are_cleared(tmp_path):
         os.replace(tmp, out)
     assert (out / "done").read_text() == "ok"
     assert not stale.exists() and running.exists()
+
+
+def test_atomic_folder_replaces_the_folder_only_once_complete(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.png").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(out) as tmp:
+            (tmp / "new.png").write_text("new")
+            raise RuntimeError("killed mid-way")
+    assert [p.name for p in out.iterdir()] == ["old.png"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+    with atomic_folder(out) as tmp:
+        (tmp / "new.png").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.png"] and [p.name for p in tmp_path.iterdir()] == ["out"]

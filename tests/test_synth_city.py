@@ -160,7 +160,7 @@ def test_existing_output_is_reused_or_refused(tmp_path, city):
 
 
 def test_size_parsing():
-    from repro.cli import size_pair
+    from repro.commands.options import size_pair
 
     assert size_pair("320x160") == (320, 160)
     with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from repro.resources import expected_file
-from repro.verdicts import (MIN_SEEDS_ONE_RUN, STD_FLOOR, Reference, judge, judge_cell, load_ranges, references,
-                            stored_path)
+from repro.layout import stored_path
+from repro.verdicts import MIN_SEEDS_ONE_RUN, STD_FLOOR, Reference, judge, judge_cell, load_ranges, references
 
 # t quantiles from a printed table (Student's t, two-sided 95%): df 2 -> 4.303, df 4 -> 2.776, df 5 -> 2.571
 T2, T4, T5 = 4.3027, 2.7764, 2.5706

@@ -45,8 +45,7 @@ from tqdm import tqdm
 from repro import ReproError, __version__
 from repro.data.images import open_image
 from repro.data.loaders import FILTERS
-from repro.data.staging import partial_folder
-from repro.io import DiskFull, free_space, is_disk_full, process_alive, read_json_or_empty
+from repro.io import DiskFull, free_space, is_disk_full, partial_folder, process_alive, read_json_or_empty
 
 SPLITS = ("train", "val", "test")
 OUTPUT_FOLDERS = {"train": ("trainA", "trainB"), "val": ("testA", "testB")}  # (photos Y, labels X)

@@ -33,8 +33,7 @@ from tqdm import tqdm
 
 from repro import ReproError, __version__
 from repro.data.registry import Entry, lookup
-from repro.data.staging import partial_folder
-from repro.io import sha256_file, write_json
+from repro.io import partial_folder, sha256_file, write_json
 
 DEFAULT_ROOT = Path("datasets")
 MARKER = ".repro-download.json"

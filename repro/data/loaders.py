@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from repro import ReproError
+from repro.config import PAIRINGS, RESIZE_FILTERS
 from repro.data.frames import frame_id
 from repro.data.images import open_image
 
@@ -22,6 +23,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 # preparation, the segmenter's photos) looks its --resize-filter / --resample / resize_filter up in.
 FILTERS = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR,
            "hamming": Image.Resampling.HAMMING, "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+assert tuple(FILTERS) == RESIZE_FILTERS, "repro.config.RESIZE_FILTERS lists these names"
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -94,7 +96,6 @@ def random_crop_flip(images: torch.Tensor, crop: int, flip: bool, generator: tor
 
 
 # How an epoch pairs the two unaligned domains (config `pairing`); an epoch is max(|X|, |Y|) pairs in all three.
-PAIRINGS = ("lua", "port", "larger")
 
 
 def unaligned_order(n_x: int, n_y: int, pairing: str, generator: torch.Generator, port_a: str = "y") -> torch.Tensor:

@@ -32,8 +32,7 @@ from tqdm import tqdm
 
 from repro import ReproError, __version__
 from repro.data.labels import COLOUR_BY_ID, HAS_INSTANCES
-from repro.data.staging import partial_folder
-from repro.io import DiskFull, free_space, is_disk_full, read_json_or_empty
+from repro.io import DiskFull, free_space, is_disk_full, partial_folder, read_json_or_empty
 
 DEFAULT_SIZE = (256, 128)  # (W, H): the real packages are 2048x1024, the same 2:1 aspect
 DEFAULT_TRAIN = 200

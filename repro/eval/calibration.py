@@ -21,6 +21,7 @@ from pathlib import Path
 
 from repro import ReproError
 from repro.data.synth_city import MARKER as SYNTHETIC_MARKER
+from repro.done import is_current
 from repro.resources import expected_file
 
 METRICS = ("pixel_acc", "class_acc", "iou")
@@ -102,7 +103,7 @@ def read(segmenter: Path, sha256: str) -> dict | None:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ReproError(f"{path} is not valid JSON ({err}); delete it and run `repro segmenter calibrate` again.") from None
-    return rejudged(data) if data.get("segmenter", {}).get("sha256") == sha256 else None
+    return rejudged(data) if is_current(data, {"segmenter.sha256": sha256}) else None
 
 
 def rejudged(data: dict) -> dict:

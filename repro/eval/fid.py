@@ -22,7 +22,6 @@ which is exactly what InceptionV3(resize_input=True) does to a batch; doing it p
 mix image sizes. Note pytorch-fid's own CLI drops the last partial batch; here every image counts.
 """
 
-import argparse
 import hashlib
 import sys
 from pathlib import Path
@@ -39,8 +38,7 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.data.images import open_image
-from repro.device import pick_device
-from repro.io import atomic_path, load_torch_file, sha256_file, sha256_files, write_json
+from repro.io import atomic_path, load_torch_file, sha256_file, sha256_files
 
 WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 DIMS = 2048
@@ -324,39 +322,3 @@ def fid_between_folders(dir_a: Path, dir_b: Path, weights: Path | None = None, d
         "weights": {"path": str(path), "sha256": weights_sha256, "published": published},
         "reference_cache": {"file": str(cache_file) if cache_file else None, "hit": hit},
     }
-
-
-def run(args: argparse.Namespace) -> int:
-    result = fid_between_folders(args.dir_a, args.dir_b, args.weights, str(pick_device(args.device)),
-                                 args.batch_size, args.kid_subsets, args.kid_subset_size, progress=not args.quiet,
-                                 cache=not args.no_cache)
-    m = result["metrics"]
-    if not result["weights"]["published"]:
-        print(f"NOT THE PUBLISHED WEIGHTS: FID and KID computed with {result['weights']['path']}, not pytorch-fid's "
-              f"{WEIGHTS_FILE}; not comparable with published FIDs.")
-    print(f"FID {m['fid']:.3f}   KID {m['kid']:.5f} +- {m['kid_std']:.5f}   "
-          f"({result['inputs']['a_images']} vs {result['inputs']['b_images']} images)")
-    if args.out:
-        print(f"wrote {write_json(args.out, result)}")
-    return 0
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_batch_size, add_device, add_quiet, positive_int
-
-    p = commands.group("evaluate").add_parser("fid")
-    p.description = __doc__
-    p.add_argument("dir_a", type=Path, metavar="DIR_A", help="a folder of images (e.g. translations)")
-    p.add_argument("dir_b", type=Path, metavar="DIR_B", help="a folder of images (e.g. real photos)")
-    p.add_argument("--weights", type=Path, default=None,
-                   help=f"{WEIGHTS_FILE} (default: the torch hub cache, TORCH_HOME/hub/checkpoints/, "
-                        f"fetched there once from pytorch-fid's URL or $REPRO_INCEPTION_URL)")
-    add_device(p)
-    add_batch_size(p, 50)
-    p.add_argument("--kid-subsets", type=positive_int, default=100, help="random subsets KID averages over")
-    p.add_argument("--kid-subset-size", type=positive_int, default=1000, help="images per KID subset (at most the set size)")
-    p.add_argument("--no-cache", action="store_true", help="recompute DIR_B's statistics instead of reading "
-                                                           "TORCH_HOME/hub/repro-fid-stats/")
-    p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
-    add_quiet(p)
-    p.set_defaults(func=run)

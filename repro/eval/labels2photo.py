@@ -24,8 +24,6 @@ full float32 (TF32 off, as Caffe computed) unless --tf32; frames of the same siz
 which cannot change any prediction (FCN-8s treats batch items independently, no batch norm).
 """
 
-import argparse
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,24 +35,17 @@ from tqdm import tqdm
 
 from repro import ReproError, translations
 from repro.data.images import image_size, open_image
-from repro.device import pick_device
+from repro.device import loader_workers, pick_device
 from repro.eval import calibration
 from repro.eval.fcn import load_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import N_CLASSES, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import scores
 from repro.eval.results import build_result, per_class_table
-from repro.io import sha256_files, write_json
+from repro.config import PROTOCOLS
+from repro.io import sha256_files
 
 MEAN_BGR = (72.78044, 83.21195, 73.45286)
-PROTOCOLS = ("pix2pix", "strict")
-
-
-def default_workers(device: torch.device, workers: int | None) -> int:
-    """Image-loading processes: none on CPU (they would take cores from the net), 4 on CUDA."""
-    if workers is not None:
-        return workers
-    return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
 
 
 # ------------------------------------------------------------------------------ one frame
@@ -172,7 +163,7 @@ def score_frames(frames, model, device, batch_size: int = 4, workers: int | None
     if n_pred not in (N_CLASSES, N_CLASSES + 1):
         raise ReproError(f"the segmenter has {n_pred} outputs; the Cityscapes protocol needs 19 classes (+1 unused).")
     loader = torch.utils.data.DataLoader(
-        FrameDataset(frames, prepare), batch_size=batch_size, num_workers=default_workers(torch.device(device), workers),
+        FrameDataset(frames, prepare), batch_size=batch_size, num_workers=loader_workers(torch.device(device), workers),
         collate_fn=list,
     )
     tally = Tally(n_pred=n_pred)
@@ -281,30 +272,3 @@ def print_summary(result: dict) -> None:
     verdict = result.get("comparable_to_paper")
     why = calibration.describe(result.get("calibration"))
     print("comparable to the paper: " + {True: "yes", False: "NO", None: "unknown"}[verdict] + f" ({why})")
-
-
-def run(args: argparse.Namespace) -> None:
-    result = evaluate(args.results, args.cityscapes, args.segmenter, args.protocol, args.device,
-                      args.batch_size, args.workers, args.tf32, progress=not args.quiet)
-    out = args.out or Path(args.results).resolve().parent / "labels2photo.json"
-    write_json(out, result)
-    print_summary(result)
-    print(f"\nwrote {out}")
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_batch_size, add_device, add_quiet, add_workers
-
-    p = commands.group("evaluate").add_parser("labels2photo")
-    p.description = __doc__
-    p.add_argument("--results", type=Path, required=True, help="folder of generated {city}_{seq}_{frame}_leftImg8bit.png")
-    p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root holding gtFine/val")
-    p.add_argument("--segmenter", type=Path, required=True, help="FCN-8s .pt from `repro segmenter get|import-caffe|train`")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="pix2pix", help="headline protocol (both are written)")
-    add_device(p)
-    add_batch_size(p, 4, "frames per forward pass (same-size frames only)")
-    add_workers(p)
-    add_quiet(p)
-    p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA (faster, not Caffe's float32)")
-    p.add_argument("--out", type=Path, help="result JSON (default: RESULTS/../labels2photo.json)")
-    p.set_defaults(func=run)

@@ -31,12 +31,12 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from skimage.color import rgb2lab
 
+from repro.config import COLOUR_SPACES, PALETTES
 from repro.io import atomic_path
 
 VOID = 19
 N_COLOURS = 1 << 24
-SPACES = ("rgb", "lab")
-PALETTES = ("full", "train")
+SPACES = COLOUR_SPACES
 _CHUNK = 1 << 12  # colours per step of the table build (see build_table)
 
 

@@ -15,7 +15,6 @@ No official script exists (docs/protocol.md#photo-to-labels); the choices made h
 - one confusion matrix over all frames; per-pixel, per-class and IoU exactly as repro.eval.metrics.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +24,12 @@ from tqdm import tqdm
 
 from repro import ReproError, translations
 from repro.data.images import open_image
+from repro.config import COMPARE
 from repro.eval import palette
 from repro.eval.groundtruth import CLASS_NAMES, N_CLASSES, ground_truth_files, load_train_ids, pair_results
 from repro.eval.metrics import EPS, confusion_matrix, scores
 from repro.eval.results import build_result
-from repro.io import sha256_files, write_json
-
-COMPARE = ("full", "generated")
+from repro.io import sha256_files
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -122,34 +120,3 @@ def summary(result: dict) -> str:
             f"palette={p.get('palette', 'full')}, "
             f"void predictions: {result['void']['predicted_pixels']} pixels "
             f"({result['void']['fraction_of_scored_pixels']:.1%}, counted as wrong)\n\n{head}\n\n{table}")
-
-
-def run(args: argparse.Namespace) -> int:
-    result = evaluate(args.results, args.cityscapes, args.space, args.compare, args.split, args.cache_dir,
-                      progress=not args.quiet, palette_kind=args.palette)
-    out = Path(args.out) if args.out else Path(args.results).resolve().parent / "photo2labels.json"
-    write_json(out, result)
-    print(summary(result))
-    print(f"\nwrote {out}")
-    return 0
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_quiet
-
-    p = commands.group("evaluate").add_parser("photo2labels")
-    p.description = __doc__
-    p.add_argument("--results", type=Path, required=True, help="folder of generated label maps named {city}_{seq}_{frame}_*.png")
-    p.add_argument("--cityscapes", type=Path, required=True, help="extracted Cityscapes root (holding gtFine/)")
-    p.add_argument("--space", choices=palette.SPACES, default="rgb", help="colour distance (rgb: the authors' advice)")
-    p.add_argument("--compare", choices=COMPARE, default="full",
-                   help="full: upsample the class map to the full-resolution labels; "
-                        "generated: downsample the labels to the generated size")
-    p.add_argument("--palette", choices=palette.PALETTES, default="full",
-                   help="full: every Cityscapes colour, void colours predict void (counted as wrong); "
-                        "train: the 19 class colours only, every pixel snaps to a class")
-    p.add_argument("--split", default="val", help="ground-truth split")
-    p.add_argument("--cache-dir", type=Path, default=None, help="keep the 16 MiB colour lookup table here between runs")
-    p.add_argument("--out", type=Path, default=None, help="result JSON (default: RESULTS/../photo2labels.json)")
-    add_quiet(p)
-    p.set_defaults(func=run)

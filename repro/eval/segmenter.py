@@ -40,25 +40,22 @@ from tqdm import tqdm
 
 from repro import ReproError, weights
 from repro.data.images import open_image
-from repro.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, vgg16_weights_path
+from repro.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16_FILE, imagenet_vgg16, vgg16_weights_path
 from repro.data.cityscapes import JPEG_OPTIONS
 from repro.data.download import DownloadFailed
 from repro.data.loaders import FILTERS
-from repro.device import pick_device, training_threads
+from repro.device import loader_workers, pick_device, training_threads
 from repro.eval.caffemodel import import_caffemodel
 from repro.eval.fcn import VGG_BLOCKS, FCN8s, fcn8s, init_for_training, load_segmenter, save_segmenter
 from repro.data.frames import frame_id
 from repro.eval.groundtruth import IGNORE, ground_truth_files, load_train_ids
-from repro.eval.calibration import calibration_file, comparability, load_band, scored_data, verdict
-from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, default_workers, protocol_block, protocol_description,
+from repro.eval.calibration import comparability, load_band, scored_data, verdict
+from repro.eval.labels2photo import (MEAN_BGR, PROTOCOLS, protocol_block, protocol_description,
                                      score_frames)
 from repro.eval.metrics import scores
 from repro.eval.results import build_result
-from repro.io import sha256_file, sha256_files, write_json
+from repro.io import load_torch_file, sha256_file, sha256_files
 
-KNOWN_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix_extra/fcn-8s-cityscapes.caffemodel"
-DEAD_URL = "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/fcn-8s-cityscapes/fcn-8s-cityscapes.caffemodel"
-DEFAULT_OUT = Path("segmenters/fcn8s-cityscapes.pt")
 
 VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # convs in torchvision's vgg16.features
 
@@ -73,14 +70,14 @@ def import_caffe(caffemodel: Path, out: Path) -> str:
                           caffemodel_sha256=sha256_file(caffemodel), **note)
 
 
-def get(out: Path = DEFAULT_OUT, url: str | None = None, caffemodel: Path | None = None, retries: int = 4,
+def get(out: Path = weights.FCN8S_OUT, url: str | None = None, caffemodel: Path | None = None, retries: int = 4,
         sha256: str | None = None, progress: bool = True) -> str:
     """Downloads the pix2pix authors' fcn-8s-cityscapes.caffemodel (unless already there) and imports it.
     No hash is published for it: the first download records its sha256 in CAFFEMODEL.sha256 and later
-    downloads and reuses must match it (or `sha256`). url: default $REPRO_FCN8S_URL, else KNOWN_URL."""
+    downloads and reuses must match it (or `sha256`). url: default $REPRO_FCN8S_URL, else weights.FCN8S_URL."""
     from repro.weights import FCN8S_ENV, download_recorded
 
-    url = url or os.environ.get(FCN8S_ENV) or KNOWN_URL
+    url = url or os.environ.get(FCN8S_ENV) or weights.FCN8S_URL
     caffemodel = Path(caffemodel) if caffemodel else Path(out).with_name("fcn-8s-cityscapes.caffemodel")
     try:  # resumable: a cut connection keeps what arrived
         download_recorded(url, caffemodel, what="the FCN-8s Cityscapes caffemodel", check=import_caffemodel,
@@ -89,7 +86,7 @@ def get(out: Path = DEFAULT_OUT, url: str | None = None, caffemodel: Path | None
         raise ReproError(
             f"could not download {url} ({err}).\n"
             f"The FCN-8s Cityscapes weights (fcn-8s-cityscapes.caffemodel, ~537 MB) were last published at\n"
-            f"  {KNOWN_URL}\n(the older {DEAD_URL} has been dead since 2021).\n"
+            f"  {weights.FCN8S_URL}\n(the older {weights.FCN8S_DEAD_URL} has been dead since 2021).\n"
             f"If you have a copy, import it with:\n"
             f"  repro segmenter import-caffe PATH/fcn-8s-cityscapes.caffemodel {out}\n"
             f"If you cannot get one, train a stand-in and calibrate it:\n"
@@ -187,11 +184,10 @@ def init_trunk(model: FCN8s) -> str:
     is only for a full-width net, the one a user can give the trunk and score against the paper; a reduced-width
     net (the smoke segmenter) cannot take the real file and gets one plain line."""
     path = vgg16_weights_path()
-    if not path.is_file() and model.width == 1:  # only the full-width net can use the real file: fetch it
-        try:
-            path = weights.vgg16()
-        except ReproError as err:
-            loud(f"WARNING: {err}")
+    try:
+        path = imagenet_vgg16(fetch=model.width == 1)  # only the full-width net can use the real file: fetch it
+    except ReproError as err:
+        loud(f"WARNING: {err}")
     if not path.is_file():
         if model.width != 1:
             return scratch_note(model)
@@ -201,7 +197,7 @@ def init_trunk(model: FCN8s) -> str:
              f"(TORCH_HOME moves it).")
         return "scratch"
     try:
-        vgg = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        vgg = load_torch_file(path, "VGG16 weights", "Delete it, or replace it with torchvision's file.", mmap=True)
         state = vgg16_to_fcn(vgg)
     except (KeyError, RuntimeError, OSError) as err:
         raise ReproError(f"{path} is not torchvision's vgg16 state_dict ({err}): delete it or replace it.") from err
@@ -258,7 +254,7 @@ def train(cityscapes: Path, out: Path, width: float = 1.0, iters: int | None = N
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = pick_device(device)
-    workers = default_workers(device, workers)
+    workers = loader_workers(device, workers)
     frames = photo_frames(cityscapes, "train")
     model = fcn8s(n_classes=20, width=width)
     init_for_training(model)
@@ -342,82 +338,3 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str = "auto", batch_siz
                          for n in PROTOCOLS if n != "pix2pix"},
         quirk=tally.quirk(), segmenter=info, device=str(device),
     )
-
-
-# ------------------------------------------------------------------------------ commands
-
-
-def run_get(args):
-    digest = get(args.out, args.url, args.caffemodel, sha256=args.sha256, progress=not args.quiet)
-    print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
-
-
-def run_import(args):
-    digest = import_caffe(args.caffemodel, args.out)
-    print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
-
-
-def run_train(args):
-    digest = train(args.cityscapes, args.out, args.width, args.steps, args.epochs, args.batch_size, args.optimizer,
-                   args.lr, args.device, args.seed, args.label_size, args.workers)
-    print(f"wrote {args.out} (sha256 {digest}). Next: repro segmenter calibrate --segmenter {args.out} --cityscapes DIR")
-
-
-def run_calibrate(args):
-    result = calibrate(args.segmenter, args.cityscapes, args.device, args.batch_size, args.workers,
-                       args.resize_filter, args.jpeg_quality, args.tf32)
-    out = args.out or calibration_file(args.segmenter)
-    write_json(out, result)
-    m, p = result["metrics"], result["paper"]
-    for key, label in (("pixel_acc", "per-pixel acc"), ("class_acc", "per-class acc"), ("iou", "class IoU")):
-        print(f"{label:14s} {m[key]:.4f}   paper {p[key]:.2f}   delta {m[key] - p[key]:+.4f}   (band +-{result['band'][key]})")
-    print(f"scored: {result['scored']['images']} images at {result['scored']['size']}, {result['scored']['source']}")
-    print(f"comparable to the paper: {'yes' if result['comparable_to_paper'] else 'NO'} ({result['comparability']})\nwrote {out}")
-
-
-def add_commands(commands) -> None:
-    from repro.cli import add_batch_size, add_device, add_quiet, add_workers, positive_int, size_pair
-
-    group = commands.group("segmenter")
-    p = group.add_parser("get")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="segmenter .pt to write")
-    p.add_argument("--url", help=f"where to download the .caffemodel from (default $REPRO_FCN8S_URL, else {KNOWN_URL})")
-    add_quiet(p)
-    p.add_argument("--sha256", help="the caffemodel's expected sha256 (default: the one the first download recorded)")
-    p.add_argument("--caffemodel", type=Path, help="where to keep the .caffemodel (default: next to --out)")
-    p.set_defaults(func=run_get)
-
-    p = group.add_parser("import-caffe")
-    p.add_argument("caffemodel", type=Path, help="fcn-8s-cityscapes.caffemodel (current or legacy V1 layout)")
-    p.add_argument("out", type=Path, help="segmenter .pt to write")
-    p.set_defaults(func=run_import)
-
-    p = group.add_parser("train")
-    p.description = __doc__
-    p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root (gtFine/ and leftImg8bit/)")
-    p.add_argument("--out", type=Path, required=True, help="segmenter .pt to write")
-    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 = VGG16; the trunk needs 1)")
-    steps = p.add_mutually_exclusive_group()
-    steps.add_argument("--steps", type=positive_int, help="optimizer steps")
-    steps.add_argument("--epochs", type=positive_int, help="passes over the train split (default 1)")
-    add_batch_size(p, 1, "images per optimizer step")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam, or FCN's SGD")
-    p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-4, sgd 1e-10 x pixels per image)")
-    p.add_argument("--label-size", type=size_pair, help="train at WxH instead of the full label resolution")
-    add_device(p)
-    p.add_argument("--seed", type=int, default=0, help="seed for init and data order")
-    add_workers(p)
-    p.set_defaults(func=run_train)
-
-    p = group.add_parser("calibrate")
-    p.add_argument("--segmenter", type=Path, required=True, help="FCN-8s .pt to calibrate")
-    p.add_argument("--cityscapes", type=Path, required=True, help="Cityscapes root (gtFine/ and leftImg8bit/)")
-    add_device(p)
-    add_batch_size(p, 4, "frames per forward pass")
-    add_workers(p)
-    p.add_argument("--resize-filter", choices=sorted(FILTERS), default="bicubic",
-                   help="filter shrinking the photos to 256 (bicubic: Pillow's default, as the dataset preparation)")
-    p.add_argument("--jpeg-quality", type=int, help="pass the 256x256 photos through JPEG (prepared datasets: 100)")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 convolutions on CUDA")
-    p.add_argument("--out", type=Path, help="result JSON (default: SEGMENTER-stem.calibration.json next to the segmenter)")
-    p.set_defaults(func=run_calibrate)

@@ -9,10 +9,12 @@ A method is a module of this package with two functions, named in METHODS:
     translator(run, cfg, direction, device) -> nn.Module
         a trained run's translation, "x2y" (labels -> photo) or "y2x" (photo -> labels), [-1, 1] -> [-1, 1]
 
-and two facts: whether it trains on aligned pairs, and whether it takes the CUDA speed-ups (bf16 autocast,
-channels_last). The training loop (repro.train), translation (repro.translate) and the reproduction
-(repro.reproduce) only ever go through METHODS. To add a method: repro/methods/NAME.py, one line below, its
-configs (repro/configs/*/NAME.toml with `method = "NAME"`), and its row in repro/rows.py and expected/.
+optionally `check(cfg)`, which refuses a config the method cannot train (the training loop calls it before any
+run folder is written), and two facts: whether it trains on aligned pairs, and whether it takes the CUDA
+speed-ups (bf16 autocast, channels_last). The training loop (repro.train), translation (repro.translate) and
+the reproduction (repro.reproduce) only ever go through METHODS. To add a method: repro/methods/NAME.py, one
+line below, its name in repro.config.METHODS, its configs (repro/configs/*/NAME.toml with `method = "NAME"`),
+and its row in repro/rows.py and expected/.
 """
 
 from dataclasses import dataclass
@@ -37,14 +39,16 @@ class Method:
     paired: bool = False         # trains on aligned (label map, photo) pairs of the same frame
     cuda_speedups: bool = False  # build takes amp= and channels_last=
     build_packed: Callable[..., Parts] | None = None  # (cfgs, device) -> Parts for K runs in one step
+    check: Callable[[Config], None] = lambda cfg: None  # raises ReproError for a config the method cannot train;
+                                                        # the training loop calls it before any run folder is written
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("cyclegan", cyclegan.build, cyclegan.translator, cuda_speedups=True, build_packed=cyclegan.build_packed),
     Method("pix2pix", pix2pix.build, pix2pix.translator, paired=True),
-    Method("simgan", simgan.build, simgan.translator),
-    Method("cogan", cogan.build, cogan.translator),
-    Method("bigan", bigan.build, bigan.translator),
+    Method("simgan", simgan.build, simgan.translator, check=simgan.check),
+    Method("cogan", cogan.build, cogan.translator, check=cogan.check),
+    Method("bigan", bigan.build, bigan.translator, check=bigan.check),
 )}
 
 

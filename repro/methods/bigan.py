@@ -21,15 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.methods.latent import Decoder, Encoder, encoder_blocks
-from repro.checkpoint import trained_nets
+from repro.methods.latent import Decoder, Encoder, encoder_blocks, halvings
 from repro.config import Config
 from repro.device import to_device
-from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
+from repro.layout import export_name
 from repro.losses import discriminator_loss, gan_loss
 from repro.networks import PatchDiscriminator, build_generator
-
-CODES = ("image", "latent")  # config bigan_code: the paper's reading, the textbook one
 
 
 class JointDiscriminator(nn.Module):
@@ -44,6 +42,12 @@ class JointDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.joint(torch.cat([self.image(images), self.code(z)], 1))
+
+
+def check(cfg: Config) -> None:
+    """The latent code's DCGAN nets need a power-of-two crop size; refused before any run folder is written."""
+    if cfg.bigan_code == "latent":
+        halvings(cfg.crop_size)
 
 
 def image_generator(cfg: Config) -> nn.Module:
@@ -91,7 +95,7 @@ def build(cfg: Config, device) -> Parts:
         def step(x, y, rng):
             return bigan_step(("G", "E", "D"), pair, nets, opts, x, nets["G"](x), nets["E"](y), y, cfg)
 
-        return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "E": "E_y2x.pth"},
+        return Parts(nets, opts, step, exports={"G": export_name("G", "x2y"), "E": export_name("E", "y2x")},
                      labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
     def step(x, y, rng):

@@ -17,11 +17,10 @@ import torch
 from torch import nn
 
 from repro import ReproError
-from repro.methods.latent import decoder_blocks, encoder_blocks
-from repro.checkpoint import trained_nets
+from repro.methods.latent import blocks, decoder_blocks, encoder_blocks
 from repro.config import Config
 from repro.device import to_device
-from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
 from repro.losses import discriminator_loss, gan_loss
 
 SIDES = ("x", "y")
@@ -31,6 +30,13 @@ def split_point(private: int, n_blocks: int, what: str) -> None:
     if not 1 <= private <= n_blocks:
         raise ReproError(f"cogan_private_layers = {private}: the {what} has {n_blocks} blocks at this crop size; "
                          f"choose 1 to {n_blocks}")
+
+
+def check(cfg: Config) -> None:
+    """The crop size (a power of two) and the tied layers fit the nets; refused before any run folder is written."""
+    n = blocks(cfg.crop_size)
+    split_point(cfg.cogan_private_layers, n, "generator")
+    split_point(cfg.cogan_private_layers, n - 1, "discriminator (last block excluded)")
 
 
 class CoupledGenerators(nn.Module):

@@ -4,8 +4,9 @@ X = label maps, Y = photos; a translation direction is "x2y" (labels -> photo) o
 """
 
 import copy
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 
 from repro import ReproError
 from repro.config import Config
+from repro.io import load_torch_file
 from repro.networks import init_weights, zero_conv_biases
 from repro.pool import ImagePool
 
@@ -80,3 +82,16 @@ def prepared(net: nn.Module, cfg: Config, device) -> nn.Module:
 def snapshot(nets: dict[str, nn.Module]) -> dict[str, nn.Module]:
     """Copies of the live nets, so a translation during training (FID) cannot change their state."""
     return {name: copy.deepcopy(net) for name, net in nets.items()}
+
+
+def trained_nets(run: Path, nets: dict[str, nn.Module], device) -> dict[str, nn.Module]:
+    """`nets` (freshly built) with the weights of run/checkpoint.pt, on `device`, without gradients."""
+    ckpt = Path(run) / "checkpoint.pt"
+    state = load_torch_file(ckpt, "checkpoint", "Retrain the run.")
+    for name, net in nets.items():
+        if name not in state["nets"]:
+            raise ReproError(f"{ckpt} has no net {name!r} (it holds {sorted(state['nets'])}); "
+                             f"its config.toml does not match the run; retrain it")
+        net.load_state_dict(state["nets"][name])
+        net.requires_grad_(False)
+    return {name: net.to(device) for name, net in nets.items()}

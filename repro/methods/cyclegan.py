@@ -14,16 +14,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.checkpoint import trained_nets
 from repro.config import Config
+from repro.layout import export_name
 from repro.losses import discriminator_loss, gan_loss, l1
-from repro.methods.common import Parts, adam, as_direction, prepared, update
+from repro.methods.common import Parts, adam, as_direction, prepared, trained_nets, update
 from repro.methods.packing import OneRun, PackedRuns, RunNet, RunOptimizer, Stacked, check_pack
 from repro.networks import PatchDiscriminator, build_generator
 from repro.pool import ImagePool
 
 NET_NAMES = ("G", "F", "D_X", "D_Y")
-UPDATE_ORDERS = ("sequential", "joint")  # the Lua code, the port
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
 
 
@@ -143,7 +142,7 @@ def build(cfg: Config, device: torch.device, amp: bool = False, channels_last: b
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
         return train_step(nets, opts, pools, x, y, cfg, rng, autocast)
 
-    return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"}, labels2photo=lambda: nets["G"])
+    return Parts(nets, opts, step, pools, exports={"G": export_name("G", "x2y"), "F": export_name("F", "y2x")}, labels2photo=lambda: nets["G"])
 
 
 def translator(run: Path, cfg: Config, direction: str, device) -> nn.Module:
@@ -175,4 +174,4 @@ def build_packed(cfgs: list[Config], device: torch.device) -> Parts:
 
     views = [({n: RunNet(nets[n], k) for n in NET_NAMES}, {n: RunOptimizer(opts[n], k) for n in NET_NAMES}, pools[k])
              for k in range(len(cfgs))]
-    return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"}, runs=views)
+    return Parts(nets, opts, step, exports={"G": export_name("G", "x2y"), "F": export_name("F", "y2x")}, runs=views)

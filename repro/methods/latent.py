@@ -24,6 +24,11 @@ def halvings(size: int) -> int:
     return n - 2
 
 
+def blocks(size: int) -> int:
+    """How many blocks decoder_blocks and encoder_blocks make for S x S images (S a power of two >= 8)."""
+    return halvings(size) + 1
+
+
 def widths(base: int, size: int) -> list[int]:
     """Channels from the finest resolution to 4x4: base, 2 base, 4 base, 8 base, 8 base, ..."""
     return [base * min(8, 2 ** k) for k in range(halvings(size))]

@@ -13,13 +13,14 @@ in another order), not bit for bit; tests/test_packing.py checks losses and weig
 """
 
 import copy
-from types import SimpleNamespace
+from dataclasses import replace
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from repro import ReproError
+from repro.config import Config
 from repro.networks import conv_bias_names
 from repro.pool import ImagePool
 
@@ -140,19 +141,20 @@ class PackedRuns:
         self.nets, self.on, self.pools = nets, on, pools
         self.weights = {k: torch.tensor([float(getattr(c, k)) for c in cfgs], device=device)
                         for k in ("lambda_gan", "lambda_forward", "lambda_backward", "lambda_identity")}
-        self.gan_loss = cfgs[0].gan_loss
+        self.cfg = cfgs[0]  # every field but the weights is the same in every run of a pack (check_pack)
         self.adversarial_runs = [c.lambda_gan != 0 for c in cfgs]
         self.adversarial = torch.tensor(self.adversarial_runs, dtype=torch.float32, device=device)
 
     def apply(self, fn, *tensors):
-        """fn(nets, weights, *tensors) once per run (vmap): nets are that run's functions, weights its lambdas."""
+        """fn(nets, cfg, *tensors) once per run (vmap): nets are that run's functions, cfg its config (the pack's
+        shared fields, that run's loss weights), so the loss code reads every field as it does for a run alone."""
         names = list(self.nets)
         params = {n: self.nets[n].tensors()[0] for n in names}
         buffers = {n: self.nets[n].tensors()[1] for n in names}
 
         def one_run(params, buffers, weights, *xs):
             nets = {n: (lambda x, n=n: self.nets[n].call(params[n], buffers[n], x)) for n in names}
-            return fn(nets, SimpleNamespace(**weights, gan_loss=self.gan_loss), *xs)
+            return fn(nets, replace(self.cfg, **weights), *xs)
 
         return vmap(one_run)(params, buffers, self.weights, *tensors)
 
@@ -168,6 +170,45 @@ class PackedRuns:
         fake = fake.detach()
         return torch.stack([self.pools[k][name].query(fake[k], rngs[k]) if self.adversarial_runs[k] else fake[k]
                             for k in range(len(fake))])
+
+
+def logged(term: str, cfg: Config) -> bool:
+    """Whether a run trained alone would log this term (packed runs compute a term any of them uses)."""
+    for prefix, weight in (("gan", cfg.lambda_gan), ("D_", cfg.lambda_gan), ("cycle_forward", cfg.lambda_forward),
+                           ("cycle_backward", cfg.lambda_backward), ("identity", cfg.lambda_identity)):
+        if term.startswith(prefix):
+            return weight != 0
+    return True
+
+
+class Alone:
+    """What the training loop sees of one run: its step on one batch, its (nets, optimisers, pools) for the
+    checkpoint, its log line."""
+
+    def __init__(self, parts):
+        self.parts, self.views = parts, [(parts.nets, parts.opts, parts.pools)]
+
+    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], rngs: list[torch.Generator]) -> dict:
+        return self.parts.step(*batches[0], rngs[0])
+
+    @staticmethod
+    def log_rows(values: dict[str, float]) -> list[dict[str, float]]:
+        return [values]
+
+
+class Pack:
+    """What the training loop sees of K packed runs: one step on the K batches stacked, each run's view of the
+    nets, optimisers and pools for its checkpoint, and each run's log line with the terms it would log alone."""
+
+    def __init__(self, parts, cfgs: list[Config]):
+        self.parts, self.cfgs, self.views = parts, cfgs, parts.runs
+
+    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], rngs: list[torch.Generator]) -> dict:
+        x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+        return self.parts.step(x, y, rngs)
+
+    def log_rows(self, values: dict[str, list[float]]) -> list[dict[str, float]]:
+        return [{n: v[k] for n, v in values.items() if logged(n, c)} for k, c in enumerate(self.cfgs)]
 
 
 # What may differ between the runs of a pack: the seed, the loss weights (the ablations), the name.

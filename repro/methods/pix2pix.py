@@ -16,14 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, prepared, snapshot, trained_nets, update
+from repro.layout import export_name
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import PatchDiscriminator, TestTimeGenerator, UnetGenerator, build_generator
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
-TEST_MODES = TestTimeGenerator.MODES  # config pix2pix_test_mode: the port's test.py without / with --eval
 
 
 def make_generator(cfg: Config) -> nn.Module:
@@ -64,7 +63,7 @@ def build(cfg: Config, device) -> Parts:
         return (direction_terms(nets["G"], nets["D_Y"], x, y, cfg, nets, opts, "G", "D_Y")
                 | direction_terms(nets["F"], nets["D_X"], y, x, cfg, nets, opts, "F", "D_X"))
 
-    return Parts(nets, opts, step, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
+    return Parts(nets, opts, step, exports={"G": export_name("G", "x2y"), "F": export_name("F", "y2x")},
                  labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 

@@ -18,16 +18,15 @@ from torch import nn
 
 from repro import ReproError
 from repro.vgg import VGGRelu4_2
-from repro.checkpoint import trained_nets
 from repro.config import Config
-from repro.methods.common import Parts, adam, as_direction, snapshot, update
+from repro.methods.common import Parts, adam, as_direction, snapshot, trained_nets, update
+from repro.layout import export_name
 from repro.losses import discriminator_loss, gan_loss, l1
 from repro.networks import build_generator
 from repro.pool import ImagePool
 from repro.methods.cyclegan import build_nets as cyclegan_nets
 
 GENERATOR_OF = {"x2y": "G", "y2x": "F"}
-SELF_REG_SPACES = ("pixel", "vgg_relu4_2")  # config self_reg_space: SimGAN, Feature loss + GAN
 
 
 def build_nets(cfg: Config, device="cpu") -> dict[str, nn.Module]:
@@ -59,10 +58,15 @@ def generator_terms(gen, disc, phi, src, cfg: Config, name: str) -> tuple[dict[s
     return terms, fake
 
 
-def build(cfg: Config, device) -> Parts:
+def check(cfg: Config) -> None:
+    """What this method's config must hold; refused before any run folder is written."""
     if cfg.update_order != "sequential":
         raise ReproError(f"{cfg.name}: simgan trains in the Lua step order (F, D_X, G, D_Y) only; "
                          f"set update_order = \"sequential\" (update_order = {cfg.update_order!r})")
+
+
+def build(cfg: Config, device) -> Parts:
+    check(cfg)
     nets = build_nets(cfg, device)
     opts = adam(nets, cfg)
     pools = {"D_X": ImagePool(cfg.pool_size), "D_Y": ImagePool(cfg.pool_size)}
@@ -82,7 +86,7 @@ def build(cfg: Config, device) -> Parts:
                 log[d_name] = d_loss.detach()
         return log
 
-    return Parts(nets, opts, step, pools, exports={"G": "G_x2y.pth", "F": "F_y2x.pth"},
+    return Parts(nets, opts, step, pools, exports={"G": export_name("G", "x2y"), "F": export_name("F", "y2x")},
                  labels2photo=lambda: wrap(snapshot(nets), cfg, "x2y"))
 
 

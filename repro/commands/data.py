@@ -7,26 +7,25 @@ from pathlib import Path
 from tabulate import tabulate
 
 from repro import ReproError
+from repro.commands.options import add_quiet, add_source, size_pair
 
 
 def add_commands(commands) -> None:
-    from repro.cli import add_quiet, size_pair
-
     data = commands.group("data")
 
-    p = data.add_parser("get", help="download (or import with --from), verify and extract a Berkeley dataset archive")
+    p = data.add_parser("get")
     p.add_argument("name", nargs="?", help="dataset name, e.g. horse2zebra or pix2pix_facades (--list shows all)")
     p.add_argument("--root", type=Path, default=Path("datasets"), help="folder that receives ROOT/NAME")
-    p.add_argument("--url", help="download from this URL instead of the registry's hosts (a mirror)")
     p.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
                    help="import an archive obtained elsewhere (e.g. the retired cityscapes.zip); its hash is verified")
-    p.add_argument("--sha256", help="verify against this hash instead of the published one (only for a file you trust)")
+    add_source(p, url="download from this URL instead of the registry's hosts (a mirror)",
+               sha256="verify against this hash instead of the published one (only for a file you trust)")
     p.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive in ROOT/.downloads")
     p.add_argument("--list", action="store_true", help="list the registry and exit")
     add_quiet(p)
     p.set_defaults(func=run_get)
 
-    p = data.add_parser("cityscapes", help="build the CycleGAN Cityscapes layout (names kept) from the official packages")
+    p = data.add_parser("cityscapes")
     p.add_argument("--gtfine", type=Path, help="gtFine_trainvaltest.zip, or its extracted folder")
     p.add_argument("--leftimg", type=Path, help="leftImg8bit_trainvaltest.zip, or its extracted folder")
     p.add_argument("--out", type=Path, required=True, help="output folder: trainA, trainB, testA, testB, manifest.json")
@@ -45,7 +44,7 @@ def add_commands(commands) -> None:
     add_quiet(p)
     p.set_defaults(func=run_cityscapes)
 
-    p = data.add_parser("synth-city", help="write a synthetic Cityscapes (official layout and names) for tests and smoke runs")
+    p = data.add_parser("synth-city")
     p.add_argument("--out", type=Path, required=True, help="output folder (gtFine/, leftImg8bit/)")
     p.add_argument("--train", type=int, default=None, help="number of train frames (default 200)")
     p.add_argument("--val", type=int, default=None, help="number of val frames (default 50)")
