@@ -55,8 +55,9 @@ NO_CHECKPOINT_FIX = ("No checkpoint had been written yet, so there is nothing to
 
 
 def disk_full_fix(checkpoint: Path) -> str:
-    """What to do after a full disk: resume from the checkpoint when there is one, else start again."""
-    return DISK_FULL_FIX if Path(checkpoint).is_file() else NO_CHECKPOINT_FIX
+    """What to do after a full disk: resume from the run's checkpoint when there is one, else start again
+    (`checkpoint` may be a pack's pending checkpoint.next.pt: the run's kept one is checkpoint.pt beside it)."""
+    return DISK_FULL_FIX if (Path(checkpoint).parent / "checkpoint.pt").is_file() else NO_CHECKPOINT_FIX
 
 
 def save_checkpoint(path: Path, cfg: Config, nets, opts, pools, rng: torch.Generator, position: dict) -> None:

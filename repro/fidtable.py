@@ -30,6 +30,14 @@ PROTOCOL_OF = {"fid_pytorch_fid": "pytorch_fid", "fid_clean": "clean", "fid_clea
 DIRECTIONS = ("A2B", "B2A")
 
 
+def direction_label(dataset: str, key: str) -> str:
+    """'horse -> zebra' for horse2zebra's A2B; 'A -> B' when the name does not say."""
+    a, sep, b = dataset.partition("2")
+    if not sep:
+        return key.replace("2", " -> ")
+    return f"{a} -> {b}" if key == "A2B" else f"{b} -> {a}"
+
+
 def published(dataset: str) -> list[dict]:
     """The published reference figures for `dataset` (expected/fid_published.toml)."""
     with expected_file("fid_published.toml").open("rb") as f:
@@ -137,7 +145,6 @@ def write_report(out: Path, ranges: Path | None = None) -> Path:
     refs = published(plan["dataset"])
     judged = plan["scale"] == "paper"
     cols = columns(found)
-    from repro.reproduce_fid import direction_label
 
     lines = [f"# {plan['dataset']}: FID and KID ({plan['scale']} scale)", "",
              f"Ours: {len(seeds)} seed(s) of the shipped {'horse2zebra' if plan['scale'] == 'paper' else 'smoke/horse2zebra'} "

@@ -23,7 +23,6 @@ published references).
 """
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -67,14 +66,6 @@ class FIDSetup:
     clean_fid_network: object = None  # clean-fid's TorchScript Inception when --clean-fid-network is given
 
 
-def direction_label(dataset: str, key: str) -> str:
-    """'horse -> zebra' for horse2zebra's A2B; 'A -> B' when the name does not say."""
-    a, sep, b = dataset.partition("2")
-    if not sep:
-        return key.replace("2", " -> ")
-    return f"{a} -> {b}" if key == "A2B" else f"{b} -> {a}"
-
-
 def config_for(setup: FIDSetup, seed: int) -> Config:
     name = "horse2zebra" if setup.scale == "paper" else "smoke/horse2zebra"
     overrides = setup.settings | {"seed": seed}
@@ -103,7 +94,7 @@ def paper_setup(args, dataset: str, seeds: int, settings: dict) -> FIDSetup:
     """Checks everything a paper-scale run needs; raises one ReproError listing every fix and the duration."""
     from repro.device import pick_device
     from repro.eval import fid
-    from repro.reproduce import format_duration, seconds_per_iteration, total_iterations
+    from repro.estimate import format_duration, time_step, total_iterations
 
     device = str(pick_device(args.device))
     data = Path(args.data) if args.data else Path("datasets") / dataset
@@ -122,7 +113,7 @@ def paper_setup(args, dataset: str, seeds: int, settings: dict) -> FIDSetup:
     cfg = load_config("horse2zebra", **(settings | {"seed": 0}))
     pairs = (max(len(os.listdir(data / "trainA")), len(os.listdir(data / "trainB"))) if not missing
              else TRAIN_IMAGES.get(dataset))
-    per_iter = seconds_per_iteration(cfg, device, steps=1)
+    per_iter = time_step((cfg,), device, min_steps=1, min_seconds=0.0)  # one timed step after a warm-up
     if pairs:
         seconds = per_iter * total_iterations(cfg, pairs) * seeds
         text = (f"{per_iter * 1000:.0f} ms per iteration on {device} (measured now, {cfg.crop_size}x{cfg.crop_size}) x "

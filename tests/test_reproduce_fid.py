@@ -190,7 +190,8 @@ def test_paper_report_judges_published_figures_and_bands(tmp_path):
 
 
 def test_other_datasets_take_the_same_config_and_name_their_directions(tmp_path, capsys):
-    from repro.reproduce_fid import FIDSetup, config_for, direction_label
+    from repro.fidtable import direction_label
+    from repro.reproduce_fid import FIDSetup, config_for
 
     setup = FIDSetup("apple2orange", "paper", tmp_path, tmp_path, "cpu", tmp_path / "w.pth", {"lambda_identity": 0.5})
     cfg = config_for(setup, 3)
