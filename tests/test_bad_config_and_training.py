@@ -188,8 +188,8 @@ def test_train_out_that_is_a_file_is_one_clean_error(tiny_data, tmp_path, capsys
 @pytest.mark.parametrize("config, settings, words", [
     ("smoke/simgan", ["update_order=joint"], "simgan trains in the Lua step order"),
     ("smoke/cogan", ["cogan_private_layers=9"], "cogan_private_layers = 9: the generator has"),
-    ("smoke/cogan", ["crop_size=24"], "crop_size 24: the DCGAN nets"),
-    ("smoke/bigan", ["bigan_code=\"latent\"", "crop_size=24"], "crop_size 24: the DCGAN nets"),
+    ("smoke/cogan", ["crop_size=24"], "crop_size = 24 does not fit the nets: the DCGAN nets of cogan"),
+    ("smoke/bigan", ["bigan_code=\"latent\"", "crop_size=24"], "crop_size = 24 does not fit the nets: the DCGAN nets of bigan"),
     ("smoke/cyclegan", ["batch_size=64", "iters_per_epoch=0"], "batch_size 64 is larger than the"),
 ])
 def test_a_config_the_method_refuses_leaves_no_folder(tiny_data, tmp_path, capsys, config, settings, words):
