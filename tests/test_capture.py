@@ -38,6 +38,14 @@ def test_device_pool_equals_image_pool_bit_for_bit(size, batch):
     assert swapped > 10 if size else swapped == 0  # the swap branch was exercised
 
 
+def assert_same_nets_and_adam(a, b) -> None:
+    """Every net's weights and every Adam second moment equal, bit for bit."""
+    for n in cyclegan.NET_NAMES:
+        assert all(torch.equal(p, q) for p, q in zip(a.nets[n].state_dict().values(), b.nets[n].state_dict().values()))
+        sa, sb = a.opts[n].state_dict()["state"], b.opts[n].state_dict()["state"]
+        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
 def test_device_pool_loads_an_image_pool_checkpoint_and_continues_identically():
     host, g = ImagePool(4), torch.Generator().manual_seed(0)
     for images in fake_batches(6, 1):
@@ -86,11 +94,7 @@ def test_staged_step_equals_the_eager_step_bit_for_bit_on_the_cpu(order):
     for x, y in zip(data[::2], data[1::2]):
         a, b = eager.step(x, y, g_eager), staged.step(x, y, g_staged)
         assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
-    for n in cyclegan.NET_NAMES:
-        assert all(torch.equal(p, q) for p, q in zip(eager.nets[n].state_dict().values(),
-                                                     staged.nets[n].state_dict().values()))
-        sa, sb = eager.opts[n].state_dict()["state"], staged.opts[n].state_dict()["state"]
-        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    assert_same_nets_and_adam(eager, staged)
     for n in ("D_X", "D_Y"):
         assert all(torch.equal(p, q) for p, q in zip(eager.pools[n].images, staged.pools[n].images))
     assert torch.equal(g_eager.get_state(), g_staged.get_state())
@@ -142,11 +146,7 @@ def test_packed_staged_step_equals_the_packed_eager_step_bit_for_bit_on_the_cpu(
         x, y = x.view(3, 1, 3, 16, 16), y.view(3, 1, 3, 16, 16)
         a, b = eager.step(x, y, g_eager), staged.step(x, y, g_staged)
         assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
-    for n in cyclegan.NET_NAMES:
-        assert all(torch.equal(p, q) for p, q in zip(eager.nets[n].state_dict().values(),
-                                                     staged.nets[n].state_dict().values()))
-        sa, sb = eager.opts[n].state_dict()["state"], staged.opts[n].state_dict()["state"]
-        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    assert_same_nets_and_adam(eager, staged)
     for (_, _, pools_a), (_, _, pools_b) in zip(eager.runs, staged.runs):
         for n in ("D_X", "D_Y"):
             assert len(pools_a[n].images) == len(pools_b[n].images)
