@@ -24,13 +24,13 @@ published references).
 
 import argparse
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from repro import ReproError, train
 from repro.config import Config, load_config
+from repro.io import atomic_folder
 
 DEFAULT_SEEDS = {"paper": 5, "smoke": 2}
 # One epoch is max(|trainA|, |trainB|) iterations at batch 1; the counts of the Berkeley archive, for the
@@ -220,11 +220,8 @@ def run_pretrained(setup: FIDSetup, model, real: dict, scoring: dict, progress: 
         models[d.key] = {"name": names[d.key], "file": str(path), "sha256": sha256_file(path),
                          "url": pretrained.url_for(names[d.key])}
         out = folder / d.key
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        pretrained.translate_as_port(path, setup.data / d.inputs, tmp, setup.device, progress)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
+        with atomic_folder(out) as tmp:
+            pretrained.translate_as_port(path, setup.data / d.inputs, tmp, setup.device, progress)
         directions[d.key] = score_folder(setup, model, out, real[d.key])
     result = {"row": "port_pretrained", "dataset": setup.dataset, "scale": setup.scale, "models": models,
               "translation": {"arch": pretrained.ARCH, "norm": pretrained.NORM, "size": pretrained.SIZE,

@@ -4,7 +4,6 @@ checkpoint, export. One loop for every method (repro.methods); the run folder's 
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from repro.checkpoint import (check_run_folder, disk_full_fix, export, load_chec
 from repro.config import Config, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device, to_device, training_threads
-from repro.io import DiskFull, free_space, is_disk_full
+from repro.io import DiskFull, free_space, is_disk_full, write_json
 from repro.methods import METHODS, Parts
 from repro.methods.packing import Alone, Pack, check_pack
 from repro.schedule import lr_factor
@@ -127,9 +126,7 @@ def write_progress(runs: list[Path], step: int, total: int, first_step: int, sec
     info = {"step": step, "total": total, "it_per_s": round(rate, 4) if rate else None,
             "eta_seconds": round((total - step) / rate, 1) if rate else None, "updated": time.time()}
     for run in runs:
-        tmp = run / "progress.json.partial"
-        tmp.write_text(json.dumps(info) + "\n")
-        os.replace(tmp, run / "progress.json")
+        write_json(run / "progress.json", info)
 
 
 class FIDLog:

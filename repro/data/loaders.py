@@ -95,9 +95,6 @@ def random_crop_flip(images: torch.Tensor, crop: int, flip: bool, generator: tor
     return out
 
 
-# How an epoch pairs the two unaligned domains (config `pairing`); an epoch is max(|X|, |Y|) pairs in all three.
-
-
 def unaligned_order(n_x: int, n_y: int, pairing: str, generator: torch.Generator, port_a: str = "y") -> torch.Tensor:
     """(max(n_x, n_y), 2) indices into X and Y for one epoch.
 
