@@ -177,7 +177,7 @@ def run_seed(setup: FIDSetup, seed: int, model, real: dict, scoring: dict, progr
     """Trains (or resumes, or reuses) seed K, translates both test folders and scores them; OUT/seed-K/result.json."""
     from repro.checkpoint import is_finished, run_config
     from repro.io import read_json_or_empty, write_json
-    from repro.reproduce import translate
+    from repro.reproduce.pipeline import translate
 
     cfg = config_for(setup, seed)
     folder = setup.out / f"seed-{seed}"

@@ -179,13 +179,14 @@ def test_disk_full_in_reproduce_advises_reproduce_not_train(tmp_path, monkeypatc
     import types
 
     from repro import reproduce
+    from repro.reproduce import plan
     from repro.checkpoint import disk_full_fix
 
     def full(*args, **kwargs):  # what a checkpoint write of the first run raises on a full disk
         raise DiskFull(tmp_path / "out" / "cyclegan" / "seed-0" / "run", "writing checkpoint.pt", 10, 0,
                        fix=disk_full_fix(tmp_path / "none.pt"))
 
-    monkeypatch.setattr(reproduce, "estimate", lambda *a: (0, "a moment"))
+    monkeypatch.setattr(plan, "estimate", lambda *a: (0, "a moment"))
     monkeypatch.setattr(reproduce, "smoke_setup", lambda args, progress: types.SimpleNamespace())
     monkeypatch.setattr(reproduce, "reproduce", full)
     err = cli_error(capsys, ["reproduce", "table4", "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"])

@@ -1,4 +1,4 @@
-"""repro.launch with submitit's LocalExecutor: jobs in separate processes, N at once, a job killed mid-training
+"""repro.reproduce.launcher with submitit's LocalExecutor: jobs in separate processes, N at once, a job killed mid-training
 requeued and ending with the uninterrupted run's weights, a failing job reported while the other finishes,
 reruns that submit only what is missing or failed. (A real single-node SLURM: tests/test_launch_slurm.py.)"""
 
@@ -21,13 +21,14 @@ import torch
 from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
 from repro import estimate as E
-from repro import launch as L
 from repro import reproduce as R
+from repro.reproduce import launcher as L
+from repro.reproduce import plan as P
 from repro.commands import reproduce as C
 from repro.cli import build_parser, main
 from repro.config import config_to_toml
 from repro.estimate import format_duration
-from repro.rows import ROWS
+from repro.rows import ROWS, row_config
 
 ROW = {r.key: r for r in ROWS}
 
@@ -237,10 +238,10 @@ def test_failing_job_is_reported_while_the_other_finishes_and_reruns_redo_only_w
         tiny, tmp_path, monkeypatch, capsys):
     city, seg = tiny
     out = tmp_path / "out"
-    monkeypatch.setattr(R, "rows_for", lambda target: [ROW["cycle_alone"], ROW["gan_alone"]])
+    monkeypatch.setattr(P, "rows_for", lambda target: [ROW["cycle_alone"], ROW["gan_alone"]])
     bad = out / "gan_alone" / "seed-0" / "run"
     bad.mkdir(parents=True)  # a run folder of another config: run_row refuses it, so this job fails
-    (bad / "config.toml").write_text(config_to_toml(R.row_config(ROW["gan_alone"], "smoke", 0, iters_per_epoch=5)))
+    (bad / "config.toml").write_text(config_to_toml(row_config(ROW["gan_alone"], "smoke", 0, iters_per_epoch=5)))
 
     assert main(cli(out, city, seg, "--iters-per-epoch", "1", "--jobs", "2")) == 1
     printed = capsys.readouterr()

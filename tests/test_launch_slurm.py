@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from repro import reproduce as R
+from repro.reproduce import plan as P
 from repro.cli import main
 from repro.data.synth_city import generate
 from repro.eval.fcn import fcn8s, save_segmenter
@@ -134,7 +135,7 @@ def test_smoke_row_on_slurm_no_wait_then_usr2_requeue_then_rerun_collects_the_in
     seg = tmp_path / "seg.pt"
     save_segmenter(fcn8s(width=1 / 32).eval(), seg, source="test")
     row = {r.key: r for r in ROWS}["cyclegan"]
-    monkeypatch.setattr(R, "rows_for", lambda target: [row])
+    monkeypatch.setattr(P, "rows_for", lambda target: [row])
     out, iters = tmp_path / "slurm-out", 10
     argv = ["reproduce", "table4", "--scale", "smoke", "--out", str(out), "--cityscapes", str(city), "--segmenter",
             str(seg), "--seeds", "1", "--iters-per-epoch", str(iters), "--device", "cpu", "--quiet",

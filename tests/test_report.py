@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from repro import reproduce as R
+from repro.reproduce import plan as P
 from repro.cli import main
 from repro.data.synth_city import generate
 from repro.eval.fcn import fcn8s, save_segmenter
@@ -35,7 +36,7 @@ def reproduction(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     try:
         patch.chdir(root)
-        patch.setattr(R, "rows_for", lambda target: [ROW["cyclegan"], ROW["gan_alone"]])
+        patch.setattr(P, "rows_for", lambda target: [ROW["cyclegan"], ROW["gan_alone"]])
         setup = R.smoke_setup(argparse.Namespace(out=Path("out"), cityscapes=city, data=None, segmenter=seg,
                                                  device="cpu"), progress=False)
         real_run_row = R.run_row

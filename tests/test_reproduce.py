@@ -13,11 +13,12 @@ from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
 from repro import estimate as E
 from repro import reproduce as R
+from repro.reproduce import plan as P
 from repro import train as training
 from repro.checkpoint import is_finished
 from repro.cli import main
 from repro.done import is_current
-from repro.rows import ROWS, TABLE_ROWS
+from repro.rows import ROWS, TABLE_ROWS, row_config
 
 EXPECTED = Path(__file__).resolve().parents[1] / "expected"
 ROW = {r.key: r for r in ROWS}
@@ -58,14 +59,14 @@ def test_estimate_times_a_real_step_for_every_target():
     assert len(lines) == len(ROWS) + 1 and "20 run(s) in 20 job(s), 1 at a time" in lines[-1]
     total = 0.0
     for row, line in zip(ROWS, lines):
-        cfg = R.row_config(row, "smoke", 0)
+        cfg = row_config(row, "smoke", 0)
         per_iter = float(line.split(": ")[1].split(" ms per")[0].replace(",", "")) / 1000
         iters = int(line.split(" x ")[1].split(" iterations")[0].replace(",", ""))
         assert line.strip().startswith(f"{cfg.name} ({cfg.method}, one run)") and 0 < per_iter < 10
         assert iters == E.total_iterations(cfg, 200)
         total += per_iter * iters * 2
     assert seconds == pytest.approx(total, rel=0.05)  # the text rounds each step time to whole ms
-    cogan = R.row_config(ROW["cogan"], "smoke", 0)  # batch 8: iters_per_epoch counts iterations, as training does
+    cogan = row_config(ROW["cogan"], "smoke", 0)  # batch 8: iters_per_epoch counts iterations, as training does
     assert E.total_iterations(cogan, 200) == cogan.epochs * cogan.iters_per_epoch
 
 
@@ -91,10 +92,10 @@ def test_estimate_applies_epoch_overrides_packs_and_jobs(monkeypatch):
     seconds, text = R.estimate(rows, "paper", 2, "cpu", 2975, settings=settings, pack=4)
     # cyclegan, cycle_alone, gan_alone x 2 seeds = 6 CycleGAN runs: packs of 4 and 2; cogan's 2 runs alone
     assert sorted(len(c) for c in timed) == [1, 2, 4] and "8 run(s) in 4 job(s)" in text
-    cogan = E.total_iterations(R.row_config(ROW["cogan"], "paper", 0, settings=settings), 2975)
+    cogan = E.total_iterations(row_config(ROW["cogan"], "paper", 0, settings=settings), 2975)
     pack = 2 * 2975
     assert seconds == 2.0 * (pack + pack + cogan + cogan)  # one job after the other
-    monkeypatch.setattr(R.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(P.os, "cpu_count", lambda: 8)
     seconds, _ = R.estimate(rows, "paper", 2, "cpu", 2975, settings=settings, pack=4, jobs=2, threads=1)
     assert seconds == 2.0 * (pack + cogan)  # the packs side by side, then the two cogan runs
     seconds, text = R.estimate(rows, "paper", 2, "cpu", 2975, settings=settings, pack=4, jobs=2, threads=8)
@@ -139,7 +140,7 @@ def smoke_args(out, city, seg):
 def test_interrupted_reproduction_resumes_without_retraining_finished_rows(tiny, tmp_path, monkeypatch):
     city, seg = tiny
     out = tmp_path / "out"
-    monkeypatch.setattr(R, "rows_for", lambda target: [ROW["cyclegan"], ROW["gan_alone"]])
+    monkeypatch.setattr(P, "rows_for", lambda target: [ROW["cyclegan"], ROW["gan_alone"]])
     setup = R.smoke_setup(smoke_args(out, city, seg), progress=False)
     real_train, calls = training.train, []
 
@@ -290,7 +291,7 @@ def test_evaluation_is_timed_on_a_few_val_frames_and_scaled_to_the_val_set(tiny,
     city, seg = tiny
     setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
     before = sorted(p.relative_to(setup.out) for p in setup.out.rglob("*"))
-    cfg = R.row_config(ROW["cyclegan"], "smoke", 0)
+    cfg = row_config(ROW["cyclegan"], "smoke", 0)
     seconds = R.evaluation_seconds(setup, cfg)
     assert 0 < seconds < 600
     assert sorted(p.relative_to(setup.out) for p in setup.out.rglob("*")) == before
@@ -306,7 +307,7 @@ def test_a_reproduction_pack_killed_among_its_commit_renames_is_regrouped_as_one
     city, seg = tiny
     setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
     runs = [(ROW["cyclegan"], 0), (ROW["cyclegan"], 1)]
-    cfgs = [R.row_config(row, "smoke", seed, 1, setup.settings) for row, seed in runs]
+    cfgs = [row_config(row, "smoke", seed, 1, setup.settings) for row, seed in runs]
     folders = [setup.out / row.key / f"seed-{seed}" / "run" for row, seed in runs]
     real, renamed = os.replace, []
 

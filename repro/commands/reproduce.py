@@ -1,4 +1,5 @@
-"""`repro reproduce TARGET` (repro.reproduce), its runs in this process or as jobs (`--launcher`, repro.launch)."""
+"""`repro reproduce TARGET` (repro.reproduce), its runs in this process or as jobs (`--launcher`,
+repro.reproduce.launcher)."""
 
 import argparse
 from pathlib import Path
@@ -63,7 +64,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         except DiskFull as err:  # the fix of a bare `repro train` (its --resume, its checkpoint) is not this command's
             err.fix = REPRODUCE_DISK_FULL_FIX
             raise
-    else:  # every run a job (repro.launch); the pretrained row (translation and scoring only) here
+    else:  # every run a job (repro.reproduce.launcher); the pretrained row (translation and scoring only) here
         if pretrained:
             run_pretrained(setup, not args.quiet)
         runs = planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
@@ -176,9 +177,9 @@ def check_arguments(args: argparse.Namespace):
 
 
 def options_from(args: argparse.Namespace):
-    """repro.launch.Options from the command line, checked."""
+    """repro.reproduce.launcher.Options from the command line, checked."""
     from repro.device import threads_per_job
-    from repro.launch import Options
+    from repro.reproduce.launcher import Options
 
     if args.slurm_time <= 0:
         raise ReproError(f"--slurm-time {args.slurm_time}: give the hours a job may run, e.g. 24")

@@ -1,9 +1,10 @@
 """`repro reproduce ... --launcher local|slurm`: every run of a reproduction as a job, through submitit.
 
 SLURM through submitit's AutoExecutor, or its LocalExecutor (separate processes on this machine, `--jobs N`
-at once). A job is a list of (row, seed) runs: one run, or with `--pack` a pack (reproduce.pack_groups) that
-the job trains as one vectorised step (reproduce.train_packs). It then translates and scores each run with
-reproduce.run_row, which writes OUT/ROW/seed-K/result.json. Packs are submitted first (the longest jobs).
+at once). A job is a list of (row, seed) runs: one run, or with `--pack` a pack (repro.reproduce.plan.pack_groups)
+that the job trains as one vectorised step (repro.reproduce.pipeline.train_packs). It then translates and scores
+each run with repro.reproduce.pipeline.run_row, which writes OUT/ROW/seed-K/result.json. Packs are submitted first
+(the longest jobs). The work function is handed in (repro.reproduce.launch_runs): this module imports no pipeline.
 
 Preemption and time limits: SLURM signals the job (USR2, 90 s before its time limit or on preemption);
 submitit's checkpointing hook calls `RunGroup.checkpoint`, which requeues the same job, and run_row resumes
@@ -50,7 +51,7 @@ class RunGroup(submitit.helpers.Checkpointable):
                  work, packed: bool = False):
         self.runs, self.setup, self.iters_per_epoch = list(runs), setup, iters_per_epoch
         self.device, self.threads = device, threads  # device resolved where the job runs (a node's GPU)
-        self.work = work  # (runs, setup, iters_per_epoch, packed) -> list of dicts: repro.reproduce.run_job
+        self.work = work  # (runs, setup, iters_per_epoch, packed) -> list of dicts: repro.reproduce.pipeline.run_job
         self.packed = packed  # train the runs as one pack first (a requeued pack resumes as one)
 
     def __call__(self) -> list[dict]:
@@ -312,8 +313,8 @@ def progress_lines(running: list[tuple[str, str, int, int, dict | None]], queued
 
 def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | None, opts: Options, work) -> Outcome:
     """Runs each group of (row key, seed) runs as one job, `work(group, setup, iters_per_epoch, packed)` in the job's
-    process (repro.reproduce.run_job), and waits for them (unless opts.wait is False). Groups are given only for runs
-    still to do; a group whose earlier job is still active is waited for."""
+    process (repro.reproduce.pipeline.run_job), and waits for them (unless opts.wait is False). Groups are given only
+    for runs still to do; a group whose earlier job is still active is waited for."""
     import torch
 
     # absolute paths: a job may start in another working directory (sbatch --chdir, a node's home)
