@@ -21,8 +21,9 @@ from torch import nn
 
 from repro import ReproError
 from repro.config import Config, config_to_toml, load_config, read_toml
-from repro.io import (DiskFull, atomic_path, load_torch_file, read_json_or_empty, remove_stale_partials, write_json,
-                      write_text)
+from repro.done import is_current
+from repro.io import (DiskFull, atomic_path, listing_sha256, load_torch_file, read_json_or_empty, remove_stale_partials,
+                      write_json, write_text)
 
 FRESH_RUN_FILES = ("losses.jsonl", "fid.jsonl", "run.json", "progress.json")  # what a run killed before its first checkpoint leaves
 
@@ -104,6 +105,15 @@ def save_pack_checkpoints(runs: list[Path], cfgs: list[Config], views: list, rng
         os.replace(run / PENDING, run / "checkpoint.pt")
     for run in runs:
         (run / PACK_RECORD).unlink(missing_ok=True)
+
+
+def save_checkpoints(runs: list[Path], cfgs: list[Config], views: list, rngs: list[torch.Generator],
+                     positions: list[dict]) -> None:
+    """The checkpoint of one run (save_checkpoint), or of a pack as one unit (save_pack_checkpoints)."""
+    if len(runs) == 1:
+        save_checkpoint(runs[0] / "checkpoint.pt", cfgs[0], *views[0], rngs[0], positions[0])
+    else:
+        save_pack_checkpoints(runs, cfgs, views, rngs, positions)
 
 
 def settle_pack_checkpoint(run: Path) -> None:
@@ -228,30 +238,33 @@ DATA_FILE = "data.json"
 def data_manifest(data: Path, cfg: Config) -> dict:
     """What a run trains on: the dataset folder and, per training folder, its image count and one hash over the
     images' names and sizes (cheap at every start; a resume on other images changes it)."""
-    import hashlib
-
     from repro.data.loaders import list_images
 
     folders = {}
     for name in (cfg.x_train, cfg.y_train):
         files = list_images(Path(data) / name)
-        listing = "".join(f"{f.name}\t{f.stat().st_size}\n" for f in files)
-        folders[name] = {"images": len(files), "names_and_sizes_sha256": hashlib.sha256(listing.encode()).hexdigest()}
+        folders[name] = {"images": len(files), "names_and_sizes_sha256": listing_sha256(files)}
     return {"data": str(Path(data).resolve()), "folders": folders}
 
 
-def record_data(run: Path, data: Path, cfg: Config, resume: bool) -> None:
-    """Writes RUN/data.json; on resume first compares it with --data and refuses other images, naming both (a run
-    from before data.json is resumed as it is, and recorded now). A dataset moved elsewhere unchanged is accepted."""
+def check_data(run: Path, data: Path, cfg: Config) -> dict:
+    """Refuses --data when RUN/data.json records other training images (repro.done's rule on its folders), naming
+    both; returns the manifest of --data. A run from before data.json is taken as it is; a dataset moved elsewhere
+    unchanged is accepted."""
     manifest, path = data_manifest(data, cfg), Path(run) / DATA_FILE
-    saved = read_json_or_empty(path) if resume else {}
-    if saved and saved.get("folders") != manifest["folders"]:
+    saved = read_json_or_empty(path)
+    if saved and not is_current(saved, {"folders": manifest["folders"]}):
         def counts(m):
             return ", ".join(f"{k}: {v.get('images')} images" for k, v in (m.get("folders") or {}).items())
         raise ReproError(f"{run} was trained on {saved.get('data')} ({counts(saved)}), but --data {data} holds other "
-                         f"images ({counts(manifest)}; {path} records names and sizes). Resume with --data "
-                         f"{saved.get('data')}, or train on the new data in a new --out folder.")
-    write_json(path, manifest)
+                         f"images ({counts(manifest)}; {path} records names and sizes). Use --data {saved.get('data')} "
+                         f"(resuming or reusing the run), or train on the new data in a new --out folder.")
+    return manifest
+
+
+def record_data(run: Path, data: Path, cfg: Config, resume: bool) -> None:
+    """Writes RUN/data.json; on resume first refuses other images than it records (check_data)."""
+    write_json(Path(run) / DATA_FILE, check_data(run, data, cfg) if resume else data_manifest(data, cfg))
 TIMING_SUMS = ("setup_seconds", "warmup_seconds", "io_seconds", "step_seconds", "steps", "warmup_iterations")
 
 
@@ -280,11 +293,11 @@ def is_finished(run: Path) -> bool:
     one), and the checkpoint is there."""
     run = Path(run)
     info = read_json_or_empty(run / "run.json")
-    if not (info.get("finished") and (run / "checkpoint.pt").is_file() and (run / "config.toml").is_file()):
+    if not (info and (run / "checkpoint.pt").is_file() and (run / "config.toml").is_file()):
         return False
     try:
         epochs = run_config(run).epochs
     except ReproError:
         return False
-    done = info.get("epochs_done", info.get("epochs"))  # run.json from before epochs_done: "epochs" was the config's
-    return isinstance(done, int) and done == epochs >= 1
+    info.setdefault("epochs_done", info.get("epochs"))  # run.json from before epochs_done: "epochs" was the config's
+    return epochs >= 1 and is_current(info, {"finished": True, "epochs_done": epochs})

@@ -175,7 +175,8 @@ def score_folder(setup: FIDSetup, model, fake: Path, real: dict) -> dict:
 
 def run_seed(setup: FIDSetup, seed: int, model, real: dict, scoring: dict, progress: bool = True) -> dict:
     """Trains (or resumes, or reuses) seed K, translates both test folders and scores them; OUT/seed-K/result.json."""
-    from repro.checkpoint import is_finished, run_config
+    from repro.checkpoint import check_data, is_finished, run_config
+    from repro.done import is_current
     from repro.io import read_json_or_empty, write_json
     from repro.reproduce.pipeline import translate
 
@@ -186,14 +187,16 @@ def run_seed(setup: FIDSetup, seed: int, model, real: dict, scoring: dict, progr
         raise ReproError(f"{run} holds a run of another config (seed {seed}, --set {setup.settings}); use another "
                          f"--out, or delete {folder}.")
     started = time.time()
-    if not is_finished(run):
+    if is_finished(run):
+        check_data(run, setup.data, cfg)  # a finished run of other training images is refused, never reused
+    else:
         resume = (run / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {setup.dataset} seed {seed} in {run}", flush=True)
         train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress)
     fresh = [translate(run, d.translator, setup.data / d.inputs, folder / d.key, setup.device, progress)
              for d in DIRECTIONS]
     done = read_json_or_empty(folder / "result.json")
-    if not any(fresh) and done.get("config") == asdict(cfg) and done.get("scoring") == scoring:
+    if not any(fresh) and is_current(done, {"config": asdict(cfg), "scoring": scoring}, str(folder / "result.json")):
         return done
     result = {"row": "ours", "seed": seed, "dataset": setup.dataset, "scale": setup.scale, "config": asdict(cfg),
               "scoring": scoring,

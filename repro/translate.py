@@ -73,9 +73,10 @@ def generator_from_file(path: Path, arch: str, norm: str, device, mode: str = "t
 @torch.no_grad()
 def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, resize_filter: str = "bicubic",
                      device="cpu", batch_size: int = 8, progress: bool = True, direction: str | None = None,
-                     source: str = "") -> list[Path]:
+                     source: str = "", made_from: dict | None = None) -> list[Path]:
     """Every image of `inputs` through `net` into `out` as PNGs, then OUT/translation.json recording `direction`
-    (labels2photo / photo2labels / x2y / y2x, or None when not known) and `source` for the evaluators."""
+    (labels2photo / photo2labels / x2y / y2x, or None when not known) and `source` for the evaluators, and
+    `made_from` (the key of the inputs, repro.done)."""
     out, target, source_dir = Path(out), Path(out).resolve(), Path(inputs).resolve()
     if target == source_dir or source_dir in target.parents or target in source_dir.parents:
         where = "the input folder" if target == source_dir else "inside the input folder" if source_dir in target.parents \
@@ -106,5 +107,5 @@ def translate_folder(net: torch.nn.Module, inputs: Path, out: Path, size: int, r
                                fix=f"The {done} PNGs already in {out} are complete. Free some space there (or choose "
                                    f"another --out) and run the same command again.") from err
             written.append(out / name)
-    translations.record(out, direction, source)
+    translations.record(out, direction, source, made_from)
     return written

@@ -1,7 +1,8 @@
 """The manifest a folder of translations carries, so an evaluator never scores one direction as the other.
 
 `repro translate` (and `repro reproduce`) write OUT/translation.json: the direction ("labels2photo",
-"photo2labels", or null when a bare generator file was given without --direction) and what made them.
+"photo2labels", or null when a bare generator file was given without --direction) and what made them
+(`repro reproduce` adds "made_from", the key of its inputs that repro.done compares).
 `repro evaluate labels2photo|photo2labels` read it and refuse a folder of the other direction; a folder
 without it (written before the manifest existed, or by another tool) is scored with a warning.
 """
@@ -16,10 +17,11 @@ MANIFEST = "translation.json"
 NAMES = {"x2y": "labels2photo", "y2x": "photo2labels"}  # repro.methods' direction -> the task it feeds
 
 
-def record(out: Path, direction: str | None, source: str) -> Path:
+def record(out: Path, direction: str | None, source: str, made_from: dict | None = None) -> Path:
     """Writes OUT/translation.json; `direction` is "labels2photo", "photo2labels" (or x2y / y2x), or None."""
     direction = NAMES.get(direction, direction)
-    return write_json(Path(out) / MANIFEST, {"direction": direction, "source": source})
+    return write_json(Path(out) / MANIFEST, {"direction": direction, "source": source}
+                      | ({"made_from": made_from} if made_from else {}))
 
 
 def check(results: Path, task: str) -> None:

@@ -93,9 +93,10 @@ def describe(calibration: dict | None) -> str:
     return "comparable to the paper" if calibration["comparable_to_paper"] else "NOT comparable to the paper"
 
 
-def read(segmenter: Path, sha256: str) -> dict | None:
+def read(segmenter: Path, sha256: str, say_stale: bool = False) -> dict | None:
     """The kept calibration of this segmenter file, judged by today's rule (a file written before the rule
-    named what it scored is judged again), or None when there is none or it was made with another file."""
+    named what it scored is judged again), or None when there is none or it was made with another file
+    (`say_stale`: say so, for a caller that calibrates again)."""
     path = calibration_file(segmenter)
     if not path.is_file():
         return None
@@ -103,7 +104,8 @@ def read(segmenter: Path, sha256: str) -> dict | None:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ReproError(f"{path} is not valid JSON ({err}); delete it and run `repro segmenter calibrate` again.") from None
-    return rejudged(data) if is_current(data, {"segmenter.sha256": sha256}) else None
+    key = {"segmenter.sha256": sha256}  # no protocol version: a kept calibration is judged again (rejudged)
+    return rejudged(data) if is_current(data, key, what=str(path) if say_stale else None) else None
 
 
 def rejudged(data: dict) -> dict:

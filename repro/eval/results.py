@@ -7,6 +7,10 @@ import numpy as np
 from repro import __version__
 from repro.eval.groundtruth import CLASS_NAMES
 
+# The version of each scoring direction's protocol, written into its results. Bump one when a change to its
+# evaluator changes the numbers it gives: every kept score and result of that direction is then redone (repro.done).
+PROTOCOL_VERSIONS = {"labels2photo": 1, "photo2labels": 1}
+
 
 def per_class_table(score: dict, conf: np.ndarray) -> list[dict]:
     """Per-class accuracy and IoU by name, with the ground-truth pixel count, so swapped classes show."""
@@ -23,6 +27,7 @@ def build_result(task: str, score: dict, conf: np.ndarray, protocol: dict, input
         "metrics": {k: score[k] for k in ("pixel_acc", "class_acc", "iou")},
         "per_class": per_class_table(score, conf),
         "protocol": protocol,
+        "protocol_version": PROTOCOL_VERSIONS.get(task),
         "inputs": inputs,
         **extra,
         "confusion": np.asarray(conf).astype(int).tolist(),

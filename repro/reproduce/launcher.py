@@ -37,6 +37,7 @@ import submitit
 import submitit.local.local
 
 from repro import ReproError, layout
+from repro.done import is_current
 from repro.io import process_alive, read_json_or_empty, write_json
 
 LOCAL_TIMEOUT_MIN = 30 * 24 * 60  # LocalExecutor's default (2 min) would signal every run as timed out
@@ -236,13 +237,15 @@ def earlier_job(folder: Path, launcher: str, states: dict[str, str] | None):
     """The job an earlier command submitted for this group, if it still runs: SLURM still holds it (queued or
     running), or its local controller process is alive."""
     info = read_json_or_empty(folder / "job.json")
-    if launcher == "local" and info.get("launcher") == "local" and str(info.get("job_id", "")).isdigit():
+    if not is_current(info, {"launcher": launcher}) or not info.get("job_id"):  # repro.done's rule
+        return None
+    if launcher == "local" and str(info["job_id"]).isdigit():
         job = EarlierLocalJob(folder=folder.resolve(), job_id=str(info["job_id"]))
         return job if is_active(job, "local") else None
-    if launcher != "slurm" or info.get("launcher") != "slurm" or not info.get("job_id"):
-        return None
-    job = submitit.SlurmJob(folder=folder, job_id=str(info["job_id"]))
-    return job if is_active(job, "slurm", states) else None
+    if launcher == "slurm":
+        job = submitit.SlurmJob(folder=folder, job_id=str(info["job_id"]))
+        return job if is_active(job, "slurm", states) else None
+    return None
 
 
 # ------------------------------------------------------------------------------ live progress

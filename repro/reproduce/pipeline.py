@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from repro import ReproError, layout, train
-from repro.checkpoint import is_finished, run_config
+from repro.checkpoint import check_data, is_finished, run_config
 from repro.config import Config
 from repro.done import is_current
 from repro.io import atomic_folder, read_json_or_empty
-from repro.reproduce.plan import Setup, calibrate, finished_result, pack_groups
+from repro.reproduce.plan import Setup, calibrate, finished_result, manifest_sha256, pack_groups, result_key
 from repro.rows import CEILING, FLOORS, PRETRAINED, PRETRAINED_NOTE, ROWS, Row, config_name, row_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,6 @@ def provenance(cfg: Config | None, setup: Setup, seg_sha: str, calibration: dict
     import torchvision
 
     from repro.eval.calibration import summary
-    from repro.io import sha256_file
 
     def git(*cmd):
         try:
@@ -42,7 +41,6 @@ def provenance(cfg: Config | None, setup: Setup, seg_sha: str, calibration: dict
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    manifest = setup.data / "manifest.json"
     run_info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
     device = torch.device(setup.device)
     return {
@@ -52,7 +50,7 @@ def provenance(cfg: Config | None, setup: Setup, seg_sha: str, calibration: dict
         "seed": cfg.seed if cfg else 0,
         "scale": setup.scale,
         "data": str(setup.data),
-        "dataset_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+        "dataset_manifest_sha256": manifest_sha256(setup.data),
         "cityscapes": str(setup.cityscapes),
         "segmenter": {"path": str(setup.segmenter), "sha256": seg_sha},
         "calibration": summary(calibration),
@@ -65,18 +63,24 @@ def provenance(cfg: Config | None, setup: Setup, seg_sha: str, calibration: dict
 
 
 def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, progress: bool) -> bool:
-    """Translates every input into `out` unless it already holds them all (written to a temp folder first).
-    Returns whether it translated (scores of an earlier translation are then stale)."""
+    """Translates every input into `out` (written to a temp folder first) unless its translation.json records the
+    same inputs (repro.done): the run's checkpoint and the input images. Returns whether it translated (scores of
+    an earlier translation are then stale)."""
+    from repro import translations
     from repro.data.loaders import list_images
+    from repro.io import listing_sha256, sha256_file
     from repro.translate import generator_from_run, translate_folder
 
-    expected = len(list_images(inputs))
-    if out.is_dir() and len([p for p in out.iterdir() if p.suffix == ".png"]) == expected:
+    files = list_images(inputs)
+    made_from = {"checkpoint_sha256": sha256_file(run / "checkpoint.pt"), "inputs_sha256": listing_sha256(files),
+                 "images": len(files)}
+    key = {"direction": translations.NAMES.get(direction, direction)} | {f"made_from.{k}": v for k, v in made_from.items()}
+    if is_current(read_json_or_empty(out / translations.MANIFEST), key, str(out / translations.MANIFEST)):
         return False
     net, size, resize_filter = generator_from_run(run, direction, device)
     with atomic_folder(out) as tmp:
         translate_folder(net, inputs, tmp, size, resize_filter, device, progress=progress, direction=direction,
-                         source=str(run))
+                         source=str(run), made_from=made_from)
     return True
 
 
@@ -84,7 +88,7 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
     """Trains, translates and scores one row at one seed; returns (and writes) its result.json content."""
     from repro.io import sha256_file, write_json
 
-    done = finished_result(row, seed, setup, iters_per_epoch)
+    done = finished_result(row, seed, setup, iters_per_epoch, say_stale=True)
     if done is not None:
         return done
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
@@ -97,7 +101,9 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
         raise ReproError(f"{run} holds a run of another config than {config_name(row, setup.scale)} with these "
                          f"overrides (seed {seed}, iters_per_epoch {iters_per_epoch}, --set {setup.settings}); use "
                          f"another --out, or delete {folder}.")
-    if not is_finished(run):
+    if is_finished(run):
+        check_data(run, setup.data, cfg)  # a finished run of other training images is refused, never reused
+    else:
         resume = (run / "checkpoint.pt").is_file()
         print(f"{'resuming' if resume else 'training'} {row.label} seed {seed} in {run}", flush=True)
         train.train(cfg, setup.data, run, device=setup.device, resume=resume, progress=progress, graphs=setup.graphs)
@@ -120,19 +126,26 @@ def run_row(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = Non
 
 def score_direction(folder: Path, direction: str, setup: Setup, seg_sha: str, fresh: bool, progress: bool) -> dict:
     """FOLDER/DIRECTION.json, the score of the translations in FOLDER/DIRECTION/ (the one protocol of every
-    row), recomputed when the translations are new or the segmenter changed."""
+    row), recomputed when the translations are new (`fresh`) or it records other inputs (repro.done): another
+    translation record, protocol version or segmenter."""
+    from repro import translations
     from repro.eval import labels2photo, photo2labels
-    from repro.io import write_json
+    from repro.eval.results import PROTOCOL_VERSIONS
+    from repro.io import sha256_file, write_json
 
     path, translated = layout.scores_file(folder, direction), layout.translations(folder, direction)
-    key = {"segmenter.sha256": seg_sha} if direction == "labels2photo" else {}  # photo2labels: no model involved
-    if fresh or not is_current(read_json_or_empty(path), key):
+    record = translated / translations.MANIFEST
+    made_from = {"translations_sha256": sha256_file(record) if record.is_file() else None}
+    key = {"protocol_version": PROTOCOL_VERSIONS[direction], **{f"made_from.{k}": v for k, v in made_from.items()}}
+    if direction == "labels2photo":  # photo2labels: no model involved
+        key["segmenter.sha256"] = seg_sha
+    if fresh or not is_current(read_json_or_empty(path), key, str(path)):
         if direction == "labels2photo":
             res = labels2photo.evaluate(translated, setup.cityscapes, setup.segmenter, "pix2pix",
                                         setup.device, workers=0 if setup.device == "cpu" else None, progress=progress)
         else:
             res = photo2labels.evaluate(translated, setup.cityscapes, progress=progress)
-        write_json(path, res)
+        write_json(path, res | {"made_from": made_from})
     return json.loads(path.read_text())
 
 
@@ -148,6 +161,7 @@ def scored(scores: dict) -> dict:
         "per_class": {"labels2photo": l2p["per_class"], "photo2labels": p2l["per_class"]},
         "comparable_to_paper": l2p.get("comparable_to_paper"),
         "protocols": {"labels2photo": l2p["protocol"], "photo2labels": p2l["protocol"]},
+        "protocol_versions": {"labels2photo": l2p["protocol_version"], "photo2labels": p2l["protocol_version"]},
     }
 
 
@@ -166,8 +180,8 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
     models = {d: {"name": pretrained.CITYSCAPES[d], "file": str(path), "sha256": sha256_file(path),
                   "url": pretrained.url_for(pretrained.CITYSCAPES[d])} for d, path in files.items()}
     done = read_json_or_empty(result_path)
-    key = {f"models.{d}.sha256": m["sha256"] for d, m in models.items()} | {"provenance.segmenter.sha256": seg_sha}
-    if is_current(done, key):
+    key = {f"models.{d}.sha256": m["sha256"] for d, m in models.items()} | result_key(setup)
+    if is_current(done, key, str(result_path)):
         return done
     started = time.time()
     scores = {}
@@ -207,10 +221,9 @@ def run_bound(row: Row, seed: int, setup, progress: bool = True) -> dict:
     result_path = layout.result_file(setup.out, row.key, seed)
     seg_sha = sha256_file(setup.segmenter)
     nets, made_by = bounds.translators(row, cfg, setup)
-    if result_path.is_file():
-        done = json.loads(result_path.read_text())
-        if done.get("made_by") == json.loads(json.dumps(made_by)) and done["provenance"]["segmenter"]["sha256"] == seg_sha:
-            return done
+    done = read_json_or_empty(result_path)
+    if is_current(done, {"made_by": json.loads(json.dumps(made_by))} | result_key(setup), str(result_path)):
+        return done
     started = time.time()
     scores = {}
     for direction, (net, inputs) in nets.items():

@@ -210,7 +210,7 @@ def calibrate(segmenter: Path, cityscapes: Path, device: str, progress: bool = T
     from repro.eval import segmenter as seg
     from repro.io import sha256_file, write_json
 
-    kept = calibration.read(segmenter, sha256_file(segmenter))
+    kept = calibration.read(segmenter, sha256_file(segmenter), say_stale=True)
     if kept is not None:
         return kept
     result = seg.calibrate(segmenter, cityscapes, device, workers=0 if device == "cpu" else None, progress=progress)
@@ -236,14 +236,33 @@ def planned_runs(target: str, setup: Setup, seeds: int, iters_per_epoch: int | N
     return runs
 
 
-def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None) -> dict | None:
-    """The run's result.json when it is finished with this config and segmenter (nothing to redo), else None."""
+def manifest_sha256(data: Path) -> str | None:
+    """The prepared dataset's manifest.json hash (None where it has none)."""
     from repro.io import sha256_file
 
-    done = read_json_or_empty(layout.result_file(setup.out, row.key, seed))
+    manifest = Path(data) / "manifest.json"
+    return sha256_file(manifest) if manifest.is_file() else None
+
+
+def result_key(setup: Setup) -> dict:
+    """What every scored row's result.json records of its inputs besides its own (repro.done): the segmenter, the
+    prepared data's manifest and the protocol version of each direction's scoring."""
+    from repro.eval.results import PROTOCOL_VERSIONS
+    from repro.io import sha256_file
+
+    return {"provenance.segmenter.sha256": sha256_file(setup.segmenter),
+            "provenance.dataset_manifest_sha256": manifest_sha256(setup.data), "protocol_versions": PROTOCOL_VERSIONS}
+
+
+def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | None = None,
+                    say_stale: bool = False) -> dict | None:
+    """The run's result.json when it was made from this config and the inputs of result_key (nothing to redo),
+    else None. `say_stale`: say why a kept result.json is redone."""
+    path = layout.result_file(setup.out, row.key, seed)
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-    key = {"config": asdict(cfg), "provenance.segmenter.sha256": sha256_file(setup.segmenter)}
-    return done if is_current(done, key) else None
+    done = read_json_or_empty(path)
+    return done if is_current(done, {"config": asdict(cfg)} | result_key(setup), str(path) if say_stale else None) \
+        else None
 
 
 # ------------------------------------------------------------------------------ packs
