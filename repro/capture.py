@@ -18,8 +18,9 @@ run (same keys, float lr, capturable off), so a run can resume with or without g
 Packed runs (repro.methods.packing) are captured the same way: the whole vmapped step of K runs is one graph;
 each run's pools are DevicePools whose draws are staged from that run's own generator before the replay.
 
-`repro reproduce` and its jobs use `graphs="auto"` (train_runs): the staged step for every method in SUPPORTED,
-captured on CUDA and run uncaptured on the CPU, where it equals the eager step bit for bit (tests/test_capture.py).
+`repro reproduce` and its jobs use `graphs="auto"` (train_runs): the staged step for every method whose declaration
+supports CAPTURE (repro.methods.METHODS: CycleGAN and its ablations, the step staged here), captured on CUDA and
+run uncaptured on the CPU, where it equals the eager step bit for bit (tests/test_capture.py).
 """
 
 from contextlib import nullcontext
@@ -28,12 +29,11 @@ import torch
 
 from repro import ReproError
 from repro.config import Config
-from repro.methods import Parts
+from repro.methods import CAPTURE, METHODS, Parts
 from repro.methods import cyclegan
 from repro.methods.packing import PackedRuns
 from repro.pool import Choice, ImagePool
 
-SUPPORTED = ("cyclegan",)
 WARMUP_STEPS = 3
 
 
@@ -283,9 +283,10 @@ class StagedStep:
 
 
 def check_supported(cfg: Config, device, graphs: bool) -> None:
-    if cfg.method not in SUPPORTED:
-        raise ReproError(f"--graphs and --compile are implemented for {', '.join(SUPPORTED)} only, "
-                         f"not for method {cfg.method!r}; train it without them")
+    if not METHODS[cfg.method].can(CAPTURE):
+        able = ", ".join(name for name, m in METHODS.items() if m.can(CAPTURE))
+        raise ReproError(f"--graphs and --compile are implemented for {able} only, not for method {cfg.method!r}; "
+                         f"train it without them")
     if graphs and torch.device(device).type != "cuda":
         raise ReproError(f"--graphs needs a CUDA device (CUDA graphs), not {device}; use --compile or neither")
 

@@ -13,14 +13,13 @@ from tqdm import tqdm
 
 from repro import ReproError
 from repro.checkpoint import (check_run_folder, disk_full_fix, export, load_checkpoint, prepare_run_folder, record_data,
-                              save_checkpoint, save_pack_checkpoints, settle_pack_checkpoint, truncate_log,
-                              write_run_info)
+                              save_checkpoints, settle_pack_checkpoint, truncate_log, write_run_info)
 from repro.config import Config, port_a
 from repro.data.loaders import AlignedData, UnalignedData, load_folder, to_model_range
 from repro.device import cpu_threads, pick_device, to_device, training_threads
 from repro.io import DiskFull, free_space, is_disk_full, write_json
-from repro.methods import METHODS, Parts
-from repro.methods.packing import Alone, Pack, check_pack
+from repro.methods import CAPTURE, CUDA_SPEEDUPS, METHODS, Parts
+from repro.methods.packing import runs_of
 from repro.schedule import lr_factor
 
 
@@ -176,7 +175,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     `graphs`: True captures the step as one CUDA graph (CUDA only), False runs the eager step, "auto" (what
     `repro reproduce` and its jobs use) runs repro.capture's staged step for the methods it supports, captured
     on CUDA and uncaptured elsewhere (bit-identical to the eager step on the CPU), and the eager step otherwise."""
-    method, packed = METHODS[cfgs[0].method], len(cfgs) > 1
+    method, Runs = METHODS[cfgs[0].method], runs_of(cfgs)  # Alone or Pack: all that differs for K runs is theirs
     clock = Clock()
     for c in cfgs:  # refusals first: a config the method cannot train leaves no folder behind
         method.check(c)
@@ -184,23 +183,13 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     if amp and device.type != "cuda":
         raise ReproError(f"--amp (bf16 autocast) needs a CUDA device, not {device}: drop --amp to train in float32 "
                          f"on the CPU")
-    if len({Path(r).resolve() for r in runs}) < len(runs):
-        raise ReproError(f"runs packed together need a folder each, but {', '.join(map(str, runs))} name one folder "
-                         f"twice; give each seed once")
     switch = {True: "on", False: "off"}.get(graphs, graphs)
     staged, graphs = resolve_graphs(cfgs[0], device, graphs)
-    if (amp or channels_last) and not method.cuda_speedups:
+    if (amp or channels_last) and not method.can(CUDA_SPEEDUPS):
         raise ReproError(f"--amp and --channels-last are implemented for CycleGAN only, not for method {cfgs[0].method!r}")
-    if packed and (method.build_packed is None or amp or channels_last or any(c.fid_every for c in cfgs)):
-        raise ReproError(f"packing several runs is implemented for CycleGAN and its ablations without --amp, "
-                         f"--channels-last and fid_every (method {cfgs[0].method!r}); train these runs one by one")
-    if packed:
-        check_pack(cfgs)
+    Runs.refuse(method, cfgs, runs, amp, channels_last, compile)
     if staged or compile:
         from repro.capture import check_supported
-        if packed and compile:
-            raise ReproError("--compile is implemented for one run at a time, not for packed runs; "
-                             "train the pack without it")
         check_supported(cfgs[0], device, graphs)  # before any run folder is touched
     threads = cpu_threads() if device.type == "cpu" else None  # repro.device: one torch thread for CPU training
     runs, data = [Path(r) for r in runs], Path(data)
@@ -223,7 +212,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         raise ReproError(f"batch_size {cfg.batch_size} is larger than the {len(dataset)} training images in {data}: "
                          f"an epoch would have no iteration; lower batch_size or set iters_per_epoch")
     parts = build_parts(cfgs, device, staged, graphs, amp, channels_last, compile)
-    runner = Pack(parts, cfgs) if packed else Alone(parts)  # the loop below is the same for one run and a pack
+    runner = Runs(parts, cfgs)  # the loop below is the same for one run and a pack
     views = runner.views
     fid = FIDLog(cfg, data, device, fid_weights, progress) if cfg.fid_every and parts.labels2photo else None
     for c, run in zip(cfgs, runs):  # everything that could refuse the runs has run: now the folders
@@ -250,14 +239,11 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     def save():
         nonlocal saved_step, last_save
         watch.check(iters, ckpts, saved_step, amp)  # never overwrite a good checkpoint with a bad state
-        if packed:
-            clock.io(save_pack_checkpoints, runs, cfgs, views, rngs, positions)
-        else:
-            clock.io(save_checkpoint, ckpts[0], cfg, *views[0], rngs[0], positions[0])
+        clock.io(save_checkpoints, runs, cfgs, views, rngs, positions)
         saved_step, last_save = positions[0]["step"], time.monotonic()
 
     bar = tqdm(total=cfg.epochs * iters, initial=positions[0]["step"], disable=not progress, unit="it",
-               desc=f"train {cfg.name}" + (f" (+{len(cfgs) - 1} packed)" if packed else ""), dynamic_ncols=True)
+               desc=runner.label(), dynamic_ncols=True)
     logs = [open(run / "losses.jsonl", "a") for run in runs]
     clock.start()
     with training_threads(device):  # repro.device: one torch thread for CPU training, restored afterwards
@@ -306,7 +292,7 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
         except OSError as err:  # the log lines (losses.jsonl, fid.jsonl); checkpoints and exports raise DiskFull themselves
             if not is_disk_full(err):
                 raise
-            raise DiskFull(runs[0].parent if packed else runs[0], "appending to the training logs", None,
+            raise DiskFull(Runs.folder(runs), "appending to the training logs", None,
                            free_space(runs[0]), fix=disk_full_fix(ckpts[0])) from None
         finally:
             for log in logs:
@@ -314,9 +300,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
             bar.close()
     seconds, timing = clock.seconds(), clock.summary()
     for k, (c, run) in enumerate(zip(cfgs, runs)):
-        pack = {"runs": len(runs), "index": k, "folders": [str(r) for r in runs]} if packed else None
         write_run_info(run, c, data, device, amp=amp, seconds=seconds / len(runs), epochs_done=positions[0]["epoch"] - 1,
-                       packed=pack, cuda_graphs=graphs, graphs=switch, staged_step=staged, compiled=compile,
+                       packed=Runs.record(runs, k), cuda_graphs=graphs, graphs=switch, staged_step=staged, compiled=compile,
                        cpu_threads=threads, timing=timing)
     return ckpts
 
@@ -333,13 +318,12 @@ def write_logs(logs, runner, terms: dict[str, torch.Tensor], step: int, epoch: i
 
 def resolve_graphs(cfg: Config, device: torch.device, graphs: bool | str) -> tuple[bool, bool]:
     """(staged, captured) for train_runs' `graphs`: True and False as given, "auto" the staged step for the
-    methods repro.capture supports, captured on CUDA."""
+    methods whose declaration supports CAPTURE (repro.methods), captured on CUDA."""
     if graphs not in (True, False, "auto"):
         raise ReproError(f"graphs={graphs!r}: give True, False or 'auto'")
     if graphs != "auto":
         return graphs, graphs
-    from repro.capture import SUPPORTED
-    staged = cfg.method in SUPPORTED
+    staged = METHODS[cfg.method].can(CAPTURE)
     return staged, staged and torch.device(device).type == "cuda"
 
 
@@ -347,14 +331,8 @@ def build_parts(cfgs: list[Config], device: torch.device, staged: bool, graphs: 
                 channels_last: bool = False, compile: bool = False) -> Parts:
     """The method's parts for one run or a pack of runs: the eager step, or repro.capture's staged step
     (captured when `graphs`) and compiled nets. The one place training and the estimate get their step."""
-    method = METHODS[cfgs[0].method]
-    if len(cfgs) > 1:
-        if staged:
-            from repro.capture import build_packed
-            return build_packed(cfgs, device, graphs=graphs)
-        return method.build_packed(cfgs, device)
-    speedups = {"amp": amp, "channels_last": channels_last} if method.cuda_speedups else {}
+    capture = None
     if staged or compile:
-        from repro.capture import build as build_captured
-        return build_captured(cfgs[0], device, **speedups, graphs=graphs, compile=compile, staged=staged)
-    return method.build(cfgs[0], device, **speedups)
+        from repro import capture  # handed to the runs adapter, which cannot import it (capture imports packing)
+    return runs_of(cfgs).build(METHODS[cfgs[0].method], cfgs, device, capture, staged, graphs, amp, channels_last,
+                               compile)

@@ -304,15 +304,15 @@ def test_time_based_checkpoint_saves_mid_epoch_and_a_kill_after_it_resumes_bit_f
     train(cfg, tiny_data, tmp_path / "full", device="cpu", progress=False)
     clock = itertools.count(0.0, 4 * 60.0)  # every reading of the clock: 4 more minutes
     monkeypatch.setattr(repro.train.time, "monotonic", lambda: next(clock))
-    real_save, saved = repro.train.save_checkpoint, []
+    real_save, saved = repro.train.save_checkpoints, []
 
-    def save_then_die(path, cfg, nets, opts, pools, rng, position):
-        real_save(path, cfg, nets, opts, pools, rng, position)
-        saved.append(dict(position))
-        if 0 < position["iteration"] < 8:  # a mid-epoch save: the time-based one; then the process "dies"
+    def save_then_die(runs, cfgs, views, rngs, positions):
+        real_save(runs, cfgs, views, rngs, positions)
+        saved.append(dict(positions[0]))
+        if 0 < positions[0]["iteration"] < 8:  # a mid-epoch save: the time-based one; then the process "dies"
             raise Killed
 
-    monkeypatch.setattr(repro.train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(repro.train, "save_checkpoints", save_then_die)
     with pytest.raises(Killed):
         train(cfg, tiny_data, tmp_path / "killed", device="cpu", progress=False)
     assert saved and saved[-1]["epoch"] == 1 and 0 < saved[-1]["iteration"] < 8  # before the first epoch ended
@@ -329,9 +329,9 @@ def test_time_based_checkpoint_saves_mid_epoch_and_a_kill_after_it_resumes_bit_f
 def test_zero_minutes_turns_the_time_based_checkpoint_off(tiny_data, tmp_path, monkeypatch):
     clock = itertools.count(0.0, 3600.0)
     monkeypatch.setattr(repro.train.time, "monotonic", lambda: next(clock))
-    real_save, saved = repro.train.save_checkpoint, []
-    monkeypatch.setattr(repro.train, "save_checkpoint",
-                        lambda *a: (saved.append(dict(a[-1])), real_save(*a)))
+    real_save, saved = repro.train.save_checkpoints, []
+    monkeypatch.setattr(repro.train, "save_checkpoints",
+                        lambda *a: (saved.append(dict(a[-1][0])), real_save(*a)))
     train(tiny_config(checkpoint_minutes=0.0), tiny_data, tmp_path / "run", device="cpu", progress=False)
     assert [p["iteration"] for p in saved] == [0, 0]  # the two end-of-epoch saves only
 

@@ -155,3 +155,51 @@ def test_packed_staged_step_equals_the_packed_eager_step_bit_for_bit_on_the_cpu(
         assert torch.equal(a.get_state(), b.get_state())
     assert len(staged.runs[0][2]["D_X"].images) == 0  # the run without the adversarial term drew nothing
     assert not torch.equal(g_staged[1].get_state(), torch.Generator().manual_seed(cfgs[1].seed).get_state())
+
+
+def test_what_a_method_supports_is_declared_once_and_read_by_capture_packing_and_training(tmp_path, monkeypatch):
+    """Method.supports is the one record: capture refuses, graphs="auto" skips, training refuses packs and the CUDA
+    speed-ups of a method the declaration leaves them out of; and a declaration that does not hold together
+    (packing without its builder, capture without the speed-ups' build) is refused."""
+    from dataclasses import replace
+
+    from repro.config import load_config
+    from repro.methods import CAPTURE, CUDA_SPEEDUPS, PACKING, Method
+    from repro.train import resolve_graphs, train_runs
+
+    def train_refuses(cfgs, **flags) -> bool:
+        try:
+            train_runs(cfgs, tmp_path / "data", [tmp_path / f"r{i}" for i in range(len(cfgs))], device="cpu",
+                       progress=False, **flags)
+        except ReproError as err:
+            return "implemented for" in str(err)
+        except Exception:  # got past the refusals (there is no data here)
+            pass
+        return False
+
+    for name, method in METHODS.items():
+        cfgs = [load_config(f"smoke/{name}", seed=seed) for seed in (0, 1)]
+        can_capture = method.can(CAPTURE)
+        assert resolve_graphs(cfgs[0], "cpu", "auto") == (can_capture, False)
+        if can_capture:
+            build(cfgs[0], "cpu", staged=True)
+        else:
+            with pytest.raises(ReproError, match="implemented for cyclegan only"):
+                build(cfgs[0], "cpu", staged=True)
+        assert train_refuses(cfgs) == (not method.can(PACKING)), name
+        assert train_refuses(cfgs[:1], channels_last=True) == (not method.can(CUDA_SPEEDUPS)), name
+    assert not list(tmp_path.iterdir())  # every refusal came before any folder was written
+
+    # cyclegan declared without capture, then without packing: every reader follows the declaration
+    cyclegan_cfgs = [load_config("smoke/cyclegan", seed=seed) for seed in (0, 1)]
+    monkeypatch.setitem(METHODS, "cyclegan", replace(METHODS["cyclegan"], supports=frozenset({CUDA_SPEEDUPS, PACKING})))
+    assert resolve_graphs(cyclegan_cfgs[0], "cpu", "auto") == (False, False)
+    with pytest.raises(ReproError, match="--graphs and --compile are implemented for  only"):
+        build(cyclegan_cfgs[0], "cpu", staged=True)
+    monkeypatch.setitem(METHODS, "cyclegan", replace(METHODS["cyclegan"], supports=frozenset({CUDA_SPEEDUPS}),
+                                                     build_packed=None))
+    assert train_refuses(cyclegan_cfgs)
+    with pytest.raises(TypeError, match="PACKING exactly when"):
+        Method("x", cyclegan.build, cyclegan.translator, supports=frozenset({PACKING}))
+    with pytest.raises(TypeError, match="needs CUDA_SPEEDUPS"):
+        Method("x", cyclegan.build, cyclegan.translator, supports=frozenset({CAPTURE}))

@@ -39,8 +39,7 @@ def harness(monkeypatch):
         for owner, name in ((loaders.UnalignedData, "batch"), (loaders.AlignedData, "batch")):
             batch = getattr(owner, name)
             monkeypatch.setattr(owner, name, lambda self, *a, _f=batch: (mode.iterating(), _f(self, *a))[1])
-        for owner, name in ((train_module, "write_logs"), (train_module, "save_checkpoint"),
-                            (train_module, "save_pack_checkpoints"),
+        for owner, name in ((train_module, "write_logs"), (train_module, "save_checkpoints"),
                             (train_module, "export"), (train_module, "write_run_info"),
                             (train_module.LossWatch, "check"), (StagedStep, "capture")):
             monkeypatch.setattr(owner, name, windowed(mode, getattr(owner, name)))

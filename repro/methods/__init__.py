@@ -10,8 +10,10 @@ A method is a module of this package with two functions, named in METHODS:
         a trained run's translation, "x2y" (labels -> photo) or "y2x" (photo -> labels), [-1, 1] -> [-1, 1]
 
 optionally `check(cfg)`, which refuses a config the method cannot train (the training loop calls it before any
-run folder is written), and two facts: whether it trains on aligned pairs, and whether it takes the CUDA
-speed-ups (bf16 autocast, channels_last). The training loop (repro.train), translation (repro.translate) and
+run folder is written), and two facts: whether it trains on aligned pairs, and what it supports beyond one eager
+run (`supports`, declared once here and read by training, packing and capture: CUDA_SPEEDUPS, bf16 autocast and
+channels_last; PACKING, K runs in one vectorised step with its `build_packed`; CAPTURE, its step staged and
+captured as a CUDA graph or compiled by repro.capture). The training loop (repro.train), translation (repro.translate) and
 the reproduction (repro.reproduce) only ever go through METHODS. To add a method: repro/methods/NAME.py, one
 line below, its name in repro.config.METHODS, its configs (repro/configs/*/NAME.toml with `method = "NAME"`),
 and its row in repro/rows.py and expected/.
@@ -26,9 +28,9 @@ from torch import nn
 
 from repro.config import Config
 from repro.methods import bigan, cogan, cyclegan, pix2pix, simgan
-from repro.methods.common import Parts, as_direction
+from repro.methods.common import CAPTURE, CUDA_SPEEDUPS, PACKING, Parts, as_direction
 
-__all__ = ["METHODS", "Method", "Parts", "as_direction", "method_of"]
+__all__ = ["CAPTURE", "CUDA_SPEEDUPS", "METHODS", "Method", "PACKING", "Parts", "as_direction", "method_of"]
 
 
 @dataclass(frozen=True)
@@ -37,14 +39,30 @@ class Method:
     build: Callable[..., Parts]  # (cfg, device[, amp, channels_last]) -> Parts
     translator: Callable[[Path, Config, str, torch.device], nn.Module]
     paired: bool = False         # trains on aligned (label map, photo) pairs of the same frame
-    cuda_speedups: bool = False  # build takes amp= and channels_last=
-    build_packed: Callable[..., Parts] | None = None  # (cfgs, device) -> Parts for K runs in one step
+    supports: frozenset[str] = frozenset()  # CUDA_SPEEDUPS, PACKING, CAPTURE: what it can do beyond one eager run
+    build_packed: Callable[..., Parts] | None = None  # (cfgs, device) -> Parts for K runs in one step (PACKING)
     check: Callable[[Config], None] = lambda cfg: None  # raises ReproError for a config the method cannot train;
                                                         # the training loop calls it before any run folder is written
 
+    def __post_init__(self):
+        """The declaration holds together: packing comes with its builder, capture builds on the speed-ups' build
+        signature (and captures packs when the method packs)."""
+        unknown = self.supports - {CUDA_SPEEDUPS, PACKING, CAPTURE}
+        if unknown:
+            raise TypeError(f"method {self.name}: unknown supports {sorted(unknown)}")
+        if (PACKING in self.supports) != (self.build_packed is not None):
+            raise TypeError(f"method {self.name}: declare PACKING exactly when it has a build_packed")
+        if CAPTURE in self.supports and CUDA_SPEEDUPS not in self.supports:
+            raise TypeError(f"method {self.name}: CAPTURE builds with amp= and channels_last=, so it needs CUDA_SPEEDUPS")
+
+    def can(self, what: str) -> bool:
+        """Whether the method supports `what` (CUDA_SPEEDUPS, PACKING or CAPTURE)."""
+        return what in self.supports
+
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("cyclegan", cyclegan.build, cyclegan.translator, cuda_speedups=True, build_packed=cyclegan.build_packed),
+    Method("cyclegan", cyclegan.build, cyclegan.translator, supports=frozenset({CUDA_SPEEDUPS, PACKING, CAPTURE}),
+           build_packed=cyclegan.build_packed),
     Method("pix2pix", pix2pix.build, pix2pix.translator, paired=True),
     Method("simgan", simgan.build, simgan.translator, check=simgan.check),
     Method("cogan", cogan.build, cogan.translator, check=cogan.check),

@@ -21,6 +21,11 @@ from repro.pool import ImagePool
 # direction -> the translation it asks for
 DIRECTIONS = {"labels2photo": "x2y", "x2y": "x2y", "photo2labels": "y2x", "y2x": "y2x"}
 
+# What a method may support beyond one eager run, as repro.methods.Method.supports declares it.
+CUDA_SPEEDUPS = "cuda_speedups"  # build takes amp= (bf16 autocast) and channels_last=
+PACKING = "packing"              # build_packed(cfgs, device): K runs in one vectorised step (repro.methods.packing)
+CAPTURE = "capture"              # repro.capture stages its step (CUDA graphs, --compile, graphs="auto")
+
 
 def as_direction(direction: str) -> str:
     """"x2y" or "y2x" for any of the names `repro translate --direction` accepts."""

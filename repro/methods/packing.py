@@ -14,6 +14,7 @@ in another order), not bit for bit; tests/test_packing.py checks losses and weig
 
 import copy
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,6 +22,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from repro import ReproError
 from repro.config import Config
+from repro.methods.common import CUDA_SPEEDUPS, PACKING
 from repro.networks import conv_bias_names
 from repro.pool import ImagePool
 
@@ -182,11 +184,26 @@ def logged(term: str, cfg: Config) -> bool:
 
 
 class Alone:
-    """What the training loop sees of one run: its step on one batch, its (nets, optimisers, pools) for the
-    checkpoint, its log line."""
+    """What the training loop sees of one run: what it refuses, how its parts are built, its step on one batch,
+    its (nets, optimisers, pools) for the checkpoint, its log line, its progress bar, where a full disk is named
+    and its run.json record. Pack is the same for K runs; runs_of picks one, and the loop reads the same for both."""
 
-    def __init__(self, parts):
-        self.parts, self.views = parts, [(parts.nets, parts.opts, parts.pools)]
+    def __init__(self, parts, cfgs: list[Config]):
+        self.parts, self.cfgs, self.views = parts, cfgs, [(parts.nets, parts.opts, parts.pools)]
+
+    @staticmethod
+    def refuse(method, cfgs: list[Config], runs: list, amp: bool, channels_last: bool, compile: bool) -> None:
+        """One run is refused only what any run is (repro.train.train_runs)."""
+
+    @staticmethod
+    def build(method, cfgs: list[Config], device, capture, staged: bool, graphs: bool, amp: bool, channels_last: bool,
+              compile: bool):
+        """The method's parts: its eager step, or repro.capture's staged step (captured when `graphs`) and compiled
+        nets; `capture` is that module, handed in by repro.train (it imports this one)."""
+        speedups = {"amp": amp, "channels_last": channels_last} if method.can(CUDA_SPEEDUPS) else {}
+        if staged or compile:
+            return capture.build(cfgs[0], device, **speedups, graphs=graphs, compile=compile, staged=staged)
+        return method.build(cfgs[0], device, **speedups)
 
     def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], rngs: list[torch.Generator]) -> dict:
         return self.parts.step(*batches[0], rngs[0])
@@ -195,13 +212,49 @@ class Alone:
     def log_rows(values: dict[str, float]) -> list[dict[str, float]]:
         return [values]
 
+    def label(self) -> str:
+        return f"train {self.cfgs[0].name}"
 
-class Pack:
+    @staticmethod
+    def folder(runs: list[Path]) -> Path:
+        """Where the run's files are (a full disk names it)."""
+        return runs[0]
+
+    @staticmethod
+    def record(runs: list, k: int) -> dict | None:
+        """run.json's `packed` entry of run k."""
+        return None
+
+
+class Pack(Alone):
     """What the training loop sees of K packed runs: one step on the K batches stacked, each run's view of the
     nets, optimisers and pools for its checkpoint, and each run's log line with the terms it would log alone."""
 
     def __init__(self, parts, cfgs: list[Config]):
         self.parts, self.cfgs, self.views = parts, cfgs, parts.runs
+
+    @staticmethod
+    def refuse(method, cfgs: list[Config], runs: list, amp: bool, channels_last: bool, compile: bool) -> None:
+        """Runs that cannot share one step: one folder named twice, a method the declaration (Method.supports)
+        does not pack, the CUDA speed-ups, fid_every or --compile, or configs that differ in more than PACKABLE."""
+        if len({Path(r).resolve() for r in runs}) < len(runs):
+            raise ReproError(f"runs packed together need a folder each, but {', '.join(map(str, runs))} name one "
+                             f"folder twice; give each seed once")
+        if not method.can(PACKING) or amp or channels_last or any(c.fid_every for c in cfgs):
+            raise ReproError(f"packing several runs is implemented for CycleGAN and its ablations without --amp, "
+                             f"--channels-last and fid_every (method {cfgs[0].method!r}); train these runs one by one")
+        check_pack(cfgs)
+        if compile:
+            raise ReproError("--compile is implemented for one run at a time, not for packed runs; "
+                             "train the pack without it")
+
+    @staticmethod
+    def build(method, cfgs: list[Config], device, capture, staged: bool, graphs: bool, amp: bool, channels_last: bool,
+              compile: bool):
+        """K runs in one vectorised step (method.build_packed), or repro.capture's staged step for the pack."""
+        if staged:
+            return capture.build_packed(cfgs, device, graphs=graphs)
+        return method.build_packed(cfgs, device)
 
     def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], rngs: list[torch.Generator]) -> dict:
         x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
@@ -209,6 +262,23 @@ class Pack:
 
     def log_rows(self, values: dict[str, list[float]]) -> list[dict[str, float]]:
         return [{n: v[k] for n, v in values.items() if logged(n, c)} for k, c in enumerate(self.cfgs)]
+
+    def label(self) -> str:
+        return f"train {self.cfgs[0].name} (+{len(self.cfgs) - 1} packed)"
+
+    @staticmethod
+    def folder(runs: list[Path]) -> Path:
+        """The folder holding the pack's run folders (a full disk names it)."""
+        return runs[0].parent
+
+    @staticmethod
+    def record(runs: list, k: int) -> dict | None:
+        return {"runs": len(runs), "index": k, "folders": [str(r) for r in runs]}
+
+
+def runs_of(cfgs: list[Config]) -> type[Alone]:
+    """The adapter for these runs: Alone for one, Pack for several."""
+    return Pack if len(cfgs) > 1 else Alone
 
 
 # What may differ between the runs of a pack: the seed, the loss weights (the ablations), the name.

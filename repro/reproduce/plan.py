@@ -11,7 +11,7 @@ import torch
 
 from repro import ReproError, layout
 from repro.checkpoint import is_finished, saved_step, settle_pack_checkpoint
-from repro.methods import METHODS
+from repro.methods import METHODS, PACKING
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
 from repro.done import is_current
@@ -59,7 +59,7 @@ def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: 
             for seed in range(seeds)]
     if not cfgs:
         return 0.0, "no implemented rows"
-    todo = training_jobs(cfgs, train_pairs, pack, lambda c: METHODS[c.method].build_packed is not None)
+    todo = training_jobs(cfgs, train_pairs, pack, lambda c: METHODS[c.method].can(PACKING))
     cores = os.cpu_count() or 1
     contention = max(1.0, min(jobs, len(todo)) * (threads or 1) / cores) if device == "cpu" else 1.0
     result = plan(todo, lambda c: time_step(c, device, graphs, threads), slots=jobs, contention=contention)
@@ -299,7 +299,7 @@ def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     for row, seed in runs:
         cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
         run = layout.run_folder(setup.out, row.key, seed)
-        if METHODS[cfg.method].build_packed is None or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
+        if not METHODS[cfg.method].can(PACKING) or is_finished(run) or finished_result(row, seed, setup, iters_per_epoch):
             continue
         settle_pack_checkpoint(run)  # a pack's checkpoint a kill interrupted: finished or dropped
         ckpt = run / "checkpoint.pt"
