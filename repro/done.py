@@ -19,8 +19,8 @@ value it would use now; `is_current` says whether the recorded output holds ever
 
 Nothing recorded (a missing or damaged file, an older file without the field) is never current: the step is
 redone, and when a file was there `is_current(..., what=PATH)` says so in one line
-(docs/reproducing.md#what-is-redone). A finished run is the one output never redone on its own: repro.reproduce refuses a run of another
-config or other training images rather than train over it.
+(docs/reproducing.md#what-is-redone). A finished run is the one output never redone on its own: repro.reproduce
+refuses a run of another config or other training images rather than train over it.
 """
 
 MISSING = object()

@@ -301,8 +301,8 @@ def train_runs(cfgs: list[Config], data: Path, runs: list[Path], device: str = "
     seconds, timing = clock.seconds(), clock.summary()
     for k, (c, run) in enumerate(zip(cfgs, runs)):
         write_run_info(run, c, data, device, amp=amp, seconds=seconds / len(runs), epochs_done=positions[0]["epoch"] - 1,
-                       packed=Runs.record(runs, k), cuda_graphs=graphs, graphs=switch, staged_step=staged, compiled=compile,
-                       cpu_threads=threads, timing=timing)
+                       packed=Runs.record(runs, k), cuda_graphs=graphs, graphs=switch, staged_step=staged,
+                       compiled=compile, cpu_threads=threads, timing=timing)
     return ckpts
 
 

@@ -1,6 +1,6 @@
-"""repro.reproduce.launcher with submitit's LocalExecutor: jobs in separate processes, N at once, a job killed mid-training
-requeued and ending with the uninterrupted run's weights, a failing job reported while the other finishes,
-reruns that submit only what is missing or failed. (A real single-node SLURM: tests/test_launch_slurm.py.)"""
+"""repro.reproduce.launcher with submitit's LocalExecutor: jobs in separate processes, N at once, a job killed
+mid-training requeued and ending with the uninterrupted run's weights, a failing job reported while the other
+finishes, reruns that submit only what is missing or failed. (A real single-node SLURM: tests/test_launch_slurm.py.)"""
 
 import argparse
 import json

@@ -13,8 +13,8 @@ optionally `check(cfg)`, which refuses a config the method cannot train (the tra
 run folder is written), and two facts: whether it trains on aligned pairs, and what it supports beyond one eager
 run (`supports`, declared once here and read by training, packing and capture: CUDA_SPEEDUPS, bf16 autocast and
 channels_last; PACKING, K runs in one vectorised step with its `build_packed`; CAPTURE, its step staged and
-captured as a CUDA graph or compiled by repro.capture). The training loop (repro.train), translation (repro.translate) and
-the reproduction (repro.reproduce) only ever go through METHODS. To add a method: repro/methods/NAME.py, one
+captured as a CUDA graph or compiled by repro.capture). The training loop (repro.train), translation
+(repro.translate) and the reproduction (repro.reproduce) only ever go through METHODS. To add a method: repro/methods/NAME.py, one
 line below, its name in repro.config.METHODS, its configs (repro/configs/*/NAME.toml with `method = "NAME"`),
 and its row in repro/rows.py and expected/.
 """
@@ -53,7 +53,8 @@ class Method:
         if (PACKING in self.supports) != (self.build_packed is not None):
             raise TypeError(f"method {self.name}: declare PACKING exactly when it has a build_packed")
         if CAPTURE in self.supports and CUDA_SPEEDUPS not in self.supports:
-            raise TypeError(f"method {self.name}: CAPTURE builds with amp= and channels_last=, so it needs CUDA_SPEEDUPS")
+            raise TypeError(f"method {self.name}: CAPTURE builds with amp= and channels_last=, so it needs "
+                            f"CUDA_SPEEDUPS")
 
     def can(self, what: str) -> bool:
         """Whether the method supports `what` (CUDA_SPEEDUPS, PACKING or CAPTURE)."""

@@ -74,7 +74,8 @@ def translate(run: Path, direction: str, inputs: Path, out: Path, device: str, p
     files = list_images(inputs)
     made_from = {"checkpoint_sha256": sha256_file(run / "checkpoint.pt"), "inputs_sha256": listing_sha256(files),
                  "images": len(files)}
-    key = {"direction": translations.NAMES.get(direction, direction)} | {f"made_from.{k}": v for k, v in made_from.items()}
+    key = {"direction": translations.NAMES.get(direction, direction),
+           **{f"made_from.{k}": v for k, v in made_from.items()}}
     if is_current(read_json_or_empty(out / translations.MANIFEST), key, str(out / translations.MANIFEST)):
         return False
     net, size, resize_filter = generator_from_run(run, direction, device)
