@@ -260,9 +260,8 @@ def finished_result(row: Row, seed: int, setup: Setup, iters_per_epoch: int | No
     else None. `say_stale`: say why a kept result.json is redone."""
     path = layout.result_file(setup.out, row.key, seed)
     cfg = row_config(row, setup.scale, seed, iters_per_epoch, setup.settings)
-    done = read_json_or_empty(path)
-    return done if is_current(done, {"config": asdict(cfg)} | result_key(setup), str(path) if say_stale else None) \
-        else None
+    done, key = read_json_or_empty(path), {"config": asdict(cfg)} | result_key(setup)
+    return done if is_current(done, key, str(path) if say_stale else None) else None
 
 
 # ------------------------------------------------------------------------------ packs
