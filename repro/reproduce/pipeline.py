@@ -210,7 +210,7 @@ def run_pretrained(setup: Setup, progress: bool = True) -> dict:
 
 def run_bound(row: Row, seed: int, setup, progress: bool = True) -> dict:
     """Makes and scores one bound row's outputs at one seed; writes OUT/ROW/seed-K/result.json (reused when it
-    was made the same way with the same segmenter)."""
+    was made the same way from the inputs of plan.result_key)."""
     from repro import bounds
     from repro.io import sha256_file, write_json
     from repro.rows import ROW_BY_KEY
