@@ -331,7 +331,7 @@ def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
     read = lambda run: json.loads((run / "progress.json").read_text())
     running = [("11", "cyclegan seed 0", 1, 1000, read(runs[0])),
                ("12", "gan_alone seed 0 (+1 packed)", 2, 450, read(runs[1]))]
-    lines = L.progress_lines(running + [("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=3)
+    lines = E.progress_lines(running + [("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=3)
     jobs = [PROGRESS_LINE.fullmatch(line) for line in lines[:-1]]
     assert all(jobs), lines
     assert [m.group(1) for m in jobs] == ["11", "12", "13"]
@@ -341,12 +341,12 @@ def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
     # mean rate per run (2 + 2 x 0.5) / 2 = 1.5 run-it/s: job 13 (not logged yet) 400 s, bigan 267 s after the
     # first slot frees (350 s): 617 s; the pack ends last, at 800 s
     assert overall and overall.group(1, 2, 3) == ("3", "1", "13 min")
-    lines = L.progress_lines(running, [("bigan seed 0", 1, 400), ("simgan seed 0", 1, 400)], slots=3)
+    lines = E.progress_lines(running, [("bigan seed 0", 1, 400), ("simgan seed 0", 1, 400)], slots=3)
     # each queued job 267 s: the 3rd slot's two end at 533 s; the pack ends last, at 800 s
     assert OVERALL_LINE.match(lines[-1]).group(3) == "13 min"
-    lines = L.progress_lines(running, [("bigan seed 0", 1, 3000)], slots=2)
+    lines = E.progress_lines(running, [("bigan seed 0", 1, 3000)], slots=2)
     assert OVERALL_LINE.match(lines[-1]).group(3) == format_duration(350 + 3000 / 1.5)
-    lines = L.progress_lines([("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=2)
+    lines = E.progress_lines([("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=2)
     assert OVERALL_LINE.match(lines[-1]).group(3) == "not known yet"  # no job has a rate yet
 
 
