@@ -135,7 +135,7 @@ def evaluation_seconds(setup: Setup, cfg: Config, sample: int = 3) -> float:
                                        progress=False)
             frames = [(frame_id(p.name), p, truth[frame_id(p.name)]) for p in written]
             if direction == "labels2photo":
-                labels2photo.score_frames(frames, model, device, workers=0)
+                labels2photo.score_frames(frames, model, device, workers=0, progress=False)
             else:
                 for _, image, label in frames:
                     photo2labels.frame_confusion(photo2labels.load_rgb(image), load_train_ids(label))
