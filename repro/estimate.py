@@ -137,7 +137,8 @@ def progress_lines(running: list[tuple[str, str, int, int, dict | None]], queued
             busy.append(left)
             continue
         lines.append(f"  job {job_id} {label}: {p['step']:,}/{p['total']:,} it, "
-                     + (f"{rate:.2f} it/s, ETA {format_duration(eta + scoring(runs))}" if rate else "rate not known yet")
+                     + (f"{rate:.2f} it/s, ETA {format_duration(eta + scoring(runs))}" if rate
+                        else "rate not known yet")
                      + (f" (training {format_duration(eta)}, then translation and scoring)"
                         if rate and evaluation is not None else ""))
         if rate:

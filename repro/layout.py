@@ -69,7 +69,8 @@ def pretrained_folder(out: Path) -> Path:
     return Path(out) / "pretrained"
 
 
-def smoke_inputs(out: Path, cityscapes: Path | None, data: Path | None, segmenter: Path | None) -> tuple[Path, Path, Path]:
+def smoke_inputs(out: Path, cityscapes: Path | None, data: Path | None,
+                 segmenter: Path | None) -> tuple[Path, Path, Path]:
     """A smoke reproduction's raw city, prepared data and segmenter: the ones given, else those it makes in OUT."""
     out = Path(out)
     return (Path(cityscapes) if cityscapes else out / "synth-city", Path(data) if data else out / "data",

@@ -189,7 +189,7 @@ def test_setup_estimate_times_each_step_that_will_run_and_skips_what_is_done(tmp
 
     calls = fake_setup_timer(monkeypatch)
     city, data, segmenter = tmp_path / "synth-city", tmp_path / "data", tmp_path / "segmenter.pt"
-    steps_now = lambda **k: S.setup_steps(city, data, segmenter, "cpu", 32, TINY_CITY, TINY_SEGMENTER, **k)  # noqa: E731
+    steps_now = lambda: S.setup_steps(city, data, segmenter, "cpu", 32, TINY_CITY, TINY_SEGMENTER)  # noqa: E731
     torch.manual_seed(5), np.random.seed(5)
     expected = torch.rand(1), np.random.rand()
     torch.manual_seed(5), np.random.seed(5)
@@ -220,7 +220,8 @@ def test_reproduce_prints_the_setup_line_only_while_there_is_set_up_to_do(tmp_pa
     """End to end (the floor and ceiling rows: nothing trained): the first command prints the set-up line and
     ends with the set-up's estimate beside its measured time; a second, with everything made, has no set-up."""
     monkeypatch.setattr(R, "SMOKE_CITY", dict(TINY_CITY, n_train=4, n_val=2))
-    monkeypatch.setattr(R, "SMOKE_SEGMENTER", {k: v for k, v in TINY_SEGMENTER.items() if k != "workers"} | {"iters": 2})
+    segmenter = {k: v for k, v in TINY_SEGMENTER.items() if k != "workers"}  # smoke_setup passes workers=0
+    monkeypatch.setattr(R, "SMOKE_SEGMENTER", segmenter | {"iters": 2})
     argv = ["reproduce", "table2", "--scale", "smoke", "--out", str(tmp_path / "out"), "--bounds-only", "--seeds",
             "1", "--device", "cpu", "--quiet"]
     assert main(argv) == 0
