@@ -10,7 +10,7 @@ in a temporary folder, in this process (so at the thread count the real step wil
   preparing runs in one process here and in one per core for real, so it is divided by the cores;
 - the segmenter and the calibration, whose fixed part (loading, the first iteration) matters: once cold at the
   small size (1 iteration, 1 val frame), then warm at the small and a larger size, which give the time per
-  iteration or frame (extrapolate).
+  iteration or frame (extrapolate); a cold run over SLOW_SECONDS is scaled alone (sampled).
 """
 
 import contextlib
@@ -30,6 +30,7 @@ from repro.estimate import format_duration
 
 SAMPLE_FRAMES = 3     # val frames the calibration is timed on (with 1 for its fixed part); frames prepared
 SEGMENTER_STEPS = 3   # segmenter iterations timed beyond the first (which carries the warm-up)
+SLOW_SECONDS = 10.0   # a cold run longer than this is the only one: the warm ones would make the estimate long
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,17 @@ def extrapolate(times: list[float], small: int, large: int, items: int) -> float
     cold, warm_small, warm_large = times
     _, per = fit((small, warm_small), (large, warm_large))
     return cold + per * max(0, items - small)
+
+
+def sampled(run: Callable[[int], float], small: int, large: int, items: int) -> float:
+    """Seconds for `items` items of a step, `run(n)` timing it at n items: extrapolate from a cold run at `small`
+    and warm runs at `small` and `large`; when the cold run alone took over SLOW_SECONDS (a full-width segmenter
+    calibrating 2048x1024 frames on a CPU: a minute or more a frame), from it alone, its fixed part counted with
+    each item (an overestimate by that part)."""
+    cold = run(small)
+    if cold > SLOW_SECONDS:
+        return cold / small * items
+    return extrapolate([cold, run(small), run(large)], small, large, items)
 
 
 def before(steps: list[Step]) -> float:
@@ -170,16 +182,12 @@ def setup_steps(city: Path, data: Path, segmenter: Path, device: str, prepared_s
             steps.append(Step("preparing the data", run(sample) / sum(large.values()) * sum(counts.values())
                               / (os.cpu_count() or 1)))
         if train:
-            run = lambda iters, out: timed(seg.train, sample, out, device=device, progress=False,  # noqa: E731
-                                           **{**train_segmenter, "iters": iters})
             segmenter = folder("segmenter")  # the same net as the one to be trained, for the calibration's timing
-            times = [run(1, folder("segmenter")), run(1, folder("segmenter")), run(1 + SEGMENTER_STEPS, segmenter)]
-            steps.append(Step("segmenter", extrapolate(times, 1, 1 + SEGMENTER_STEPS, train_segmenter["iters"])))
+            run = lambda iters: timed(seg.train, sample, segmenter, device=device, progress=False,  # noqa: E731
+                                      **{**train_segmenter, "iters": iters})
+            steps.append(Step("segmenter", sampled(run, 1, 1 + SEGMENTER_STEPS, train_segmenter["iters"])))
         if calibrate:
-            run = lambda source: timed(seg.calibrate, segmenter, source, device, workers=workers,  # noqa: E731
-                                       progress=False)
-            one = sample_city(sample, folder("city"), {"val": 1})
-            times = [run(one), run(one), run(sample)]
-            steps.append(Step("calibration", extrapolate(times, 1, SAMPLE_FRAMES, counts["val"]),
-                              later=calibration_later))
+            run = lambda frames: timed(seg.calibrate, segmenter, sample_city(sample, folder("city"), {"val": frames}),
+                                       device, workers=workers, progress=False)  # noqa: E731
+            steps.append(Step("calibration", sampled(run, 1, SAMPLE_FRAMES, counts["val"]), later=calibration_later))
     return steps

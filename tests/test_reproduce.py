@@ -135,6 +135,12 @@ def test_setup_time_fits_a_fixed_part_and_a_part_per_item():
     assert S.fit((1, 2.0), (4, 1.0)) == (2.0, 0.0)  # a busy machine made the larger sample the faster
     # cold 3 s at 1 item; warm 2 s at 1 and 5 s at 4: 1 s per item; the cold run's extra is paid once
     assert S.extrapolate([3.0, 2.0, 5.0], 1, 4, 201) == 3.0 + 200 * 1.0
+    sizes = []
+    run = lambda n: sizes.append(n) or {1: 3.0, 4: 5.0}[n] - (len(sizes) > 1)  # noqa: E731  cold 3 s, then 2 s, 4 s
+    assert S.sampled(run, 1, 4, 201) == pytest.approx(3.0 + 200 * (4.0 - 2.0) / 3) and sizes == [1, 1, 4]
+    sizes.clear()
+    slow = lambda n: sizes.append(n) or 60.0 * n  # noqa: E731  a minute a frame: the cold run alone, scaled
+    assert S.sampled(slow, 1, 3, 500) == 60.0 * 500 and sizes == [1]
 
 
 def test_setup_and_measured_lines_name_each_part():
