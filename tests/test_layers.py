@@ -22,7 +22,7 @@ TIERS = (
     ("methods", ("repro.methods", "repro.methods.*", "repro.capture")),
     ("one run", ("repro.checkpoint", "repro.train", "repro.translate", "repro.pretrained")),
     ("a reproduction", ("repro.rows", "repro.verdicts", "repro.report", "repro.report_figures", "repro.check",
-                        "repro.reproduce", "repro.launch", "repro.estimate", "repro.bounds", "repro.results_table",
+                        "repro.reproduce", "repro.launch", "repro.estimate", "repro.setup_time", "repro.bounds", "repro.results_table",
                         "repro.fidtable", "repro.reproduce_fid")),
     ("commands", ("repro.commands", "repro.commands.*", "repro.cli")),
 )
