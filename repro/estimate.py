@@ -4,7 +4,9 @@ The estimate times the step training will run (repro.train.build_parts: captured
 packs, at the thread count a run or a job trains with), several iterations after a warm-up one, and multiplies
 by each run's iterations (epochs and iterations per epoch after --set and --iters-per-epoch). Runs are grouped
 into jobs as the reproduction groups them (packs first, then runs alone) and the jobs laid out on the slots
-that run at once (--jobs with --launcher, else one): the estimate is when the last job ends.
+that run at once (--jobs with --launcher, else one): the estimate is when the last job ends. While the jobs
+run, progress_lines turns their progress.json files into the launcher's live ETAs. The one-off set-up before
+training is estimated in repro.setup_time.
 """
 
 import heapq
@@ -111,6 +113,52 @@ def plan(jobs: list[Job], seconds_per_iteration: Callable[[tuple[Config, ...]], 
     return Estimate(seconds, lines, durations, [len(j.cfgs) for j in jobs], slots)
 
 
+def progress_lines(running: list[tuple[str, str, int, int, dict | None]], queued: list[tuple[str, int, int]],
+                   slots: int, evaluation: float | None = None, now: float | None = None) -> list[str]:
+    """One line per running job (id, label, runs, iterations per run, its progress.json or None) and the overall
+    ETA line: the running jobs' ETAs, then the queued jobs ((label, runs, iterations per run), and running jobs
+    that have not logged yet) at the running jobs' mean rate per run, laid out on `slots` (estimate.makespan).
+    `evaluation`: one run's translation and scoring in seconds (the up-front estimate's), added to each job for
+    each of its runs (a job translates and scores its runs after training them); None: training only. `now`: the
+    time (default time.time()), for a trained job's scoring already under way since its last progress.json."""
+    now = time.time() if now is None else now
+    scoring = lambda runs: runs * (evaluation or 0.0)  # noqa: E731
+    lines, busy, rates, unknown = [], [], [], []
+    for job_id, label, runs, iterations, p in running:
+        if p is None:
+            lines.append(f"  job {job_id} {label}: starting")
+            unknown.append((runs, runs * iterations))
+            continue
+        rate, eta = p.get("it_per_s"), p.get("eta_seconds")
+        if p["step"] >= p["total"]:
+            left = max(0.0, scoring(runs) - (now - p.get("updated", now)))
+            lines.append(f"  job {job_id} {label}: trained {p['step']:,}/{p['total']:,} it, translating and scoring"
+                         + (f", ETA {format_duration(left)}" if evaluation is not None else ""))
+            busy.append(left)
+            continue
+        lines.append(f"  job {job_id} {label}: {p['step']:,}/{p['total']:,} it, "
+                     + (f"{rate:.2f} it/s, ETA {format_duration(eta + scoring(runs))}" if rate
+                        else "rate not known yet")
+                     + (f" (training {format_duration(eta)}, then translation and scoring)"
+                        if rate and evaluation is not None else ""))
+        if rate:
+            busy.append(eta + scoring(runs))
+            rates.append(rate * runs)  # run-iterations per second
+        else:
+            unknown.append((runs, runs * (p["total"] - p["step"])))
+    if rates:
+        per_run_rate = sum(rates) / len(rates)
+        busy += [work / per_run_rate + scoring(runs) for runs, work in unknown]
+        eta = makespan([runs * iters / per_run_rate + scoring(runs) for _, runs, iters in queued], slots, busy)
+        overall = f"overall ETA {format_duration(eta)}"
+    else:
+        overall = "overall ETA not known yet"
+    lines.append(f"progress: {len(running)} job(s) running, {len(queued)} queued; {overall} "
+                 + ("(training, translation and scoring)" if evaluation is not None
+                    else "(training; translation and scoring come on top)"))
+    return lines
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -119,6 +167,15 @@ def format_duration(seconds: float) -> str:
     if seconds < 3 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def measured_line(parts: list[tuple[str, float, float]], whole: float) -> str:
+    """The line a command ends with: its estimate beside the measured wall time, in all and per part (name,
+    estimated, measured: each measured over the span its estimate covers); `whole`: the command's own wall time."""
+    detail = "; ".join(f"{name}: estimated {format_duration(e)}, measured {format_duration(m)}" for name, e, m in parts)
+    return (f"estimated {format_duration(sum(e for _, e, _ in parts))}, measured "
+            f"{format_duration(sum(m for _, _, m in parts))} ({detail}; the whole command, the estimates' own timing "
+            f"included: {format_duration(whole)}; docs/estimates.md)")
 
 
 def time_step(cfgs: tuple[Config, ...], device: str, graphs: str = "auto", threads: int | None = None,

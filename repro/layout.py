@@ -11,6 +11,7 @@
     OUT/ROW/seed-K/result.json          both directions' metrics and the provenance
     OUT/ROW/seed-K/local/, slurm/       the launcher's job folder (logs, job.json)
     OUT/pretrained/                     the port's pretrained generators (`--pretrained`)
+    OUT/synth-city/, OUT/data/, OUT/segmenter.pt   a smoke reproduction's inputs, made there (smoke_inputs)
 """
 
 import json
@@ -66,6 +67,14 @@ def job_folder(out: Path, row: str, seed: int, launcher: str) -> Path:
 
 def pretrained_folder(out: Path) -> Path:
     return Path(out) / "pretrained"
+
+
+def smoke_inputs(out: Path, cityscapes: Path | None, data: Path | None,
+                 segmenter: Path | None) -> tuple[Path, Path, Path]:
+    """A smoke reproduction's raw city, prepared data and segmenter: the ones given, else those it makes in OUT."""
+    out = Path(out)
+    return (Path(cityscapes) if cityscapes else out / "synth-city", Path(data) if data else out / "data",
+            Path(segmenter) if segmenter else out / "segmenter.pt")
 
 
 # ------------------------------------------------------------------------------ reproduce.json

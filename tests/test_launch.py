@@ -332,7 +332,7 @@ def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
     read = lambda run: json.loads((run / "progress.json").read_text())
     running = [("11", "cyclegan seed 0", 1, 1000, read(runs[0])),
                ("12", "gan_alone seed 0 (+1 packed)", 2, 450, read(runs[1]))]
-    lines = L.progress_lines(running + [("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=3)
+    lines = E.progress_lines(running + [("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=3)
     jobs = [PROGRESS_LINE.fullmatch(line) for line in lines[:-1]]
     assert all(jobs), lines
     assert [m.group(1) for m in jobs] == ["11", "12", "13"]
@@ -342,13 +342,44 @@ def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
     # mean rate per run (2 + 2 x 0.5) / 2 = 1.5 run-it/s: job 13 (not logged yet) 400 s, bigan 267 s after the
     # first slot frees (350 s): 617 s; the pack ends last, at 800 s
     assert overall and overall.group(1, 2, 3) == ("3", "1", "13 min")
-    lines = L.progress_lines(running, [("bigan seed 0", 1, 400), ("simgan seed 0", 1, 400)], slots=3)
+    lines = E.progress_lines(running, [("bigan seed 0", 1, 400), ("simgan seed 0", 1, 400)], slots=3)
     # each queued job 267 s: the 3rd slot's two end at 533 s; the pack ends last, at 800 s
     assert OVERALL_LINE.match(lines[-1]).group(3) == "13 min"
-    lines = L.progress_lines(running, [("bigan seed 0", 1, 3000)], slots=2)
+    lines = E.progress_lines(running, [("bigan seed 0", 1, 3000)], slots=2)
     assert OVERALL_LINE.match(lines[-1]).group(3) == format_duration(350 + 3000 / 1.5)
-    lines = L.progress_lines([("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=2)
+    lines = E.progress_lines([("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=2)
     assert OVERALL_LINE.match(lines[-1]).group(3) == "not known yet"  # no job has a rate yet
+
+
+def test_launcher_etas_include_each_runs_translation_and_scoring(tmp_path):
+    """With the estimate's translation and scoring per run, every job's ETA adds it for each of its runs (a pack's
+    too); a trained job's counts down from its last progress.json; the overall ETA lays out jobs that long."""
+    from repro.train import write_progress
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        run.mkdir()
+    write_progress(runs[:1], step=300, total=1000, first_step=100, seconds=100.0)  # 2 it/s: 350 s left
+    write_progress(runs[1:], step=50, total=450, first_step=0, seconds=100.0)      # 0.5 it/s of a pack of 2: 800 s
+    read = lambda run: json.loads((run / "progress.json").read_text())
+    running = [("11", "cyclegan seed 0", 1, 1000, read(runs[0])),
+               ("12", "gan_alone seed 0 (+1 packed)", 2, 450, read(runs[1])),
+               ("13", "cogan seed 1", 1, 600, None)]
+    lines = E.progress_lines(running, [("bigan seed 0", 1, 400)], slots=3, evaluation=60.0)
+    assert lines[0].endswith("2.00 it/s, ETA 7 min (training 6 min, then translation and scoring)")  # 410 s
+    assert "ETA 15 min" in lines[1]  # 800 s + 2 runs x 60 s
+    # job 13: 600 it at 1.5 run-it/s + 60 s = 460 s; bigan 267 + 60 s after the first slot frees (410 s): 737 s;
+    # the pack ends last, at 920 s
+    assert lines[-1].endswith("overall ETA 15 min (training, translation and scoring)")
+    lines = E.progress_lines(running[:1], [("bigan seed 0", 1, 3000)], slots=1, evaluation=60.0)
+    assert lines[-1].endswith(f"overall ETA {format_duration(410 + 3000 / 2 + 60)} (training, translation and scoring)")
+    trained = {"step": 450, "total": 450, "it_per_s": 0.5, "eta_seconds": 0.0, "updated": 1000.0}
+    lines = E.progress_lines([("12", "gan_alone seed 0 (+1 packed)", 2, 450, trained)], [("bigan seed 0", 1, 400)],
+                             slots=1, evaluation=60.0, now=1020.0)
+    assert lines[0].endswith("translating and scoring, ETA 100 s")  # 2 runs x 60 s, 20 s of it done
+    assert lines[-1].endswith("overall ETA not known yet (training, translation and scoring)")  # no rate to go by
+    lines = E.progress_lines(running, [("bigan seed 0", 1, 400)], slots=3)  # no estimate: training only, as before
+    assert OVERALL_LINE.match(lines[-1]).group(3) == "13 min"
 
 
 # ------------------------------------------------------------------------------ issue 22: a killed command's local jobs

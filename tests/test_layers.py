@@ -22,8 +22,8 @@ TIERS = (
     ("methods", ("repro.methods", "repro.methods.*", "repro.capture")),
     ("one run", ("repro.checkpoint", "repro.train", "repro.translate", "repro.pretrained")),
     ("a reproduction", ("repro.rows", "repro.verdicts", "repro.report", "repro.report_figures", "repro.check",
-                        "repro.reproduce", "repro.reproduce.*", "repro.estimate", "repro.bounds",
-                        "repro.results_table", "repro.fidtable", "repro.reproduce_fid")),
+                        "repro.reproduce", "repro.reproduce.*", "repro.estimate", "repro.setup_time",
+                        "repro.bounds", "repro.results_table", "repro.fidtable", "repro.reproduce_fid")),
     ("commands", ("repro.commands", "repro.commands.*", "repro.cli")),
 )
 

@@ -4,16 +4,20 @@ retraining finished rows, and (slow) a reduced smoke reproduction checked agains
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
 from repro import estimate as E
 from repro import reproduce as R
 from repro.reproduce import plan as P
+from repro import setup_time as S
 from repro import train as training
 from repro.checkpoint import is_finished
 from repro.cli import main
@@ -125,6 +129,116 @@ def test_paper_scale_names_only_what_is_missing(tmp_path, monkeypatch):
         R.paper_setup(args, R.rows_for("table4"))
     assert "no GPU" in str(err.value) and "Cityscapes is missing" not in str(err.value)
     assert "segmenter is missing" not in str(err.value)
+
+
+def test_setup_time_fits_a_fixed_part_and_a_part_per_item():
+    assert S.fit((1, 2.0), (4, 5.0)) == (1.0, 1.0)
+    assert S.fit((1, 2.0), (4, 1.0)) == (2.0, 0.0)  # a busy machine made the larger sample the faster
+    # cold 3 s at 1 item; warm 2 s at 1 and 5 s at 4: 1 s per item; the cold run's extra is paid once
+    assert S.extrapolate([3.0, 2.0, 5.0], 1, 4, 201) == 3.0 + 200 * 1.0
+    sizes = []
+    run = lambda n: sizes.append(n) or {1: 3.0, 4: 5.0}[n] - (len(sizes) > 1)  # noqa: E731  cold 3 s, then 2 s, 4 s
+    assert S.sampled(run, 1, 4, 201) == pytest.approx(3.0 + 200 * (4.0 - 2.0) / 3) and sizes == [1, 1, 4]
+    sizes.clear()
+    slow = lambda n: sizes.append(n) or 60.0 * n  # noqa: E731  a minute a frame: the cold run alone, scaled
+    assert S.sampled(slow, 1, 3, 500) == 60.0 * 500 and sizes == [1]
+
+
+def test_setup_and_measured_lines_name_each_part():
+    steps = [S.Step("synthetic city", 6), S.Step("segmenter", 34), S.Step("calibration", 3, later=True)]
+    assert S.setup_line(steps).startswith(
+        "set-up: synthetic city 6 s, segmenter 34 s, calibration 3 s (with the first run's scoring); 43 s in all")
+    assert S.before(steps) == 40 and S.later(steps) == 3
+    assert S.total_line(steps, 76).startswith("estimated set-up and training: 119 s")
+    assert S.setup_line([]) is None
+    line = E.measured_line([("set-up", 40, 50), ("training, translation and scoring", 70, 130)], 200)
+    assert line.startswith("estimated 110 s, measured 3 min (set-up: estimated 40 s, measured 50 s; training, "
+                           "translation and scoring: estimated 70 s, measured 2 min; the whole command, the "
+                           "estimates' own timing included: 3 min;")
+
+
+TINY_CITY = dict(n_train=20, n_val=10, size=(64, 32), seed=0)
+TINY_SEGMENTER = dict(workers=0, width=1 / 32, iters=10, batch_size=2, optimizer="adam", lr=1e-3, seed=0,
+                      label_size=(32, 16))
+
+
+def fake_setup_timer(monkeypatch) -> list[str]:
+    """setup_time's timer with fake seconds: each step's own code still runs on the miniature, but takes 2 s
+    more on its first (cold) call and otherwise: generate 0.1 s a frame, prepare 0.05 s a frame, the segmenter
+    2 s + 0.5 s an iteration, the calibration 1 s + 0.2 s a val frame. Returns the functions called, in order."""
+    from repro.eval.segmenter import photo_frames
+
+    real, calls = S.timed, []
+    frames = lambda city, split: len(photo_frames(city, split))  # noqa: E731
+
+    def timed(fn, *args, **kwargs):
+        real(fn, *args, **kwargs)
+        cold = 0.0 if fn.__name__ in calls else 2.0
+        calls.append(fn.__name__)
+        return cold + {"generate": lambda: 0.1 * (kwargs["n_train"] + kwargs["n_val"]),
+                       "prepare": lambda: 0.05 * (frames(args[0], "train") + frames(args[0], "val")),
+                       "train": lambda: 2 + 0.5 * kwargs["iters"],
+                       "calibrate": lambda: 1 + 0.2 * frames(args[1], "val")}[fn.__name__]()
+
+    monkeypatch.setattr(S, "timed", timed)
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 2)
+    return calls
+
+
+def test_setup_estimate_times_each_step_that_will_run_and_skips_what_is_done(tmp_path, monkeypatch):
+    """Each set-up step's own code timed on a miniature (fake seconds here) and scaled to the full size; a step
+    whose output is there and current drops out; nothing is written outside a temporary folder, and the global
+    random state is left as it was."""
+    from repro.data import cityscapes as prep
+    from repro.data import synth_city
+    from repro.eval import segmenter as seg
+    from repro.eval.calibration import calibration_file
+
+    calls = fake_setup_timer(monkeypatch)
+    city, data, segmenter = tmp_path / "synth-city", tmp_path / "data", tmp_path / "segmenter.pt"
+    steps_now = lambda: S.setup_steps(city, data, segmenter, "cpu", 32, TINY_CITY, TINY_SEGMENTER)  # noqa: E731
+    torch.manual_seed(5), np.random.seed(5)
+    expected = torch.rand(1), np.random.rand()
+    torch.manual_seed(5), np.random.seed(5)
+    steps = steps_now()
+    assert (torch.rand(1), np.random.rand()) == expected
+    assert not any(tmp_path.iterdir())
+    assert calls == ["generate"] * 2 + ["prepare"] * 2 + ["train"] * 3 + ["calibrate"] * 3
+    assert [(s.name, round(s.seconds, 6), s.later) for s in steps] == [
+        ("synthetic city", 0.1 * 30, False),            # the warm-up's 2 s are not scaled
+        ("preparing the data", 0.05 * 30 / 2, False),   # one process per core
+        ("segmenter", 2 + 2 + 0.5 * 10, False),          # cold once, fixed part, per iteration
+        ("calibration", 2 + 1 + 0.2 * 10, False)]
+    synth_city.generate(city, progress=False, **TINY_CITY)
+    assert [s.name for s in steps_now()] == ["preparing the data", "segmenter", "calibration"]
+    prep.prepare(city, city, data, size=32, workers=1, progress=False)
+    assert [s.name for s in steps_now()] == ["segmenter", "calibration"]
+    seg.train(city, segmenter, device="cpu", progress=False, **TINY_SEGMENTER)
+    assert [s.name for s in steps_now()] == ["calibration"]
+    P.calibrate(segmenter, city, "cpu", progress=False)
+    assert steps_now() == []
+    # paper scale: the city and the segmenter given; the calibration comes with the first run's scoring
+    calibration_file(segmenter).unlink()
+    steps = S.setup_steps(city, tmp_path / "data-256", segmenter, "cpu", 32, calibration_later=True)
+    assert [(s.name, s.later) for s in steps] == [("preparing the data", False), ("calibration", True)]
+
+
+def test_reproduce_prints_the_setup_line_only_while_there_is_set_up_to_do(tmp_path, monkeypatch, capsys):
+    """End to end (the floor and ceiling rows: nothing trained): the first command prints the set-up line and
+    ends with the set-up's estimate beside its measured time; a second, with everything made, has no set-up."""
+    monkeypatch.setattr(P, "SMOKE_CITY", dict(TINY_CITY, n_train=4, n_val=2))
+    segmenter = {k: v for k, v in TINY_SEGMENTER.items() if k != "workers"}  # smoke_setup passes workers=0
+    monkeypatch.setattr(P, "SMOKE_SEGMENTER", segmenter | {"iters": 2})
+    argv = ["reproduce", "table2", "--scale", "smoke", "--out", str(tmp_path / "out"), "--bounds-only", "--seeds",
+            "1", "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert re.search(r"^set-up: synthetic city .+, preparing the data .+, segmenter .+, calibration .+ in all", first,
+                     re.M), first
+    assert re.search(r"^estimated .+, measured .+ \(set-up: estimated .+, measured .+; the whole command", first, re.M)
+    assert main(argv) == 0
+    second = capsys.readouterr().out
+    assert "set-up" not in second and "estimated set-up" not in second
 
 
 @pytest.fixture

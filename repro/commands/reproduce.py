@@ -17,13 +17,14 @@ def run_reproduce(args: argparse.Namespace) -> int:
         from repro import reproduce_fid
         return reproduce_fid.run(args)
     started = time.time()
-    from repro import report
+    from repro import layout, report, setup_time
     from repro.config import parse_settings
     from repro.device import pick_device
-    from repro.estimate import format_duration
+    from repro.estimate import format_duration, measured_line
     from repro.io import DiskFull
-    from repro.reproduce import (REPRODUCE_DISK_FULL_FIX, SMOKE_CITY, estimate_for, evaluation_seconds, launch_runs,
-                                 paper_setup, planned_runs, reproduce, rows_for, run_bounds, run_pretrained, smoke_setup)
+    from repro.reproduce import (REPRODUCE_DISK_FULL_FIX, estimate_for, evaluation_seconds, launch_runs, paper_setup,
+                                 planned_runs, reproduce, rows_for, run_bounds, run_pretrained, smoke_setup)
+    from repro.reproduce.plan import SMOKE_CITY, SMOKE_PREPARED_SIZE, SMOKE_SEGMENTER
     from repro.rows import row_config
     from repro.verdicts import default_ranges
 
@@ -38,21 +39,36 @@ def run_reproduce(args: argparse.Namespace) -> int:
     plans = []  # the training estimate's job layout
     if args.scale == "paper":
         setup = paper_setup(args, rows, plans)
-        if not (setup.data / "manifest.json").is_file():
-            from repro.data import cityscapes as prep
-            prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
+        steps = setup_time.setup_steps(setup.cityscapes, setup.data, setup.segmenter, setup.device, 256,
+                                       calibration_later=True)
     else:
         device = str(pick_device(args.device))
         seconds, text = estimate_for(args, rows, "smoke", seeds, device, SMOKE_CITY["n_train"], plans)
         print(f"estimated training time: {format_duration(seconds)}, {text}", flush=True)
+        steps = setup_time.setup_steps(*layout.smoke_inputs(args.out, args.cityscapes, args.data, args.segmenter),
+                                       device, SMOKE_PREPARED_SIZE, SMOKE_CITY if args.cityscapes is None else None,
+                                       {"workers": 0, **SMOKE_SEGMENTER})
+    if steps:
+        print(setup_time.setup_line(steps) + "\n" + setup_time.total_line(steps, plans[0].seconds if plans else 0.0),
+              flush=True)
+    setup_started = time.time()
+    if args.scale == "paper":
+        if not (setup.data / "manifest.json").is_file():
+            from repro.data import cityscapes as prep
+            prep.prepare(setup.cityscapes, setup.cityscapes, setup.data, size=256)
+    else:
         setup = smoke_setup(args, progress=not args.quiet)
     setup.settings, setup.graphs = settings, args.graphs
     work_started, expected = time.time(), None
     if plans and plans[0].durations:  # now that the val set and the segmenter are there: their part, timed
         per_run = evaluation_seconds(setup, row_config(rows[0], setup.scale, 0, args.iters_per_epoch, settings))
-        expected = plans[0].with_evaluation(per_run)
+        expected = plans[0].with_evaluation(per_run) + setup_time.later(steps)
+        if opts is not None:
+            opts.evaluation_seconds = per_run  # the launcher's ETAs count it too
         print(f"estimated from here: {format_duration(expected)} (training {format_duration(plans[0].seconds)}; "
-              f"translation and scoring {format_duration(per_run)} per run, measured now on 3 val frames)", flush=True)
+              f"translation and scoring {format_duration(per_run)} per run, measured now on 3 val frames"
+              + (f"; calibration {format_duration(setup_time.later(steps))}" if setup_time.later(steps) else "")
+              + ")", flush=True)
     failed = None
     if args.bounds_only:  # nothing to train: the plan (for the report) and the floor and ceiling rows
         planned_runs(args.target, setup, seeds, args.iters_per_epoch, pretrained)
@@ -76,10 +92,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
         failed = outcome.error()
     ranges = args.ranges or default_ranges(args.scale, args.iters_per_epoch)
     report.write_report(setup.out, TARGETS[args.target], ranges=ranges)
-    if expected is not None:
-        print(f"estimated {format_duration(expected)}, measured {format_duration(time.time() - work_started)} "
-              f"(training, translation and scoring; the whole command with its set-up: "
-              f"{format_duration(time.time() - started)}; docs/estimates.md)", flush=True)
+    parts = ([("set-up", setup_time.before(steps), work_started - setup_started)] if steps else []) + (
+        [("training, translation and scoring", expected, time.time() - work_started)] if expected is not None else [])
+    if parts:
+        print(measured_line(parts, time.time() - started), flush=True)
     if failed:
         raise failed
     return 0

@@ -379,6 +379,18 @@ README = """This is a SYNTHETIC Cityscapes made by `repro data synth-city` (seed
 """
 
 
+def is_made(out: str | Path, n_train: int = DEFAULT_TRAIN, n_val: int = DEFAULT_VAL,
+            size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0, zips: bool = False) -> bool:
+    """Whether OUT is the synthetic city these arguments make (generate then returns it at once)."""
+    marker = Path(out) / MARKER
+    return marker.is_file() and read_json_or_empty(marker).get("params") == marker_params(n_train, n_val, size, seed, zips)
+
+
+def marker_params(n_train: int, n_val: int, size: tuple[int, int], seed: int, zips: bool) -> dict:
+    """What the marker file records of the arguments (and is_made compares)."""
+    return {"seed": seed, "n_train": n_train, "n_val": n_val, "size": list(size), "zips": zips}
+
+
 def generate(
     out: str | Path,
     n_train: int = DEFAULT_TRAIN,
@@ -398,10 +410,9 @@ def generate(
         raise ReproError("--train and --val must each be at least 1 frame.")
     if size[0] < 64 or size[1] < 32:
         raise ReproError(f"--size {size[0]}x{size[1]}: frames smaller than 64x32 cannot hold a street scene.")
-    params = {"seed": seed, "n_train": n_train, "n_val": n_val, "size": list(size), "zips": zips}
+    params = marker_params(n_train, n_val, size, seed, zips)
     if out.exists():
-        marker = out / MARKER
-        if marker.is_file() and read_json_or_empty(marker).get("params") == params:
+        if is_made(out, n_train, n_val, size, seed, zips):
             return out
         raise ReproError(
             f"{out} already exists and is not a synthetic city made with these arguments. "

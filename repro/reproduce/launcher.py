@@ -21,7 +21,7 @@ A failed job is reported by row and seed with the tail of its log; the other job
 While it waits, the command prints every --progress-seconds (default 30) one line per running job (its
 iteration, it/s and ETA, from the RUN/progress.json its training rewrites at log points) and an overall ETA
 (repro.estimate.makespan over the running jobs' ETAs and the queued jobs' iterations at the running jobs'
-mean rate per run; translation and scoring come on top).
+mean rate per run), each job's translation and scoring included (its runs x the estimate's time per run).
 """
 
 import json
@@ -36,7 +36,7 @@ from pathlib import Path
 import submitit
 import submitit.local.local
 
-from repro import ReproError, layout
+from repro import ReproError, estimate, layout
 from repro.done import is_current
 from repro.io import process_alive, read_json_or_empty, write_json
 
@@ -86,6 +86,7 @@ class Options:
     poll_seconds: float = 1.0           # how often result files are looked for
     squeue_seconds: float = 15.0        # how often SLURM is asked which jobs it still holds
     progress_seconds: float = 30.0      # how often the jobs' progress is printed (0: never)
+    evaluation_seconds: float | None = None  # one run's translation and scoring (the estimate's), in the ETAs
 
 
 @dataclass
@@ -277,43 +278,6 @@ def planned_iterations(setup, group: list[tuple[str, int]], iters_per_epoch: int
     return total_iterations(cfg, max(count(setup.data / cfg.x_train), count(setup.data / cfg.y_train)))
 
 
-def progress_lines(running: list[tuple[str, str, int, int, dict | None]], queued: list[tuple[str, int, int]],
-                   slots: int) -> list[str]:
-    """One line per running job (id, label, runs, iterations per run, its progress.json or None) and the overall
-    ETA line: the running jobs' ETAs, then the queued jobs ((label, runs, iterations per run), and running jobs
-    that have not logged yet) at the running jobs' mean rate per run, laid out on `slots` (estimate.makespan)."""
-    from repro.estimate import format_duration, makespan
-
-    lines, busy, rates, unknown = [], [], [], []
-    for job_id, label, runs, iterations, p in running:
-        if p is None:
-            lines.append(f"  job {job_id} {label}: starting")
-            unknown.append(runs * iterations)
-            continue
-        rate, eta = p.get("it_per_s"), p.get("eta_seconds")
-        if p["step"] >= p["total"]:
-            lines.append(f"  job {job_id} {label}: trained {p['step']:,}/{p['total']:,} it, translating and scoring")
-            busy.append(0.0)
-            continue
-        lines.append(f"  job {job_id} {label}: {p['step']:,}/{p['total']:,} it, "
-                     + (f"{rate:.2f} it/s, ETA {format_duration(eta)}" if rate else "rate not known yet"))
-        if rate:
-            busy.append(eta)
-            rates.append(rate * runs)  # run-iterations per second
-        else:
-            unknown.append(runs * (p["total"] - p["step"]))
-    if rates:
-        per_run_rate = sum(rates) / len(rates)
-        busy += [work / per_run_rate for work in unknown]
-        eta = makespan([runs * iters / per_run_rate for _, runs, iters in queued], slots, busy)
-        overall = f"overall ETA {format_duration(eta)}"
-    else:
-        overall = "overall ETA not known yet"
-    lines.append(f"progress: {len(running)} job(s) running, {len(queued)} queued; {overall} "
-                 f"(training; translation and scoring come on top)")
-    return lines
-
-
 def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | None, opts: Options, work) -> Outcome:
     """Runs each group of (row key, seed) runs as one job, `work(group, setup, iters_per_epoch, packed)` in the job's
     process (repro.reproduce.pipeline.run_job), and waits for them (unless opts.wait is False). Groups are given only
@@ -376,7 +340,7 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
                 now = [(job.job_id, group_label(g), len(g), planned_iterations(setup, g, iters_per_epoch),
                         read_progress(setup, g)) for job, g in running]
                 later = [(group_label(g), len(g), planned_iterations(setup, g, iters_per_epoch)) for g in queue]
-                print("\n".join(progress_lines(now, later, limit)), flush=True)
+                print("\n".join(estimate.progress_lines(now, later, limit, opts.evaluation_seconds)), flush=True)
                 shown = time.time()
             if running:
                 time.sleep(opts.poll_seconds)

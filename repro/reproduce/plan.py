@@ -21,6 +21,7 @@ from repro.rows import DEFAULT_SEEDS, ROWS, SCALES, TARGETS, Row, config_name, i
 
 # The smoke segmenter: a small FCN-8s (1/16 of VGG16's widths) trained on the synthetic city's train split.
 SMOKE_CITY = dict(n_train=200, n_val=50, size=(256, 128), seed=0)
+SMOKE_PREPARED_SIZE = 128  # the prepared smoke data: 128x128 pairs (each config resizes them to its load_size)
 SMOKE_SEGMENTER = dict(width=0.0625, iters=200, batch_size=4, optimizer="adam", lr=1e-3, seed=0, label_size=(128, 64))
 
 
@@ -102,7 +103,7 @@ def evaluation_seconds(setup: Setup, cfg: Config, sample: int = 3) -> float:
                                        progress=False)
             frames = [(frame_id(p.name), p, truth[frame_id(p.name)]) for p in written]
             if direction == "labels2photo":
-                labels2photo.score_frames(frames, model, device, workers=0)
+                labels2photo.score_frames(frames, model, device, workers=0, progress=False)
             else:
                 for _, image, label in frames:
                     photo2labels.frame_confusion(photo2labels.load_rgb(image), load_train_ids(label))
@@ -189,13 +190,11 @@ def smoke_setup(args, progress: bool = True) -> Setup:
 
     out = Path(args.out)
     device = str(pick_device(args.device))
-    city = Path(args.cityscapes) if args.cityscapes else out / "synth-city"
+    city, data, segmenter = layout.smoke_inputs(out, args.cityscapes, args.data, args.segmenter)
     if args.cityscapes is None:
         synth_city.generate(city, progress=progress, **SMOKE_CITY)
-    data = Path(args.data) if args.data else out / "data"
     if not (data / "manifest.json").is_file():
-        prep.prepare(city, city, data, size=128, progress=progress)
-    segmenter = Path(args.segmenter) if args.segmenter else out / "segmenter.pt"
+        prep.prepare(city, city, data, size=SMOKE_PREPARED_SIZE, progress=progress)
     if not segmenter.is_file():
         print(f"training the smoke segmenter {segmenter} on {city} (train split) ...", flush=True)
         from repro.eval import segmenter as seg
