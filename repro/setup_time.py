@@ -132,7 +132,8 @@ def sample_city(city: Path, out: Path, counts: dict[str, int]) -> Path:
 
 
 def is_calibrated(segmenter: Path) -> bool:
-    """Whether a current calibration of this segmenter file is kept beside it (repro.reproduce.plan.calibrate's rule)."""
+    """Whether a current calibration of this segmenter file is kept beside it (repro.reproduce.plan.calibrate's
+    rule)."""
     from repro.eval import calibration
     from repro.io import sha256_file
 
