@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import tiny_city_and_segmenter
 from repro import ReproError
+from repro.config import load_config
 from repro import estimate as E
 from repro import reproduce as R
 from repro import train as training
@@ -67,6 +68,14 @@ def test_estimate_times_a_real_step_for_every_target():
     assert seconds == pytest.approx(total, rel=0.05)  # the text rounds each step time to whole ms
     cogan = R.row_config(ROW["cogan"], "smoke", 0)  # batch 8: iters_per_epoch counts iterations, as training does
     assert E.total_iterations(cogan, 200) == cogan.epochs * cogan.iters_per_epoch
+
+
+def test_set_iters_per_epoch_is_kept_unless_the_flag_overrides_it():
+    """`--set iters_per_epoch=N` reaches the row's config (it was once dropped silently: the flag's None won)."""
+    assert R.row_config(ROW["cyclegan"], "smoke", 0, settings={"iters_per_epoch": 7}).iters_per_epoch == 7
+    assert R.row_config(ROW["cyclegan"], "smoke", 0, 3, {"iters_per_epoch": 7}).iters_per_epoch == 3
+    shipped = R.row_config(ROW["cyclegan"], "smoke", 0)
+    assert shipped.iters_per_epoch == load_config("smoke/cyclegan").iters_per_epoch > 0
 
 
 def test_estimate_times_the_step_training_will_run():
