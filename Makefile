@@ -19,11 +19,13 @@ test: $(STAMP)
 
 # The whole reproduction at smoke scale on the synthetic city, on the CPU, from nothing to report
 # (DEMO/report.md, DEMO/report.html). Rerunning resumes: finished rows are not retrained. CycleGAN and its
-# ablations train as one pack, every other run is its own process, DEMO_JOBS at once with one torch thread
-# each: the fastest of the variants benchmarks/demo_time.py measures (docs/speed.md).
+# ablations (5 rows x 2 seeds) train as packs of DEMO_PACK runs, every other run is its own process, DEMO_JOBS
+# at once with one torch thread each: two packs of five keep both cores of a 2-core machine busy with the
+# longest jobs first (docs/speed.md, measured with benchmarks/demo_time.py).
 DEMO_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+DEMO_PACK ?= 5
 demo: $(STAMP)
-	$(BIN)/repro reproduce all --scale smoke --out $(DEMO) --pack auto --launcher local --jobs $(DEMO_JOBS)
+	$(BIN)/repro reproduce all --scale smoke --out $(DEMO) --pack $(DEMO_PACK) --launcher local --jobs $(DEMO_JOBS)
 
 # Paper-scale tables (GPU; one to three days per model). Every prerequisite is checked before any work,
 # and a missing one prints the commands that fix it. SCALE=smoke runs the same tables on the synthetic city.

@@ -2,11 +2,14 @@
 in parallel jobs, and (--baseline REV) as an earlier version of this code ran it, on this machine in one run.
 
     python benchmarks/demo_time.py [--work DIR] [--iters-per-epoch N] [--seeds N] [--repeats 1] [--baseline 6f6a2d6]
+        [--baseline-as VARIANT]
 
 --baseline REV extracts that git revision (`git archive`) into WORK/baseline-REV and times its own
 `repro reproduce all` on the same prepared data and segmenter, in one process at torch's default thread
-count, as it ran then (6f6a2d6 is the code before the training-engine work). Ratios are against it when
-given, else against today's unpacked run.
+count, as it ran then (6f6a2d6 is the code before the training-engine work); with --baseline-as VARIANT it
+runs with that variant's flags instead (e.g. "--pack auto --launcher local", what `make demo` runs), to compare
+two versions of `make demo` (the baseline's `repro reproduce --help` must offer those flags). Ratios are
+against it when given, else against today's unpacked run.
 
 The synthetic city, its prepared data and the smoke segmenter are made once in WORK/setup (not timed); each
 variant then runs the whole reproduction (every row's training, translation and scoring, and the report) in its
@@ -34,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 ENV = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
-def reproduce_flags(env: dict) -> str:
+def reproduce_flags(env: dict, cwd: Path = ROOT) -> str:
+    """That version's `repro reproduce --help` (`python -m` puts the cwd first on sys.path: run it in its folder)."""
     return subprocess.run([sys.executable, "-m", "repro.cli", "reproduce", "--help"], capture_output=True,
-                          text=True, check=True, env=env).stdout
+                          text=True, check=True, env=env, cwd=cwd).stdout
 
 
 def variants(help_text: str, jobs: int) -> dict[str, list[str]]:
@@ -49,6 +53,7 @@ def variants(help_text: str, jobs: int) -> dict[str, list[str]]:
         found[f"--launcher local --jobs {jobs}"] = (["--pack", "off"] if "--pack" in help_text else []) + jobs_flags
         if "--pack" in help_text:
             found[f"--pack auto --launcher local --jobs {jobs}"] = ["--pack", "auto"] + jobs_flags
+            found[f"--pack 5 --launcher local --jobs {jobs}"] = ["--pack", "5"] + jobs_flags  # make demo's since 800+ iterations
     return found
 
 
@@ -74,6 +79,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="for the --jobs variant, where it exists")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--baseline", metavar="REV", help="also time this git revision's demo (e.g. 6f6a2d6)")
+    parser.add_argument("--baseline-as", metavar="VARIANT", help="run the baseline with the flags of the variant "
+                        "whose name starts with this (default: one process at torch's default threads)")
     parser.add_argument("--only", action="append", help="time only the variants whose name starts with this "
                         "(repeatable; default: all)")
     args = parser.parse_args(argv)
@@ -92,8 +99,15 @@ def main(argv=None):
     offered = variants(reproduce_flags(ENV), args.jobs)
     cases = {name: (flags, ENV, ROOT) for name, flags in offered.items()}
     if args.baseline:
-        cases = {f"baseline {args.baseline}: one process at torch's default threads":
-                 ([], *baseline(args.baseline, work))} | cases
+        env, dest = baseline(args.baseline, work)
+        name, flags = f"baseline {args.baseline}: one process at torch's default threads", []
+        if args.baseline_as:
+            theirs = variants(reproduce_flags(env, dest), args.jobs)
+            matching = [v for v in theirs if v.startswith(args.baseline_as)]
+            if not matching:
+                sys.exit(f"--baseline-as {args.baseline_as!r}: {args.baseline}'s variants are {list(theirs)}")
+            name, flags = f"baseline {args.baseline}: {matching[0]}", theirs[matching[0]]
+        cases = {name: (flags, env, dest)} | cases
     if args.only:
         names = list(cases)
         cases = {name: case for name, case in cases.items() if any(name.startswith(o) for o in args.only)}

@@ -70,5 +70,9 @@ ROW_BY_KEY = {r.key: r for r in (*ROWS, PRETRAINED, *BOUNDS)}
 
 
 def row_config(row: Row, scale: str, seed: int, iters_per_epoch: int | None = None, settings: dict | None = None) -> Config:
-    """The row's shipped config at that scale, with `--set` settings, the seed and iterations per epoch."""
-    return load_config(config_name(row, scale), **((settings or {}) | {"seed": seed, "iters_per_epoch": iters_per_epoch}))
+    """The row's shipped config at that scale, with `--set` settings, the seed and iterations per epoch
+    (`--iters-per-epoch`, when given, wins over `--set iters_per_epoch=`; neither given: the config's)."""
+    overrides = (settings or {}) | {"seed": seed}
+    if iters_per_epoch is not None:
+        overrides["iters_per_epoch"] = iters_per_epoch
+    return load_config(config_name(row, scale), **overrides)
