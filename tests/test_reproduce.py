@@ -77,9 +77,9 @@ def test_estimate_times_a_real_step_for_every_target():
 
 def test_set_iters_per_epoch_is_kept_unless_the_flag_overrides_it():
     """`--set iters_per_epoch=N` reaches the row's config (it was once dropped silently: the flag's None won)."""
-    assert R.row_config(ROW["cyclegan"], "smoke", 0, settings={"iters_per_epoch": 7}).iters_per_epoch == 7
-    assert R.row_config(ROW["cyclegan"], "smoke", 0, 3, {"iters_per_epoch": 7}).iters_per_epoch == 3
-    shipped = R.row_config(ROW["cyclegan"], "smoke", 0)
+    assert row_config(ROW["cyclegan"], "smoke", 0, settings={"iters_per_epoch": 7}).iters_per_epoch == 7
+    assert row_config(ROW["cyclegan"], "smoke", 0, 3, {"iters_per_epoch": 7}).iters_per_epoch == 3
+    shipped = row_config(ROW["cyclegan"], "smoke", 0)
     assert shipped.iters_per_epoch == load_config("smoke/cyclegan").iters_per_epoch > 0
 
 
@@ -321,7 +321,7 @@ def test_result_json_holds_both_directions_and_provenance(tiny, tmp_path):
 @pytest.mark.slow
 def test_floor_and_ceiling_rows_are_result_files_with_provenance(tiny, tmp_path):
     """repro.bounds: ground truth, the untrained generator (per seed) and the constant output, scored as a row is."""
-    from repro import bounds, results_table
+    from repro import results_table
 
     city, seg = tiny
     setup = R.smoke_setup(smoke_args(tmp_path / "out", city, seg), progress=False)
