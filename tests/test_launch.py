@@ -319,9 +319,9 @@ PROGRESS_LINE = re.compile(r"  job (\S+) (.+?): (?:(\d[\d,]*)/(\d[\d,]*) it, (?:
 OVERALL_LINE = re.compile(r"progress: (\d+) job\(s\) running, (\d+) queued; overall ETA (.+?) \(training;")
 
 
-def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
-    """Per running job its iteration, it/s and ETA (from its RUN/progress.json, as training writes it), and an
-    overall ETA: the running jobs' ETAs and the queued jobs' iterations at the mean rate per run, on the slots."""
+def two_jobs_in_progress(tmp_path) -> list[tuple]:
+    """Two running jobs as the launcher sees them, from RUN/progress.json as training writes it: cyclegan seed 0 at
+    2 it/s with 350 s left, and a pack of 2 at 0.5 it/s with 800 s left."""
     from repro.train import write_progress
 
     runs = [tmp_path / "a", tmp_path / "b"]
@@ -330,8 +330,14 @@ def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
     write_progress(runs[:1], step=300, total=1000, first_step=100, seconds=100.0)  # 2 it/s: 350 s left
     write_progress(runs[1:], step=50, total=450, first_step=0, seconds=100.0)      # 0.5 it/s of a pack of 2: 800 s
     read = lambda run: json.loads((run / "progress.json").read_text())
-    running = [("11", "cyclegan seed 0", 1, 1000, read(runs[0])),
-               ("12", "gan_alone seed 0 (+1 packed)", 2, 450, read(runs[1]))]
+    return [("11", "cyclegan seed 0", 1, 1000, read(runs[0])),
+            ("12", "gan_alone seed 0 (+1 packed)", 2, 450, read(runs[1]))]
+
+
+def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
+    """Per running job its iteration, it/s and ETA (from its RUN/progress.json, as training writes it), and an
+    overall ETA: the running jobs' ETAs and the queued jobs' iterations at the mean rate per run, on the slots."""
+    running = two_jobs_in_progress(tmp_path)
     lines = E.progress_lines(running + [("13", "cogan seed 1", 1, 600, None)], [("bigan seed 0", 1, 400)], slots=3)
     jobs = [PROGRESS_LINE.fullmatch(line) for line in lines[:-1]]
     assert all(jobs), lines
@@ -354,17 +360,7 @@ def test_launcher_progress_lines_show_each_job_and_an_overall_eta(tmp_path):
 def test_launcher_etas_include_each_runs_translation_and_scoring(tmp_path):
     """With the estimate's translation and scoring per run, every job's ETA adds it for each of its runs (a pack's
     too); a trained job's counts down from its last progress.json; the overall ETA lays out jobs that long."""
-    from repro.train import write_progress
-
-    runs = [tmp_path / "a", tmp_path / "b"]
-    for run in runs:
-        run.mkdir()
-    write_progress(runs[:1], step=300, total=1000, first_step=100, seconds=100.0)  # 2 it/s: 350 s left
-    write_progress(runs[1:], step=50, total=450, first_step=0, seconds=100.0)      # 0.5 it/s of a pack of 2: 800 s
-    read = lambda run: json.loads((run / "progress.json").read_text())
-    running = [("11", "cyclegan seed 0", 1, 1000, read(runs[0])),
-               ("12", "gan_alone seed 0 (+1 packed)", 2, 450, read(runs[1])),
-               ("13", "cogan seed 1", 1, 600, None)]
+    running = two_jobs_in_progress(tmp_path) + [("13", "cogan seed 1", 1, 600, None)]
     lines = E.progress_lines(running, [("bigan seed 0", 1, 400)], slots=3, evaluation=60.0)
     assert lines[0].endswith("2.00 it/s, ETA 7 min (training 6 min, then translation and scoring)")  # 410 s
     assert "ETA 15 min" in lines[1]  # 800 s + 2 runs x 60 s
