@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -34,13 +35,16 @@ def test_wheel_ships_expected_and_repro_check_reads_it(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
     assert not (site / "repro" / "expected").is_symlink() and (site / "repro" / "expected" / "ranges_smoke.toml").is_file()
 
-    results = tmp_path / "results"  # one row, two seeds, inside the smoke ranges of CycleGAN
-    for seed, value in ((0, 0.43), (1, 0.44)):
+    results = tmp_path / "results"  # one row, two seeds, at the shipped smoke references of CycleGAN +- 0.005
+    ranges = tomllib.loads((site / "repro" / "expected" / "ranges_smoke.toml").read_text())
+    reference = {direction: ranges[table]["cyclegan"]["reference"]
+                 for direction, table in (("labels2photo", "table2"), ("photo2labels", "table3"))}
+    for seed, offset in ((0, -0.005), (1, 0.005)):
         folder = results / "cyclegan" / f"seed-{seed}"
         folder.mkdir(parents=True)
-        metrics = {"pixel_acc": value, "class_acc": 0.13, "iou": 0.08}
-        (folder / "result.json").write_text(json.dumps({"row": "cyclegan", "seed": seed, "scale": "smoke", "metrics": {
-            "labels2photo": metrics, "photo2labels": {"pixel_acc": 0.34, "class_acc": 0.11, "iou": 0.077}}}))
+        metrics = {direction: {m: v + offset for m, v in ref.items()} for direction, ref in reference.items()}
+        (folder / "result.json").write_text(json.dumps({"row": "cyclegan", "seed": seed, "scale": "smoke",
+                                                        "metrics": metrics}))
     (results / "reproduce.json").write_text(json.dumps({"scale": "smoke", "seeds": 2, "iters_per_epoch": None}))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
