@@ -53,7 +53,8 @@ def variants(help_text: str, jobs: int) -> dict[str, list[str]]:
         found[f"--launcher local --jobs {jobs}"] = (["--pack", "off"] if "--pack" in help_text else []) + jobs_flags
         if "--pack" in help_text:
             found[f"--pack auto --launcher local --jobs {jobs}"] = ["--pack", "auto"] + jobs_flags
-            found[f"--pack 5 --launcher local --jobs {jobs}"] = ["--pack", "5"] + jobs_flags  # what make demo runs (the Makefile's DEMO_PACK)
+            # what make demo runs (the Makefile's DEMO_PACK)
+            found[f"--pack 5 --launcher local --jobs {jobs}"] = ["--pack", "5"] + jobs_flags
     return found
 
 
