@@ -41,9 +41,18 @@ def pack_key(cfg: Config) -> tuple:
     return tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE)
 
 
-def training_jobs(cfgs: list[Config], train_pairs: int, pack: int, packable: Callable[[Config], bool]) -> list[Job]:
+def spread_pack(runs: int, pack: int, slots: int = 1) -> int:
+    """The size of the packs `runs` runs that may share a step are cut into: `pack`, or with `slots` > 1 (`--pack
+    auto` with a launcher's --jobs) small enough that the runs fill every slot: 10 runs on 2 slots, 2 packs of 5
+    (one pack of 10 would leave a slot idle)."""
+    return max(1, min(pack, -(-runs // max(1, slots))))
+
+
+def training_jobs(cfgs: list[Config], train_pairs: int, pack: int, packable: Callable[[Config], bool],
+                  slots: int = 1) -> list[Job]:
     """The runs as the reproduction trains them: configs that can share a step (`packable`, same pack_key) in
-    packs of up to `pack` (a pack of one is a run alone), packs first, then the runs alone, in order."""
+    packs of up to `pack` (a pack of one is a run alone; `slots`: spread_pack's), packs first, then the runs alone,
+    in order."""
     groups: dict[tuple, list[Config]] = {}
     alone = []
     for cfg in cfgs:
@@ -53,8 +62,9 @@ def training_jobs(cfgs: list[Config], train_pairs: int, pack: int, packable: Cal
             alone.append(cfg)
     jobs = []
     for members in groups.values():
-        for i in range(0, len(members), pack):
-            chunk = members[i:i + pack]
+        size = spread_pack(len(members), pack, slots)
+        for i in range(0, len(members), size):
+            chunk = members[i:i + size]
             if len(chunk) > 1:
                 jobs.append(Job(tuple(chunk), total_iterations(chunk[0], train_pairs)))
             else:
@@ -84,10 +94,12 @@ class Estimate:
     def text(self) -> str:
         return "\n  ".join(self.lines)
 
-    def with_evaluation(self, per_run: float) -> float:
+    def with_evaluation(self, per_run: float, scorings: int = 0) -> float:
         """When the last job ends if each also translates and scores each of its runs (`per_run` seconds), as
-        a job does after training (and a reproduction without --launcher does run by run)."""
-        return makespan([d + k * per_run for d, k in zip(self.durations, self.runs)], self.slots)
+        a job does after training (and a reproduction without --launcher does run by run), plus `scorings` more
+        done one after another in the command itself (the floor and ceiling rows: before the jobs with
+        --launcher, after the runs without)."""
+        return makespan([d + k * per_run for d, k in zip(self.durations, self.runs)], self.slots) + scorings * per_run
 
 
 def plan(jobs: list[Job], seconds_per_iteration: Callable[[tuple[Config, ...]], float], slots: int = 1,

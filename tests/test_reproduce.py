@@ -115,6 +115,33 @@ def test_estimate_applies_epoch_overrides_packs_and_jobs(monkeypatch):
     assert seconds == 2 * 2.0 * (pack + cogan) and "x2 for cores shared" in text  # 16 threads, 8 cores
 
 
+def test_pack_auto_with_jobs_spreads_each_pack_group_over_the_slots(monkeypatch):
+    """`--pack auto` packs up to 10 runs on the CPU; with a launcher's --jobs N each group of runs that may share a
+    step is cut so that it fills the N slots (10 runs, 2 jobs: 2 packs of 5), in the estimate as in pack_groups.
+    A number given with --pack is kept as it is."""
+    assert [E.spread_pack(n, 10, slots) for n, slots in ((10, 1), (10, 2), (5, 2), (10, 3), (25, 2), (3, 8))] == \
+        [10, 5, 3, 4, 10, 1]
+    assert R.pack_slots("auto", argparse.Namespace(jobs=2)) == 2 and R.pack_slots("4", argparse.Namespace(jobs=2)) == 1
+    assert R.pack_slots("auto", argparse.Namespace(jobs=None)) == 1 and R.pack_slots("auto", None) == 1
+    timed = fixed_step_time(monkeypatch, 1.0)
+    rows = [ROW[k] for k in ("cyclegan", "cycle_alone", "gan_alone", "gan_forward", "gan_backward")]
+    _, text = R.estimate(rows, "smoke", 2, "cpu", 200, iters_per_epoch=1, pack=10, jobs=2, threads=1, spread=2)
+    assert sorted(len(c) for c in timed) == [5, 5] and "10 run(s) in 2 job(s), 2 at a time" in text
+    timed.clear()
+    _, text = R.estimate(rows, "smoke", 2, "cpu", 200, iters_per_epoch=1, pack=10)
+    assert sorted(len(c) for c in timed) == [10] and "10 run(s) in 1 job(s)" in text
+
+
+def test_the_work_estimate_counts_the_floor_and_ceiling_scorings():
+    """After training: each job's runs translated and scored, and the floor and ceiling rows (repro.bounds:
+    ground truth and constant once, the untrained generator per seed) scored like a run, before or after the jobs."""
+    assert [(row.key, seed) for row, seed in R.bound_runs(2)] == \
+        [("ground_truth", 0), ("untrained", 0), ("untrained", 1), ("constant", 0)]
+    plan = E.Estimate(seconds=100, lines=[], durations=[100, 40], runs=[5, 1], slots=2)
+    assert plan.with_evaluation(10) == 150  # the pack of 5: 100 s of training, 50 s of scoring
+    assert plan.with_evaluation(10, len(R.bound_runs(1))) == 150 + 30
+
+
 def test_makespan_lays_jobs_on_free_slots():
     assert E.makespan([3, 1, 1, 1], slots=2) == 3
     assert E.makespan([2, 2, 2], slots=2) == 4

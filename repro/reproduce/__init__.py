@@ -33,16 +33,16 @@ The package, lowest first: `plan` (Setup, the prerequisites, the runs to do, pac
 job, `--launcher`). The launcher is handed the pipeline's work function (run_job) here and imports neither.
 """
 
-from repro.reproduce.pipeline import (REPRODUCE_DISK_FULL_FIX, run_bound, run_bounds, run_job, run_pretrained,
-                                      run_row, train_packs, translate)
+from repro.reproduce.pipeline import (REPRODUCE_DISK_FULL_FIX, bound_runs, run_bound, run_bounds, run_job,
+                                      run_pretrained, run_row, train_packs, translate)
 from repro.reproduce.plan import (Setup, estimate, estimate_for, evaluation_seconds, finished_result, pack_groups,
-                                  pack_size, paper_setup, planned_runs, rows_for, smoke_setup)
+                                  pack_size, pack_slots, paper_setup, planned_runs, rows_for, smoke_setup)
 from repro.rows import PRETRAINED, TARGETS, Row
 
-__all__ = ["REPRODUCE_DISK_FULL_FIX", "Setup", "estimate", "estimate_for",
-           "evaluation_seconds", "finished_result", "launch_runs", "pack_groups", "pack_size", "paper_setup",
-           "planned_runs", "reproduce", "rows_for", "run_bound", "run_bounds", "run_job", "run_pretrained", "run_row",
-           "smoke_setup", "train_packs", "translate"]
+__all__ = ["REPRODUCE_DISK_FULL_FIX", "Setup", "bound_runs", "estimate", "estimate_for", "evaluation_seconds",
+           "finished_result", "launch_runs", "pack_groups", "pack_size", "pack_slots", "paper_setup", "planned_runs",
+           "reproduce", "rows_for", "run_bound", "run_bounds", "run_job", "run_pretrained", "run_row", "smoke_setup",
+           "train_packs", "translate"]
 
 
 def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,
@@ -67,7 +67,8 @@ def launch_runs(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     running = launch.running_groups(setup, todo, opts.launcher)  # left to their jobs: nothing here reads or writes their runs
     busy = {run for group in running for run in group}
     free = [(row, seed) for row, seed in todo if (row.key, seed) not in busy]
-    packs = pack_groups(free, setup, iters_per_epoch, opts.pack) if opts.pack != "off" else []
+    packs = (pack_groups(free, setup, iters_per_epoch, opts.pack, pack_slots(opts.pack, opts))
+             if opts.pack != "off" else [])
     packed = {(row.key, seed) for group in packs for row, seed in group}
     groups = running + [[(row.key, seed) for row, seed in group] for group in packs]  # first: the longest jobs
     groups += [[(row.key, seed)] for row, seed in free if (row.key, seed) not in packed]

@@ -245,10 +245,16 @@ def run_bounds(setup: Setup, seeds: int, progress: bool = True) -> list[dict]:
     """The floor and ceiling rows of every table (repro.bounds): nothing to train, scored like every row; the
     untrained generator at each seed, the others once (seed 0)."""
     print("scoring the floor and ceiling rows (ground truth, untrained generator, constant output)", flush=True)
+    return [run_bound(row, seed, setup, progress) for row, seed in bound_runs(seeds)]
+
+
+def bound_runs(seeds: int) -> list[tuple[Row, int]]:
+    """The (row, seed) scorings of run_bounds: each a translation and scoring of the val set in both directions,
+    like a trained run's (the estimate counts them so)."""
     from repro import bounds
 
-    return [run_bound(row, seed, setup, progress)
-            for row in (CEILING, *FLOORS) for seed in (range(seeds) if row.key == bounds.UNTRAINED.key else (0,))]
+    return [(row, seed) for row in (CEILING, *FLOORS)
+            for seed in (range(seeds) if row.key == bounds.UNTRAINED.key else (0,))]
 
 
 # ------------------------------------------------------------------------------ packs and jobs

@@ -15,7 +15,7 @@ from repro.methods import METHODS, PACKING
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
 from repro.done import is_current
-from repro.estimate import format_duration
+from repro.estimate import format_duration, spread_pack
 from repro.io import read_json_or_empty
 from repro.rows import DEFAULT_SEEDS, ROWS, SCALES, TARGETS, Row, config_name, is_implemented, row_config
 
@@ -50,17 +50,19 @@ def rows_for(target: str) -> list[Row]:
 
 def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
              iters_per_epoch: int | None = None, pack: int = 1, settings: dict | None = None, graphs: str = "auto",
-             jobs: int = 1, threads: int | None = None, plan_out: list | None = None) -> tuple[float, str]:
+             jobs: int = 1, threads: int | None = None, plan_out: list | None = None,
+             spread: int = 1) -> tuple[float, str]:
     """(seconds, explanation) of the training ahead (repro.estimate): every implemented row at seeds 0..seeds-1
-    with the --set settings and --iters-per-epoch, packed as --pack packs, each kind of step timed now as
-    training will run it (on `device`, `threads` torch threads on the CPU), `jobs` jobs at once."""
+    with the --set settings and --iters-per-epoch, packed as --pack packs (spread over `spread` slots as
+    pack_groups does), each kind of step timed now as training will run it (on `device`, `threads` torch threads
+    on the CPU), `jobs` jobs at once."""
     from repro.estimate import plan, time_step, training_jobs
 
     cfgs = [row_config(r, scale, seed, iters_per_epoch, settings) for r in rows if is_implemented(r, scale)
             for seed in range(seeds)]
     if not cfgs:
         return 0.0, "no implemented rows"
-    todo = training_jobs(cfgs, train_pairs, pack, lambda c: METHODS[c.method].can(PACKING))
+    todo = training_jobs(cfgs, train_pairs, pack, lambda c: METHODS[c.method].can(PACKING), spread)
     cores = os.cpu_count() or 1
     contention = max(1.0, min(jobs, len(todo)) * (threads or 1) / cores) if device == "cpu" else 1.0
     result = plan(todo, lambda c: time_step(c, device, graphs, threads), slots=jobs, contention=contention)
@@ -180,7 +182,13 @@ def estimate_for(args, rows: list[Row], scale: str, seeds: int, device: str, tra
     jobs, threads = planned_parallelism(args)
     return estimate(rows, scale, seeds, device, train_pairs, args.iters_per_epoch, pack,
                     parse_settings(getattr(args, "set", None)), getattr(args, "graphs", "auto"), jobs, threads,
-                    plan_out)
+                    plan_out, pack_slots(pack_arg, getattr(args, "launch_options", None)))
+
+
+def pack_slots(pack: str, opts) -> int:
+    """The job slots `--pack auto` spreads each pack group over (repro.estimate.spread_pack): a launcher's --jobs
+    (local: 1 unless given; SLURM without --jobs: 1, every job runs at once anyway); a number or off: 1."""
+    return (getattr(opts, "jobs", None) or 1) if pack == "auto" else 1
 
 
 def smoke_setup(args, progress: bool = True) -> Setup:
@@ -287,10 +295,11 @@ def pack_size(pack: str, cfg: Config, device: str) -> int:
 
 
 def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int | None,
-                pack: str) -> list[list[tuple[Row, int]]]:
+                pack: str, slots: int = 1) -> list[list[tuple[Row, int]]]:
     """The runs that can share one vectorised step (repro.methods.packing: a method with packing, configs that
-    differ only in seed and loss weights, the same starting point), in packs of two to `--pack` runs. Runs
-    finished, alone or of other methods are in no pack: run_row trains them one by one."""
+    differ only in seed and loss weights, the same starting point), in packs of two to `--pack` runs (spread
+    over `slots`, pack_slots). Runs finished, alone or of other methods are in no pack: run_row trains them one
+    by one."""
     from repro.methods.packing import PACKABLE
 
     groups: dict[tuple, list[tuple[Row, int]]] = {}
@@ -307,6 +316,7 @@ def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     packs = []
     for members in groups.values():
         row, seed = members[0]
-        size = pack_size(pack, row_config(row, setup.scale, seed, iters_per_epoch, setup.settings), setup.device)
+        size = spread_pack(len(members), pack_size(pack, row_config(row, setup.scale, seed, iters_per_epoch,
+                                                                    setup.settings), setup.device), slots)
         packs += [members[i:i + size] for i in range(0, len(members), size) if len(members[i:i + size]) > 1]
     return packs
