@@ -63,13 +63,14 @@ def run_reproduce(args: argparse.Namespace) -> int:
     work_started, expected = time.time(), None
     if plans and plans[0].durations:  # now that the val set and the segmenter are there: their part, timed
         per_run = evaluation_seconds(setup, row_config(rows[0], setup.scale, 0, args.iters_per_epoch, settings))
-        scorings = len(bound_runs(seeds))  # the floor and ceiling rows, translated and scored like a run
+        # the floor and ceiling rows and --pretrained's row: translated and scored like a run, in this process
+        scorings = len(bound_runs(seeds)) + (pretrained == "add")
         expected = plans[0].with_evaluation(per_run, scorings) + setup_time.later(steps)
         if opts is not None:
             opts.evaluation_seconds = per_run  # the launcher's ETAs count it too
         print(f"estimated from here: {format_duration(expected)} (training {format_duration(plans[0].seconds)}; "
               f"translation and scoring {format_duration(per_run)} per run, measured now on 3 val frames, for "
-              f"{sum(plans[0].runs)} runs and {scorings} floor and ceiling rows"
+              f"{sum(plans[0].runs)} runs and {scorings} rows without training"
               + (f"; calibration {format_duration(setup_time.later(steps))}" if setup_time.later(steps) else "")
               + ")", flush=True)
     failed = None
