@@ -41,35 +41,35 @@ def pack_key(cfg: Config) -> tuple:
     return tuple((k, v) for k, v in sorted(asdict(cfg).items()) if k not in PACKABLE)
 
 
-def spread_pack(runs: int, pack: int, slots: int = 1) -> int:
-    """The size of the packs `runs` runs that may share a step are cut into: `pack`, or with `slots` > 1 (`--pack
-    auto` with a launcher's --jobs) small enough that the runs fill every slot: 10 runs on 2 slots, 2 packs of 5
-    (one pack of 10 would leave a slot idle)."""
-    return max(1, min(pack, -(-runs // max(1, slots))))
+def pack_chunks(members: list, pack: int, slots: int = 1) -> list[list]:
+    """Runs that may share a step (in order) cut into packs of up to `pack`, in order (a chunk of one trains
+    alone). With `slots` > 1 (`--pack auto` with a launcher's --jobs) into max(ceil(n / pack), min(slots, n))
+    packs of near-equal size, so that the runs fill every slot: 10 runs on 2 slots are 5 + 5, 9 on 4 are
+    3 + 2 + 2 + 2 (one pack of 10 would leave a slot idle). repro.reproduce.plan.pack_groups cuts the same way."""
+    n = len(members)
+    if slots <= 1:
+        return [members[i:i + pack] for i in range(0, n, pack)]
+    k = max(-(-n // pack), min(slots, n))
+    size, extra = divmod(n, k)
+    bounds = [j * size + min(j, extra) for j in range(k + 1)]
+    return [members[bounds[j]:bounds[j + 1]] for j in range(k)]
 
 
 def training_jobs(cfgs: list[Config], train_pairs: int, pack: int, packable: Callable[[Config], bool],
                   slots: int = 1) -> list[Job]:
-    """The runs as the reproduction trains them: configs that can share a step (`packable`, same pack_key) in
-    packs of up to `pack` (a pack of one is a run alone; `slots`: spread_pack's), packs first, then the runs alone,
-    in order."""
+    """The runs as the reproduction's launcher lays them out: configs that can share a step (`packable`, same
+    pack_key) in packs (pack_chunks of `pack` over `slots`) first, then every run no pack takes, in order."""
     groups: dict[tuple, list[Config]] = {}
-    alone = []
     for cfg in cfgs:
         if pack > 1 and packable(cfg):
             groups.setdefault(pack_key(cfg), []).append(cfg)
-        else:
-            alone.append(cfg)
-    jobs = []
+    jobs, packed = [], set()
     for members in groups.values():
-        size = spread_pack(len(members), pack, slots)
-        for i in range(0, len(members), size):
-            chunk = members[i:i + size]
+        for chunk in pack_chunks(members, pack, slots):
             if len(chunk) > 1:
                 jobs.append(Job(tuple(chunk), total_iterations(chunk[0], train_pairs)))
-            else:
-                alone += chunk
-    return jobs + [Job((cfg,), total_iterations(cfg, train_pairs)) for cfg in alone]
+                packed.update(id(cfg) for cfg in chunk)
+    return jobs + [Job((cfg,), total_iterations(cfg, train_pairs)) for cfg in cfgs if id(cfg) not in packed]
 
 
 def makespan(durations: list[float], slots: int, busy: list[float] = ()) -> float:
@@ -97,8 +97,8 @@ class Estimate:
     def with_evaluation(self, per_run: float, scorings: int = 0) -> float:
         """When the last job ends if each also translates and scores each of its runs (`per_run` seconds), as
         a job does after training (and a reproduction without --launcher does run by run), plus `scorings` more
-        done one after another in the command itself (the floor and ceiling rows: before the jobs with
-        --launcher, after the runs without)."""
+        done one after another in the command itself (the floor and ceiling rows and --pretrained's row,
+        repro.reproduce.scorings_without_training: before the jobs with --launcher, after the runs without)."""
         return makespan([d + k * per_run for d, k in zip(self.durations, self.runs)], self.slots) + scorings * per_run
 
 

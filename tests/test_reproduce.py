@@ -115,28 +115,45 @@ def test_estimate_applies_epoch_overrides_packs_and_jobs(monkeypatch):
     assert seconds == 2 * 2.0 * (pack + cogan) and "x2 for cores shared" in text  # 16 threads, 8 cores
 
 
-def test_pack_auto_with_jobs_spreads_each_pack_group_over_the_slots(monkeypatch):
+def test_pack_auto_with_jobs_spreads_each_pack_group_over_the_slots(tmp_path, monkeypatch):
     """`--pack auto` packs up to 10 runs on the CPU; with a launcher's --jobs N each group of runs that may share a
-    step is cut so that it fills the N slots (10 runs, 2 jobs: 2 packs of 5), in the estimate as in pack_groups.
-    A number given with --pack is kept as it is."""
-    assert [E.spread_pack(n, 10, slots) for n, slots in ((10, 1), (10, 2), (5, 2), (10, 3), (25, 2), (3, 8))] == \
-        [10, 5, 3, 4, 10, 1]
+    step is cut into near-equal packs that fill the N slots (10 runs, 2 jobs: 2 packs of 5), in the estimate
+    exactly as in the launcher's pack_groups, same packs in the same order. A number given with --pack, or no
+    --jobs, cuts as before: packs of N in order."""
+    sizes = lambda n, pack, slots: [len(c) for c in E.pack_chunks(list(range(n)), pack, slots)]  # noqa: E731
+    assert sizes(12, 10, 1) == [10, 2] and sizes(10, 10, 2) == [5, 5] and sizes(9, 10, 4) == [3, 2, 2, 2]
+    assert sizes(25, 10, 2) == [9, 8, 8] and sizes(3, 10, 8) == [1, 1, 1] and sizes(7, 3, 2) == [3, 2, 2]
+    assert E.pack_chunks(list(range(5)), 10, 2) == [[0, 1, 2], [3, 4]]  # in order
     assert R.pack_slots("auto", argparse.Namespace(jobs=2)) == 2 and R.pack_slots("4", argparse.Namespace(jobs=2)) == 1
     assert R.pack_slots("auto", argparse.Namespace(jobs=None)) == 1 and R.pack_slots("auto", None) == 1
-    timed = fixed_step_time(monkeypatch, 1.0)
-    rows = [ROW[k] for k in ("cyclegan", "cycle_alone", "gan_alone", "gan_forward", "gan_backward")]
-    _, text = R.estimate(rows, "smoke", 2, "cpu", 200, iters_per_epoch=1, pack=10, jobs=2, threads=1, spread=2)
-    assert sorted(len(c) for c in timed) == [5, 5] and "10 run(s) in 2 job(s), 2 at a time" in text
-    timed.clear()
-    _, text = R.estimate(rows, "smoke", 2, "cpu", 200, iters_per_epoch=1, pack=10)
-    assert sorted(len(c) for c in timed) == [10] and "10 run(s) in 1 job(s)" in text
+
+    fixed_step_time(monkeypatch, 1.0)
+    seg = tmp_path / "seg.pt"
+    seg.write_bytes(b"x")
+    setup = R.Setup("smoke", tmp_path / "out", tmp_path / "data", tmp_path / "city", seg, "cpu")
+    rows = [ROW[k] for k in ("pix2pix", "cyclegan", "cycle_alone", "gan_alone", "gan_forward", "gan_backward")]
+    runs = [(row, seed) for row in rows for seed in range(3)]
+    for pack, jobs in (("auto", 2), ("auto", 4), ("auto", None), ("4", 3), ("auto", 40)):
+        args = argparse.Namespace(pack=pack, set=None, iters_per_epoch=1,
+                                  launch_options=argparse.Namespace(jobs=jobs, threads=1))
+        plans = []
+        R.estimate_for(args, rows, "smoke", 3, "cpu", 200, plans)
+        launched = R.pack_groups(runs, setup, 1, pack, R.pack_slots(pack, args.launch_options))
+        singles = [[run] for run in runs if not any(run in group for group in launched)]
+        expected = [len(group) for group in launched + singles]
+        assert plans[0].runs == expected, (pack, jobs)
+    assert sorted(len(g) for g in R.pack_groups(runs, setup, 1, "auto", 2)) == [7, 8]  # 15 CycleGAN-family runs
+    assert sorted(len(g) for g in R.pack_groups(runs, setup, 1, "auto", 1)) == [5, 10]  # as before: packs of 10
 
 
 def test_the_work_estimate_counts_the_floor_and_ceiling_scorings():
     """After training: each job's runs translated and scored, and the floor and ceiling rows (repro.bounds:
-    ground truth and constant once, the untrained generator per seed) scored like a run, before or after the jobs."""
+    ground truth and constant once, the untrained generator per seed) and --pretrained's row scored like a run,
+    before or after the jobs."""
     assert [(row.key, seed) for row, seed in R.bound_runs(2)] == \
         [("ground_truth", 0), ("untrained", 0), ("untrained", 1), ("constant", 0)]
+    assert R.scorings_without_training(2, None) == 4 and R.scorings_without_training(1, "add") == 4
+    assert R.scorings_without_training(1, "only") == 3  # --pretrained-only: no "estimated from here" (nothing trained)
     plan = E.Estimate(seconds=100, lines=[], durations=[100, 40], runs=[5, 1], slots=2)
     assert plan.with_evaluation(10) == 150  # the pack of 5: 100 s of training, 50 s of scoring
     assert plan.with_evaluation(10, len(R.bound_runs(1))) == 150 + 30

@@ -22,9 +22,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from repro.device import pick_device
     from repro.estimate import format_duration, measured_line
     from repro.io import DiskFull
-    from repro.reproduce import (REPRODUCE_DISK_FULL_FIX, bound_runs, estimate_for, evaluation_seconds, launch_runs,
-                                 paper_setup, planned_runs, reproduce, rows_for, run_bounds, run_pretrained,
-                                 smoke_setup)
+    from repro.reproduce import (REPRODUCE_DISK_FULL_FIX, estimate_for, evaluation_seconds, launch_runs, paper_setup,
+                                 planned_runs, reproduce, rows_for, run_bounds, run_pretrained,
+                                 scorings_without_training, smoke_setup)
     from repro.reproduce.plan import SMOKE_CITY, SMOKE_PREPARED_SIZE, SMOKE_SEGMENTER
     from repro.rows import row_config
     from repro.verdicts import default_ranges
@@ -63,14 +63,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
     work_started, expected = time.time(), None
     if plans and plans[0].durations:  # now that the val set and the segmenter are there: their part, timed
         per_run = evaluation_seconds(setup, row_config(rows[0], setup.scale, 0, args.iters_per_epoch, settings))
-        # the floor and ceiling rows and --pretrained's row: translated and scored like a run, in this process
-        scorings = len(bound_runs(seeds)) + (pretrained == "add")
+        scorings = scorings_without_training(seeds, pretrained)  # floor and ceiling rows, --pretrained's row
         expected = plans[0].with_evaluation(per_run, scorings) + setup_time.later(steps)
         if opts is not None:
             opts.evaluation_seconds = per_run  # the launcher's ETAs count it too
         print(f"estimated from here: {format_duration(expected)} (training {format_duration(plans[0].seconds)}; "
               f"translation and scoring {format_duration(per_run)} per run, measured now on 3 val frames, for "
-              f"{sum(plans[0].runs)} runs and {scorings} rows without training"
+              f"{sum(plans[0].runs)} runs and {scorings} scorings of rows without training"
               + (f"; calibration {format_duration(setup_time.later(steps))}" if setup_time.later(steps) else "")
               + ")", flush=True)
     failed = None
@@ -149,7 +148,7 @@ def add_commands(commands) -> None:
                    help="train runs that differ only in seed and loss weights (CycleGAN and its ablations) as one "
                         "vectorised step: off, a number of runs per pack, or auto (from the GPU's free memory; 10 on "
                         "the CPU; measured on this machine's device, so with --launcher slurm give N; with --jobs N, "
-                        "small enough that the packs fill the N job slots). Each run keeps "
+                        "near-equal packs that fill the N job slots). Each run keeps "
                         "its own folder, generator, pools, log and checkpoint; results equal runs trained alone to "
                         "float tolerance. With --launcher, each pack is one job")
     p.add_argument("--graphs", choices=("auto", "off"), default="auto",

@@ -34,15 +34,15 @@ job, `--launcher`). The launcher is handed the pipeline's work function (run_job
 """
 
 from repro.reproduce.pipeline import (REPRODUCE_DISK_FULL_FIX, bound_runs, run_bound, run_bounds, run_job,
-                                      run_pretrained, run_row, train_packs, translate)
+                                      run_pretrained, run_row, scorings_without_training, train_packs, translate)
 from repro.reproduce.plan import (Setup, estimate, estimate_for, evaluation_seconds, finished_result, pack_groups,
                                   pack_size, pack_slots, paper_setup, planned_runs, rows_for, smoke_setup)
 from repro.rows import PRETRAINED, TARGETS, Row
 
 __all__ = ["REPRODUCE_DISK_FULL_FIX", "Setup", "bound_runs", "estimate", "estimate_for", "evaluation_seconds",
            "finished_result", "launch_runs", "pack_groups", "pack_size", "pack_slots", "paper_setup", "planned_runs",
-           "reproduce", "rows_for", "run_bound", "run_bounds", "run_job", "run_pretrained", "run_row", "smoke_setup",
-           "train_packs", "translate"]
+           "reproduce", "rows_for", "run_bound", "run_bounds", "run_job", "run_pretrained", "run_row",
+           "scorings_without_training", "smoke_setup", "train_packs", "translate"]
 
 
 def reproduce(target: str, setup: Setup, seeds: int, iters_per_epoch: int | None = None,

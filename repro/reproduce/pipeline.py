@@ -248,6 +248,13 @@ def run_bounds(setup: Setup, seeds: int, progress: bool = True) -> list[dict]:
     return [run_bound(row, seed, setup, progress) for row, seed in bound_runs(seeds)]
 
 
+def scorings_without_training(seeds: int, pretrained: str | None) -> int:
+    """The translations and scorings of the val set a reproduction does besides its trained runs', in the command
+    itself: the floor and ceiling rows (bound_runs) and `--pretrained`'s row ("add"). The estimate counts each as
+    one run's."""
+    return len(bound_runs(seeds)) + (pretrained == "add")
+
+
 def bound_runs(seeds: int) -> list[tuple[Row, int]]:
     """The (row, seed) scorings of run_bounds: each a translation and scoring of the val set in both directions,
     like a trained run's (the estimate counts them so)."""

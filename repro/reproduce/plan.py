@@ -15,7 +15,7 @@ from repro.methods import METHODS, PACKING
 from repro.device import pick_device
 from repro.config import Config, load_config, parse_settings
 from repro.done import is_current
-from repro.estimate import format_duration, spread_pack
+from repro.estimate import format_duration, pack_chunks
 from repro.io import read_json_or_empty
 from repro.rows import DEFAULT_SEEDS, ROWS, SCALES, TARGETS, Row, config_name, is_implemented, row_config
 
@@ -186,7 +186,7 @@ def estimate_for(args, rows: list[Row], scale: str, seeds: int, device: str, tra
 
 
 def pack_slots(pack: str, opts) -> int:
-    """The job slots `--pack auto` spreads each pack group over (repro.estimate.spread_pack): a launcher's --jobs
+    """The job slots `--pack auto` spreads each pack group over (repro.estimate.pack_chunks): a launcher's --jobs
     (local: 1 unless given; SLURM without --jobs: 1, every job runs at once anyway); a number or off: 1."""
     return (getattr(opts, "jobs", None) or 1) if pack == "auto" else 1
 
@@ -316,7 +316,6 @@ def pack_groups(runs: list[tuple[Row, int]], setup: Setup, iters_per_epoch: int 
     packs = []
     for members in groups.values():
         row, seed = members[0]
-        size = spread_pack(len(members), pack_size(pack, row_config(row, setup.scale, seed, iters_per_epoch,
-                                                                    setup.settings), setup.device), slots)
-        packs += [members[i:i + size] for i in range(0, len(members), size) if len(members[i:i + size]) > 1]
+        size = pack_size(pack, row_config(row, setup.scale, seed, iters_per_epoch, setup.settings), setup.device)
+        packs += [chunk for chunk in pack_chunks(members, size, slots) if len(chunk) > 1]
     return packs
