@@ -216,10 +216,13 @@ def test_an_interrupted_command_stops_its_local_jobs(tiny, tmp_path, monkeypatch
 
         @staticmethod
         def sleep(seconds):
+            if seen.get("interrupted"):  # one Ctrl-C; the stopping that follows waits as usual
+                return time.sleep(seconds)
             deadline = time.time() + 60
             while time.time() < deadline and not seen.get("task"):
                 seen["task"] = task_pid(int(json.loads(job_json.read_text())["job_id"]))
                 time.sleep(0.01)
+            seen["interrupted"] = True
             raise KeyboardInterrupt
 
     monkeypatch.setattr(L, "time", InterruptedClock)
@@ -231,6 +234,37 @@ def test_an_interrupted_command_stops_its_local_jobs(tiny, tmp_path, monkeypatch
         time.sleep(0.1)
     assert not Path(f"/proc/{seen['task']}").exists(), "the job's process outlived the command"
     assert not (tmp_path / "jobs" / "gan_alone" / "seed-0" / "result.json").exists()
+
+
+def test_stopping_a_local_job_ends_a_task_its_controller_lost(tmp_path):
+    """A SIGINT landing while submitit's controller starts its task (after the fork, before the controller lists
+    the task) leaves the task orphaned and running to the end of its job. stop_local_job notes the controller's
+    children and ends any still running once the controller is gone. Here a stand-in controller that never
+    stops its task: without stop_local_job's own kill the task lives on."""
+    folder = tmp_path / "local"
+    folder.mkdir()
+    task = "import time; time.sleep(120)"
+    controller_code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', sys.argv[1], "
+                       "'submitit.core._submit', sys.argv[3]]); time.sleep(120)")
+    controller = subprocess.Popen([sys.executable, "-c", controller_code, task, "submitit.local._local", str(folder)])
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not L.local_children(controller.pid):
+            time.sleep(0.01)
+        [task_pid_] = L.local_children(controller.pid)
+        job = L.EarlierLocalJob(folder=folder, job_id=str(controller.pid))
+        assert L.local_controller_alive(controller.pid, folder) and L.local_task_alive(task_pid_, folder)
+        L.stop_local_job(job, wait_s=10)
+        controller.wait(timeout=10)
+        deadline = time.time() + 10
+        while time.time() < deadline and L.local_task_alive(task_pid_, folder):
+            time.sleep(0.05)
+        assert not L.local_task_alive(task_pid_, folder), "the orphaned task outlived stop_local_job"
+    finally:
+        controller.kill()
+        for pid in L.local_children(controller.pid) + ([task_pid_] if "task_pid_" in locals() else []):
+            if L.local_task_alive(pid, folder):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -348,8 +348,47 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
         if opts.launcher == "local":
             for job, _ in running:
                 if not job.done():
-                    job.cancel()
+                    stop_local_job(job)
     return outcome
+
+
+def stop_local_job(job, wait_s: float = 10.0) -> None:
+    """Cancels a local job and makes sure its task ends with it. submitit's controller stops the tasks it knows
+    of, but a SIGINT that lands while it is starting one (after the fork, before its own list holds the task)
+    leaves that task running on, orphaned, to the end of its runs (seen in CI: the job's result.json written
+    after the command was interrupted). So the controller's children are noted until it exits, and any still
+    running then get what the controller gives its tasks: SIGINT, then SIGKILL a second later."""
+    controller, folder = int(job.job_id), job.paths.folder
+    tasks = set(local_children(controller))
+    job.cancel()
+    deadline = time.time() + wait_s
+    while time.time() < deadline and local_controller_alive(controller, folder):
+        tasks.update(local_children(controller))
+        time.sleep(0.05)
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        alive = [pid for pid in tasks if local_task_alive(pid, folder)]
+        for pid in alive:
+            os.kill(pid, sig)
+        if alive and sig == signal.SIGINT:
+            time.sleep(1.0)
+
+
+def local_children(pid: int) -> list[int]:
+    """The child processes of `pid` (a local controller's: its tasks); none where /proc cannot tell."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def local_task_alive(pid: int, folder: Path) -> bool:
+    """Whether `pid` is still a task submitit runs for the job in `folder` (not a pid reused since)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # empty for a zombie
+    except OSError:
+        return False
+    return b"submitit.core._submit" in argv and bool({os.fsencode(str(folder)),
+                                                      os.fsencode(str(Path(folder).resolve()))} & set(argv))
 
 
 def running_groups(setup, todo, launcher: str) -> list[list[tuple[str, int]]]:
