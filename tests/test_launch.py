@@ -236,35 +236,46 @@ def test_an_interrupted_command_stops_its_local_jobs(tiny, tmp_path, monkeypatch
     assert not (tmp_path / "jobs" / "gan_alone" / "seed-0" / "result.json").exists()
 
 
-def test_stopping_a_local_job_ends_a_task_its_controller_lost(tmp_path):
-    """A SIGINT landing while submitit's controller starts its task (after the fork, before the controller lists
-    the task) leaves the task orphaned and running to the end of its job. stop_local_job notes the controller's
-    children and ends any still running once the controller is gone. Here a stand-in controller that never
-    stops its task: without stop_local_job's own kill the task lives on."""
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_stopping_a_local_job_ends_a_task_its_controller_lost(tmp_path, sigint):
+    """stop_local_job ends a local job's task whatever its submitit controller does with the SIGINT of cancel():
+    - default: a SIGINT landing while the controller starts its task (after the fork, before the controller lists
+      the task) stops the controller but leaves the task orphaned, running to the end of its job;
+    - ignored: a command started in the background by a script (bash gives `&` jobs SIGINT ignored) passes that
+      on to the controller and its task, so cancel() stops nothing (seen in CI: the job wrote its result after
+      the command was interrupted).
+    A stand-in controller that never stops its task and exits when it ends: without stop_local_job's own kill
+    the task lives on."""
     folder = tmp_path / "local"
     folder.mkdir()
-    task = "import time; time.sleep(120)"
-    controller_code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', sys.argv[1], "
-                       "'submitit.core._submit', sys.argv[3]]); time.sleep(120)")
+    handling = "signal.default_int_handler" if sigint == "default" else "signal.SIG_IGN"
+    task = (f"import pathlib, signal, sys, time; signal.signal(signal.SIGINT, {handling}); "
+            "pathlib.Path(sys.argv[2], 'ready').touch(); time.sleep(120)")
+    controller_code = (f"import signal, subprocess, sys; signal.signal(signal.SIGINT, {handling}); "
+                       "subprocess.Popen([sys.executable, '-c', sys.argv[1], 'submitit.core._submit', sys.argv[3]])"
+                       ".wait()")
     controller = subprocess.Popen([sys.executable, "-c", controller_code, task, "submitit.local._local", str(folder)])
+    task_pid_ = None
     try:
         deadline = time.time() + 30
         while time.time() < deadline and not L.local_children(controller.pid):
             time.sleep(0.01)
         [task_pid_] = L.local_children(controller.pid)
+        deadline = time.time() + 30  # the task (and before it the controller) has set its SIGINT handling
+        while time.time() < deadline and not (folder / "ready").exists():
+            time.sleep(0.01)
         job = L.EarlierLocalJob(folder=folder, job_id=str(controller.pid))
         assert L.local_controller_alive(controller.pid, folder) and L.local_task_alive(task_pid_, folder)
-        L.stop_local_job(job, wait_s=10)
+        L.stop_local_job(job, wait_s=2)
         controller.wait(timeout=10)
         deadline = time.time() + 10
         while time.time() < deadline and L.local_task_alive(task_pid_, folder):
             time.sleep(0.05)
-        assert not L.local_task_alive(task_pid_, folder), "the orphaned task outlived stop_local_job"
+        assert not L.local_task_alive(task_pid_, folder), "the task outlived stop_local_job"
     finally:
         controller.kill()
-        for pid in L.local_children(controller.pid) + ([task_pid_] if "task_pid_" in locals() else []):
-            if L.local_task_alive(pid, folder):
-                os.kill(pid, signal.SIGKILL)
+        if task_pid_ and L.local_task_alive(task_pid_, folder):
+            os.kill(task_pid_, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -354,10 +354,11 @@ def launch(groups: list[list[tuple[str, int]]], setup, iters_per_epoch: int | No
 
 def stop_local_job(job, wait_s: float = 10.0) -> None:
     """Cancels a local job and makes sure its task ends with it. submitit's controller stops the tasks it knows
-    of, but a SIGINT that lands while it is starting one (after the fork, before its own list holds the task)
-    leaves that task running on, orphaned, to the end of its runs (seen in CI: the job's result.json written
-    after the command was interrupted). So the controller's children are noted until it exits, and any still
-    running then get what the controller gives its tasks: SIGINT, then SIGKILL a second later."""
+    of on SIGINT, but not a task it was starting when the SIGINT landed (after the fork, before its own list
+    holds it), and nothing at all where SIGINT is ignored (a command started with `&` from a script passes that
+    on: seen in CI, the job's result.json written after the command was interrupted). So the controller's
+    children are noted until it exits or `wait_s` passed, and any still running then get what the controller
+    gives its tasks: SIGINT, then SIGKILL a second later."""
     controller, folder = int(job.job_id), job.paths.folder
     tasks = set(local_children(controller))
     job.cancel()
