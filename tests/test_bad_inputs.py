@@ -228,9 +228,15 @@ def slow(job):
 cs.prepare_frame = slow
 cs.prepare({str(city)!r}, {str(city)!r}, {str(tmp_path / "out")!r}, workers=2, progress=False)
 """
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        workers = [int(parent.stdout.readline().split()[1]) for _ in range(2)]
+        lines = [parent.stdout.readline() for _ in range(2)]
+        if not all(line.startswith("worker ") for line in lines):  # once in a CI run: say what the command did
+            parent.kill()
+            out, err = parent.communicate(timeout=30)
+            pytest.fail(f"the preparing command did not report 2 busy workers: stdout {lines!r} + {out[-500:]!r}, "
+                        f"exit status {parent.returncode}, stderr {err[-2000:]!r}")
+        workers = [int(line.split()[1]) for line in lines]
         assert all(running(pid) for pid in workers)
         parent.kill()
         parent.wait()
