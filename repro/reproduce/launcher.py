@@ -227,11 +227,16 @@ def local_controller_alive(pid: int, folder: Path) -> bool:
     """Whether `pid` is still submitit's local controller of the job in `folder` (not a pid reused since)."""
     if not Path("/proc").is_dir():  # no /proc (macOS): only the pid's existence is known
         return process_alive(pid)
+    return runs_submitit(pid, b"submitit.local._local", folder)
+
+
+def runs_submitit(pid: int, module: bytes, folder: Path) -> bool:
+    """Whether `pid` is a live process running submitit's `module` for the job in `folder` (its command line)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # empty for a zombie
     except OSError:
         return False
-    return b"submitit.local._local" in argv and os.fsencode(str(Path(folder).resolve())) in argv
+    return module in argv and bool({os.fsencode(str(folder)), os.fsencode(str(Path(folder).resolve()))} & set(argv))
 
 
 def earlier_job(folder: Path, launcher: str, states: dict[str, str] | None):
@@ -384,12 +389,7 @@ def local_children(pid: int) -> list[int]:
 
 def local_task_alive(pid: int, folder: Path) -> bool:
     """Whether `pid` is still a task submitit runs for the job in `folder` (not a pid reused since)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # empty for a zombie
-    except OSError:
-        return False
-    return b"submitit.core._submit" in argv and bool({os.fsencode(str(folder)),
-                                                      os.fsencode(str(Path(folder).resolve()))} & set(argv))
+    return runs_submitit(pid, b"submitit.core._submit", folder)
 
 
 def running_groups(setup, todo, launcher: str) -> list[list[tuple[str, int]]]:

@@ -51,10 +51,10 @@ def rows_for(target: str) -> list[Row]:
 def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: int,
              iters_per_epoch: int | None = None, pack: int = 1, settings: dict | None = None, graphs: str = "auto",
              jobs: int = 1, threads: int | None = None, plan_out: list | None = None,
-             spread: int = 1) -> tuple[float, str]:
+             slots: int = 1) -> tuple[float, str]:
     """(seconds, explanation) of the training ahead (repro.estimate): every implemented row at seeds 0..seeds-1
-    with the --set settings and --iters-per-epoch, packed as --pack packs (spread over `spread` slots as
-    pack_groups does), each kind of step timed now as training will run it (on `device`, `threads` torch threads
+    with the --set settings and --iters-per-epoch, packed as --pack packs (spread over `slots` job slots
+    as pack_groups does), each kind of step timed now as training will run it (on `device`, `threads` torch threads
     on the CPU), `jobs` jobs at once."""
     from repro.estimate import plan, time_step, training_jobs
 
@@ -62,7 +62,7 @@ def estimate(rows: list[Row], scale: str, seeds: int, device: str, train_pairs: 
             for seed in range(seeds)]
     if not cfgs:
         return 0.0, "no implemented rows"
-    todo = training_jobs(cfgs, train_pairs, pack, lambda c: METHODS[c.method].can(PACKING), spread)
+    todo = training_jobs(cfgs, train_pairs, pack, lambda c: METHODS[c.method].can(PACKING), slots)
     cores = os.cpu_count() or 1
     contention = max(1.0, min(jobs, len(todo)) * (threads or 1) / cores) if device == "cpu" else 1.0
     result = plan(todo, lambda c: time_step(c, device, graphs, threads), slots=jobs, contention=contention)
